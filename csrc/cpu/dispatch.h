@@ -1,0 +1,20 @@
+// Run-time choice among the per-instruction-set builds of cpu/kernels.cpp.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "../activations/elementwise.h"
+
+namespace fused_act::cpu {
+
+// The instruction sets this build has kernels for, best first ("AVX512", "AVX2", "DEFAULT").
+const std::vector<std::string>& built_isas();
+
+// The one the kernels use on this machine: the best built set that
+// at::get_cpu_capability() allows (it honours ATEN_CPU_CAPABILITY=default|avx2|avx512).
+const std::string& runtime_isa();
+
+void run_elementwise(const ElementwiseArgs& a);
+
+}  // namespace fused_act::cpu

@@ -1,0 +1,34 @@
+// Host-side metadata generated from the activation list: names, parameter names, what backward
+// saves, and parameter checks. Used by the op front and exposed to Python.
+#pragma once
+
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <c10/util/ArrayRef.h>
+
+#include "../activations/list.h"
+
+namespace fused_act {
+
+struct ActivationInfo {
+  ActId id;
+  std::string name;
+  std::vector<std::string> params;
+  Saved saved;  // as declared by the functor (kEither resolved per call by saved_for)
+};
+
+const std::vector<ActivationInfo>& activation_infos();
+
+// Looks the name up; unknown names raise an error that lists the known ones. `op` names the
+// caller in messages ("activation", "bias_act", ...).
+const ActivationInfo& find_activation(std::string_view name);
+
+// Raises "fused_act.<name>: ..." unless params has the right length and values.
+void check_params(const ActivationInfo& info, c10::ArrayRef<double> params);
+
+// What backward needs for this activation with these parameters: kNone, kInput or kOutput.
+Saved saved_for(const ActivationInfo& info, c10::ArrayRef<double> params);
+
+}  // namespace fused_act

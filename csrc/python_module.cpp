@@ -1,0 +1,51 @@
+// fused_act._C: loading it registers the torch ops (TORCH_LIBRARY in ops/); the functions here
+// only describe the build and the activation list to Python.
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include "cpu/dispatch.h"
+#include "ops/registry.h"
+
+namespace py = pybind11;
+
+namespace {
+
+const char* saved_name(fused_act::Saved s) {
+  switch (s) {
+    case fused_act::Saved::kNone: return "none";
+    case fused_act::Saved::kInput: return "input";
+    case fused_act::Saved::kOutput: return "output";
+    case fused_act::Saved::kEither: return "either";
+  }
+  return "?";
+}
+
+}  // namespace
+
+PYBIND11_MODULE(_C, m) {
+  m.doc() = "fused_act kernels; the ops live under torch.ops.fused_act";
+  m.def("activations", [] {
+    py::list out;
+    for (const auto& info : fused_act::activation_infos()) {
+      out.append(py::make_tuple(info.name, info.params, saved_name(info.saved)));
+    }
+    return out;
+  }, "(name, parameter names, saved) for every kernel in the C++ list, in list order");
+  m.def("saved_for", [](const std::string& name, const std::vector<double>& params) {
+    const auto& info = fused_act::find_activation(name);
+    fused_act::check_params(info, params);
+    return saved_name(fused_act::saved_for(info, params));
+  }, "what backward keeps for this activation and these parameters: 'none', 'input' or 'output'");
+  m.def("check_params", [](const std::string& name, const std::vector<double>& params) {
+    fused_act::check_params(fused_act::find_activation(name), params);
+  });
+  m.def("cpu_isas_built", [] { return fused_act::cpu::built_isas(); });
+  m.def("cpu_isa", [] { return fused_act::cpu::runtime_isa(); });
+#ifdef FUSED_ACT_WITH_CUDA
+  m.attr("cuda_built") = true;
+  m.attr("cuda_archs") = FUSED_ACT_CUDA_ARCHS;
+#else
+  m.attr("cuda_built") = false;
+  m.attr("cuda_archs") = "";
+#endif
+}

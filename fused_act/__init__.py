@@ -1,0 +1,39 @@
+"""fused_act: fused activation-function kernels for PyTorch (CPU SIMD + CUDA).
+
+    import fused_act
+    y = fused_act.leaky_tanh(x, a=0.25)             # functional, every registered activation
+    y = fused_act.activation(x, "elu", alpha=0.5)   # by name
+    m = fused_act.nn.GELU(approximate="tanh")       # torch.nn-style modules
+    fused_act.ACTIVATIONS                           # the registry
+    fused_act.info()                                # what this build has
+"""
+
+from __future__ import annotations
+
+import torch
+
+from . import _C, ops  # noqa: F401  (registers the torch ops)
+from . import functional, nn
+from .functional import *  # noqa: F401,F403
+from .functional import activation
+from .registry import ACTIVATIONS, ActivationSpec
+
+__version__ = "0.1.0"
+
+__all__ = ["ACTIVATIONS", "ActivationSpec", "activation", "functional", "info", "nn", *ACTIVATIONS]
+
+
+def info() -> dict:
+    """Versions, and which kernels this build has and will use on this machine."""
+    return {
+        "fused_act": __version__,
+        "torch": torch.__version__,
+        "torch_cuda": torch.version.cuda,
+        "cuda_kernels_built": bool(_C.cuda_built),
+        "cuda_archs": _C.cuda_archs or None,
+        "cuda_available": torch.cuda.is_available(),
+        "cpu_isas_built": list(_C.cpu_isas_built()),
+        "cpu_isa": _C.cpu_isa(),
+        "cpu_threads": torch.get_num_threads(),
+        "activations": list(ACTIVATIONS),
+    }

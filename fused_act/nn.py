@@ -1,0 +1,84 @@
+"""``torch.nn``-style modules, generated from the registry.
+
+Names and constructor signatures follow ``torch.nn`` where torch has the activation
+(``ReLU(inplace=False)``, ``LeakyReLU(negative_slope=0.01, inplace=False)``,
+``GELU(approximate='none')``, ``Hardtanh(min_val=-1.0, max_val=1.0, inplace=False)``, ...), with
+the same attribute names, so code that reads ``module.negative_slope`` keeps working. Added:
+``RescaledSigmoid()``, ``LeakyTanh(a=0.25)``, ``SquaredReLU()`` and ``Activation(name, **params)``.
+Modules hold no parameters or buffers: swapping them leaves ``state_dict`` unchanged.
+"""
+
+from __future__ import annotations
+
+import inspect
+
+import torch
+from torch import nn
+
+from .functional import activation
+from .registry import ACTIVATIONS, get
+
+__all__ = ["Activation", *(s.module for s in ACTIVATIONS.values())]
+
+
+class Activation(nn.Module):
+    """Any registered activation by name: ``Activation("leaky_tanh", a=0.1)``."""
+
+    def __init__(self, name: str, inplace: bool = False, **params):
+        super().__init__()
+        self.name = name
+        self.params = get(name).resolve(params)
+        self.inplace = inplace
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return activation(x, self.name, inplace=self.inplace, **self.params)
+
+    def extra_repr(self) -> str:
+        parts = [repr(self.name)] + [f"{k}={v!r}" for k, v in self.params.items()]
+        if self.inplace:
+            parts.append("inplace=True")
+        return ", ".join(parts)
+
+
+def _make(spec):
+    names = list(spec.params)
+    takes_inplace = spec.torch_inplace or spec.name == "identity"
+
+    def __init__(self, *args, **kwargs):
+        nn.Module.__init__(self)
+        if spec.name == "identity":  # nn.Identity accepts and ignores any arguments
+            args, kwargs = (), {}
+        bound = sig.bind(*args, **kwargs)
+        bound.apply_defaults()
+        self.name = spec.name
+        for n in names:
+            setattr(self, n, bound.arguments[n])
+        self.inplace = bound.arguments.get("inplace", False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return activation(x, spec.name, inplace=self.inplace, **{n: getattr(self, n) for n in names})
+
+    def extra_repr(self) -> str:
+        parts = [f"{n}={getattr(self, n)!r}" for n in names]
+        if self.inplace:
+            parts.append("inplace=True")
+        return ", ".join(parts)
+
+    P = inspect.Parameter
+    sig = inspect.Signature(
+        [P(n, P.POSITIONAL_OR_KEYWORD, default=d) for n, d in spec.params.items()]
+        + ([P("inplace", P.POSITIONAL_OR_KEYWORD, default=False)] if takes_inplace else [])
+    )
+    __init__.__signature__ = inspect.Signature(
+        [P("self", P.POSITIONAL_ONLY), *sig.parameters.values()]
+    )
+    doc = f"Fused {spec.name}" + (f", a drop-in for torch.nn.{spec.torch_module}" if spec.torch_module else "")
+    return type(spec.module, (nn.Module,), {
+        "__init__": __init__, "forward": forward, "extra_repr": extra_repr,
+        "__doc__": doc + ".", "__module__": __name__, "spec": spec,
+    })
+
+
+for _spec in ACTIVATIONS.values():
+    globals()[_spec.module] = _make(_spec)
+del _spec

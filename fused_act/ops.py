@@ -1,0 +1,140 @@
+"""Python side of the torch operators in ``torch.ops.fused_act``: fake (meta) kernels for
+torch.compile / torch.export, and autograd.
+
+The C++ ops (csrc/ops/activation_ops.cpp) take the kernel name and a float list of parameters:
+
+    activation(x, act, params)                              y = f(x)
+    activation_(x, act, params)                             in place
+    activation_backward(grad, saved, act, params, from_output)         grad * f'(.)
+    activation_double_backward(grad_grad, grad, saved, act, params, from_output)
+
+``saved`` is the forward's input or output, as the C++ functor says (``_C.saved_for``). The
+backward op is itself differentiable (through the double-backward op), so every activation is
+twice differentiable; a third derivative raises.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import torch
+
+from . import _C  # noqa: F401  (loading it registers the ops)
+
+_ops = torch.ops.fused_act
+
+
+@functools.lru_cache(maxsize=None)
+def saved_for(act: str, params: tuple[float, ...]) -> str:
+    """What backward keeps for this kernel and parameters: 'none', 'input' or 'output'."""
+    return _C.saved_for(act, list(params))
+
+
+# ------------------------------------------------------------------ fake kernels
+
+
+@torch.library.register_fake("fused_act::activation")
+def _(x, act, params):
+    return torch.empty_like(x)
+
+
+@torch.library.register_fake("fused_act::activation_")
+def _(x, act, params):
+    return x
+
+
+@torch.library.register_fake("fused_act::activation_backward")
+def _(grad, saved, act, params, from_output):
+    return torch.empty_like(saved)
+
+
+@torch.library.register_fake("fused_act::activation_double_backward")
+def _(grad_grad, grad, saved, act, params, from_output):
+    return torch.empty_like(saved)
+
+
+# ------------------------------------------------------------------ autograd
+
+
+def _forward_setup(ctx, inputs, output):
+    x, act, params = inputs
+    ctx.act, ctx.params = act, list(params)
+    ctx.saved = saved_for(act, tuple(params))
+    if ctx.saved == "input":
+        ctx.save_for_backward(x)
+    elif ctx.saved == "output":
+        ctx.save_for_backward(output)
+
+
+def _forward_backward(ctx, grad):
+    if ctx.saved == "none":
+        return grad, None, None
+    (saved,) = ctx.saved_tensors
+    return _ops.activation_backward(grad, saved, ctx.act, ctx.params, ctx.saved == "output"), None, None
+
+
+torch.library.register_autograd("fused_act::activation", _forward_backward, setup_context=_forward_setup)
+
+
+def _backward_setup(ctx, inputs, output):
+    grad, saved, act, params, from_output = inputs
+    ctx.act, ctx.params, ctx.from_output = act, list(params), from_output
+    ctx.save_for_backward(grad, saved)
+
+
+def _backward_backward(ctx, grad_grad):
+    grad, saved = ctx.saved_tensors
+    d_grad = d_saved = None
+    if ctx.needs_input_grad[0]:
+        d_grad = _ops.activation_backward(grad_grad, saved, ctx.act, ctx.params, ctx.from_output)
+    if ctx.needs_input_grad[1]:
+        d_saved = _ops.activation_double_backward(grad_grad, grad, saved, ctx.act, ctx.params, ctx.from_output)
+    return d_grad, d_saved, None, None, None
+
+
+torch.library.register_autograd("fused_act::activation_backward", _backward_backward, setup_context=_backward_setup)
+
+
+def _no_third_derivative(ctx, *grads):
+    raise RuntimeError("fused_act: third and higher derivatives of activations are not implemented")
+
+
+torch.library.register_autograd(
+    "fused_act::activation_double_backward", _no_third_derivative, setup_context=lambda ctx, inputs, output: None
+)
+
+
+class _ActivationInplace(torch.autograd.Function):
+    """In-place forward under autograd. Autograd's own checks apply: a leaf that requires grad
+    (or a view of one) raises, and later use of a stale saved tensor raises. When backward
+    needs the input (gelu, silu, ...), a copy of it is kept, so in-place only saves memory for
+    activations whose backward works from the output."""
+
+    @staticmethod
+    def forward(ctx, x, act, params):
+        ctx.act, ctx.params = act, params
+        ctx.saved = saved_for(act, tuple(params))
+        original = x.clone() if ctx.saved == "input" else None
+        _ops.activation_(x, act, params)
+        ctx.mark_dirty(x)
+        if ctx.saved == "input":
+            ctx.save_for_backward(original)
+        elif ctx.saved == "output":
+            ctx.save_for_backward(x)
+        return x
+
+    @staticmethod
+    def backward(ctx, grad):
+        if ctx.saved == "none":
+            return grad, None, None
+        (saved,) = ctx.saved_tensors
+        return _ops.activation_backward(grad, saved, ctx.act, ctx.params, ctx.saved == "output"), None, None
+
+
+def activation_op(x: torch.Tensor, act: str, params: list[float], inplace: bool = False) -> torch.Tensor:
+    """Runs kernel ``act`` on x (out of place, or in place with autograd support)."""
+    if not inplace:
+        return _ops.activation(x, act, params)
+    if torch.is_grad_enabled() and x.requires_grad:
+        return _ActivationInplace.apply(x, act, params)
+    return _ops.activation_(x, act, params)

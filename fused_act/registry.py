@@ -1,0 +1,120 @@
+"""The one Python list of activations.
+
+Everything user-facing is generated from ``ACTIVATIONS``: the functions in
+``fused_act.functional`` (re-exported as ``fused_act.<name>``), the modules in ``fused_act.nn``,
+``convert()``'s table of torch modules, the tests and the benchmarks. The C++ list is
+``csrc/activations/list.h``; ``tests/test_registry.py`` checks that the two agree.
+
+Adding an activation: a functor in ``csrc/activations/functors.h``, a line in
+``csrc/activations/list.h`` and an entry here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import torch
+import torch.nn.functional as F
+
+__all__ = ["ActivationSpec", "ACTIVATIONS", "get"]
+
+
+@dataclass(frozen=True)
+class ActivationSpec:
+    """One activation: its parameters and how it maps onto the C++ kernels.
+
+    Attributes:
+        name: public name (``fused_act.<name>``, ``Activation(name)``).
+        params: parameter names with their defaults, in the order the kernel takes them.
+        reference: the torch composition it must agree with, ``reference(x, **params)``
+            (tests evaluate it in float64).
+        module: class name in ``fused_act.nn``.
+        torch_module: the ``torch.nn`` class it replaces (``convert``), or None.
+        torch_inplace: whether that torch module takes ``inplace`` (ours then does too).
+        kinks: points where the derivative jumps, ``kinks(**params)``; tests check torch's
+            convention there and keep gradcheck away from them.
+        source: where the function comes from.
+    """
+
+    name: str
+    params: dict[str, Any]
+    reference: Callable[..., torch.Tensor]
+    module: str
+    torch_module: str | None = None
+    torch_inplace: bool = False
+    kinks: Callable[..., list[float]] = field(default=lambda **_: [])
+    source: str = ""
+
+    def resolve(self, params: dict[str, Any]) -> dict[str, Any]:
+        """Defaults filled in; unknown names raise TypeError like a Python call would."""
+        unknown = set(params) - set(self.params)
+        if unknown:
+            raise TypeError(f"fused_act.{self.name}: unexpected parameter(s) {sorted(unknown)}; "
+                            f"it takes {list(self.params) or 'none'}")
+        return {**self.params, **params}
+
+    def kernel_args(self, params: dict[str, Any]) -> tuple[str, list[float]]:
+        """(C++ kernel name, float parameters) for these parameters."""
+        p = self.resolve(params)
+        if self.name == "gelu":  # the only string parameter: it picks one of two kernels
+            if p["approximate"] not in ("none", "tanh"):
+                raise ValueError(f"fused_act.gelu: approximate must be 'none' or 'tanh', got {p['approximate']!r}")
+            return ("gelu_tanh" if p["approximate"] == "tanh" else "gelu"), []
+        return self.name, [float(v) for v in p.values()]
+
+
+def _specs() -> list[ActivationSpec]:
+    S = ActivationSpec
+    return [
+        # classics
+        S("identity", {}, lambda x: x.clone(), "Identity", None, False, source="nn.Identity"),
+        S("sigmoid", {}, torch.sigmoid, "Sigmoid", "Sigmoid"),
+        S("tanh", {}, torch.tanh, "Tanh", "Tanh"),
+        S("relu", {}, F.relu, "ReLU", "ReLU", True, lambda: [0.0]),
+        S("leaky_relu", {"negative_slope": 0.01},
+          lambda x, negative_slope: F.leaky_relu(x, negative_slope),
+          "LeakyReLU", "LeakyReLU", True, lambda negative_slope: [0.0], "Maas et al. 2013"),
+        S("elu", {"alpha": 1.0}, lambda x, alpha: F.elu(x, alpha),
+          "ELU", "ELU", True, lambda alpha: [0.0], "Clevert et al. 2015"),
+        S("softsign", {}, F.softsign, "Softsign", "Softsign", source="Turian et al. 2009"),
+        # Xu, Huang, Li 2016, "Revise Saturated Activation Functions"
+        S("rescaled_sigmoid", {}, lambda x: 4 * torch.sigmoid(x) - 2, "RescaledSigmoid",
+          source="Xu et al. 2016 (sigmoid*)"),
+        S("leaky_tanh", {"a": 0.25},
+          lambda x, a: torch.where(x >= 0, torch.tanh(x), a * torch.tanh(x)),
+          "LeakyTanh", kinks=lambda a: [0.0], source="Xu et al. 2016"),
+        # modern
+        S("gelu", {"approximate": "none"}, lambda x, approximate: F.gelu(x, approximate=approximate),
+          "GELU", "GELU", source="Hendrycks & Gimpel 2016"),
+        S("silu", {}, F.silu, "SiLU", "SiLU", True, source="Elfwing et al. 2017"),
+        S("mish", {}, F.mish, "Mish", "Mish", True, source="Misra 2019"),
+        S("selu", {}, F.selu, "SELU", "SELU", True, lambda: [0.0], "Klambauer et al. 2017"),
+        S("celu", {"alpha": 1.0}, lambda x, alpha: F.celu(x, alpha),
+          "CELU", "CELU", True, lambda alpha: [0.0], "Barron 2017"),
+        S("softplus", {"beta": 1.0, "threshold": 20.0},
+          lambda x, beta, threshold: F.softplus(x, beta, threshold),
+          "Softplus", "Softplus", False, lambda beta, threshold: [threshold / beta]),
+        S("hardtanh", {"min_val": -1.0, "max_val": 1.0},
+          lambda x, min_val, max_val: F.hardtanh(x, min_val, max_val),
+          "Hardtanh", "Hardtanh", True, lambda min_val, max_val: [min_val, max_val]),
+        S("relu6", {}, F.relu6, "ReLU6", "ReLU6", True, lambda: [0.0, 6.0]),
+        S("hardsigmoid", {}, F.hardsigmoid, "Hardsigmoid", "Hardsigmoid", True, lambda: [-3.0, 3.0]),
+        S("hardswish", {}, F.hardswish, "Hardswish", "Hardswish", True, lambda: [-3.0, 3.0],
+          "Howard et al. 2019"),
+        S("logsigmoid", {}, F.logsigmoid, "LogSigmoid", "LogSigmoid"),
+        S("squared_relu", {}, lambda x: F.relu(x) ** 2, "SquaredReLU", kinks=lambda: [0.0],
+          source="So et al. 2021 (Primer)"),
+    ]
+
+
+ACTIVATIONS: dict[str, ActivationSpec] = {s.name: s for s in _specs()}
+
+
+def get(name: str) -> ActivationSpec:
+    try:
+        return ACTIVATIONS[name]
+    except KeyError:
+        raise ValueError(f"fused_act: unknown activation {name!r}; known: {', '.join(ACTIVATIONS)}") from None
+
+
