@@ -87,7 +87,7 @@ def isa_libraries(debug: bool):
                 "sources": [f"{CSRC}/cpu/kernels.cpp"],
                 "include_dirs": cpp_extension.include_paths(),
                 "macros": [("CPU_CAPABILITY", name), (f"CPU_CAPABILITY_{name}", None)],
-                "cflags": ["-std=c++20", "-fPIC", abi, *common_flags(debug), *flags],
+                "cflags": ["-std=c++20", "-fPIC", "-Wno-unknown-pragmas", abi, *common_flags(debug), *flags],
             },
         ))
         macros.append((f"FUSED_ACT_CPU_{name}", None))

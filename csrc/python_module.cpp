@@ -27,10 +27,10 @@ PYBIND11_MODULE(_C, m) {
   m.def("activations", [] {
     py::list out;
     for (const auto& info : fused_act::activation_infos()) {
-      out.append(py::make_tuple(info.name, info.params, saved_name(info.saved)));
+      out.append(py::make_tuple(info.name, info.params, saved_name(info.saved), info.functor));
     }
     return out;
-  }, "(name, parameter names, saved) for every kernel in the C++ list, in list order");
+  }, "(name, parameter names, saved, functor struct) for every kernel in the C++ list, in list order");
   m.def("saved_for", [](const std::string& name, const std::vector<double>& params) {
     const auto& info = fused_act::find_activation(name);
     fused_act::check_params(info, params);

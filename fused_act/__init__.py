@@ -15,12 +15,14 @@ import torch
 from . import _C, ops  # noqa: F401  (registers the torch ops)
 from . import functional, nn
 from .functional import *  # noqa: F401,F403
+from .convert import ConvertReport, convert, convert_functional
 from .functional import activation
 from .registry import ACTIVATIONS, ActivationSpec
 
 __version__ = "0.1.0"
 
-__all__ = ["ACTIVATIONS", "ActivationSpec", "activation", "functional", "info", "nn", *ACTIVATIONS]
+__all__ = ["ACTIVATIONS", "ActivationSpec", "ConvertReport", "activation", "convert", "convert_functional",
+           "functional", "info", "nn", *ACTIVATIONS]
 
 
 def info() -> dict:

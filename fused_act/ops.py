@@ -4,7 +4,7 @@ torch.compile / torch.export, and autograd.
 The C++ ops (csrc/ops/activation_ops.cpp) take the kernel name and a float list of parameters:
 
     activation(x, act, params)                              y = f(x)
-    activation_(x, act, params)                             in place
+    activation_(x, act, params)                             in place, returns nothing
     activation_backward(grad, saved, act, params, from_output)         grad * f'(.)
     activation_double_backward(grad_grad, grad, saved, act, params, from_output)
 
@@ -24,9 +24,11 @@ from . import _C  # noqa: F401  (loading it registers the ops)
 _ops = torch.ops.fused_act
 
 
+@torch.compiler.assume_constant_result
 @functools.lru_cache(maxsize=None)
 def saved_for(act: str, params: tuple[float, ...]) -> str:
-    """What backward keeps for this kernel and parameters: 'none', 'input' or 'output'."""
+    """What backward keeps for this kernel and parameters: 'none', 'input' or 'output'.
+    (A constant for Dynamo: it cannot trace into the C++ call.)"""
     return _C.saved_for(act, list(params))
 
 
@@ -40,7 +42,7 @@ def _(x, act, params):
 
 @torch.library.register_fake("fused_act::activation_")
 def _(x, act, params):
-    return x
+    return None
 
 
 @torch.library.register_fake("fused_act::activation_backward")
@@ -135,6 +137,14 @@ def activation_op(x: torch.Tensor, act: str, params: list[float], inplace: bool 
     """Runs kernel ``act`` on x (out of place, or in place with autograd support)."""
     if not inplace:
         return _ops.activation(x, act, params)
+    if torch.compiler.is_compiling():
+        # torch.compile / torch.export functionalize mutations into out-of-place ops plus a copy
+        # anyway; writing it that way keeps the op's fake and autograd kernels in the graph (an
+        # inlined autograd.Function would leave a bare in-place op whose gradient export drops).
+        # The input form of backward must see x before the copy overwrites it.
+        src = x.clone() if saved_for(act, tuple(params)) == "input" else x
+        return x.copy_(_ops.activation(src, act, params))
     if torch.is_grad_enabled() and x.requires_grad:
         return _ActivationInplace.apply(x, act, params)
-    return _ops.activation_(x, act, params)
+    _ops.activation_(x, act, params)
+    return x

@@ -188,30 +188,46 @@ struct Gelu {
   }
 };
 
-// Tanh GELU: 0.5 x (1 + tanh(k (x + 0.044715 x^3))), k = sqrt(2/pi); F.gelu(approximate="tanh").
+// Tanh GELU: 0.5 x (1 + tanh(u)), u = k (x + 0.044715 x^3), k = sqrt(2/pi); F.gelu(approximate="tanh").
+// Written with 0.5 (1 + tanh(u)) = sigmoid(2u) = s and 1 - tanh(u)^2 = 4 s (1 - s): with
+// q = exp(-2|u|), s and 1 - s are 1/(1+q) and q/(1+q) and s (1-s) = q/(1+q)^2, all without
+// cancellation; torch's 1 - tanh^2 loses all digits of a small derivative near saturation.
 struct GeluTanh {
   static constexpr const char* kName = "gelu_tanh";
   static constexpr const char* kParams = "";
   static constexpr Saved kSaved = Saved::kInput;
   static constexpr double kBeta = 0.79788456080286535588;  // sqrt(2/pi)
   static constexpr double kKappa = 0.044715;
-  FA_FN forward(T x, const P&) {
-    const T inner = T(kBeta) * (x + T(kKappa) * x * x * x);
-    return T(0.5) * x * (T(1) + tanh(inner));
+  template <class T>
+  struct Parts {
+    T s, r, du;  // sigmoid(2u), s (1 - s), u'
+  };
+  template <class T>
+  static FA_HD Parts<T> parts(T x) {
+    const T u = T(kBeta) * (x + T(kKappa) * x * x * x);
+    const T q = exp(T(-2) * abs(u));
+    const T inv = T(1) / (T(1) + q);
+    return {where(u >= T(0), inv, q * inv), q * inv * inv, T(kBeta) * (T(1) + T(3 * kKappa) * x * x)};
   }
-  // With t = tanh(u), u = k (x + kappa x^3), u' = k (1 + 3 kappa x^2), as torch's gelu_backward:
-  // f' = 0.5 (1 + t) + 0.5 x (1 - t^2) u'
+  FA_FN forward(T x, const P&) { return x * parts(x).s; }
+  // f' = s + 2 x s (1-s) u'  (= torch's 0.5 (1 + t) + 0.5 x (1 - t^2) u')
   FA_FN d_input(T x, const P&) {
-    const T t = tanh(T(kBeta) * (x + T(kKappa) * x * x * x));
-    const T du = T(kBeta) * (T(1) + T(3 * kKappa) * x * x);
-    return T(0.5) * (T(1) + t) + T(0.5) * x * (T(1) - t * t) * du;
+    const Parts<T> c = parts(x);
+    return c.s + finite_tail(x, T(2) * x * c.r * c.du);
   }
-  // f'' = (1 - t^2) [u' + 0.5 x (u'' - 2 t u'^2)], u'' = 6 k kappa x
+  // f'' = 2 s(1-s) [2 u' + x (2 (1 - 2s) u'^2 + u'')], u'' = 6 k kappa x
   FA_FN d2_input(T x, const P&) {
-    const T t = tanh(T(kBeta) * (x + T(kKappa) * x * x * x));
-    const T du = T(kBeta) * (T(1) + T(3 * kKappa) * x * x);
+    const Parts<T> c = parts(x);
     const T ddu = T(6 * kBeta * kKappa) * x;
-    return (T(1) - t * t) * (du + T(0.5) * x * (ddu - T(2) * t * du * du));
+    return finite_tail(x, T(2) * c.r * (T(2) * c.du + x * (T(2) * (T(1) - T(2) * c.s) * c.du * c.du + ddu)));
+  }
+  // The x u' s(1-s) terms are 0 once s(1-s) underflows, but x^3 overflows for |x| > 1e19 in
+  // float32 and 0 * inf would give NaN where torch's float64 answer is finite; at x = +-inf
+  // torch gives NaN and so does this.
+  template <class T>
+  static FA_HD T finite_tail(T x, T term) {
+    const T ax = abs(x);
+    return where(ax > T(20), where(ax == T(INFINITY), term, T(0)), term);
   }
 };
 
@@ -232,22 +248,40 @@ struct Silu {
   }
 };
 
-// Mish, x tanh(softplus(x)) (Misra 2019); F.mish, backward as torch's mish_backward.
+// Mish, x tanh(softplus(x)) (Misra 2019); F.mish. With e = exp(x) and n = e (e + 2):
+// tanh(log(1 + e)) = n / (n + 2) and 1 - tanh^2 = 4 (n + 1) / (n + 2)^2, one exp instead of
+// exp + log1p + tanh, and no cancellation in 1 - tanh^2. Past x = 20, tanh(softplus(x)) is 1
+// even in double (1 - 8.5e-18), so there y = x and f' = 1; e would overflow from x = 88.
 struct Mish {
   static constexpr const char* kName = "mish";
   static constexpr const char* kParams = "";
   static constexpr Saved kSaved = Saved::kInput;
-  FA_FN forward(T x, const P&) { return x * tanh(log1p(exp(x))); }
+  template <class T>
+  struct Parts {
+    T t, sech2, s;  // tanh(softplus(x)), 1 - t^2, sigmoid(x)
+  };
+  template <class T>
+  static FA_HD Parts<T> parts(T x) {
+    const T e = exp(x);
+    const T n = e * (e + T(2));
+    const T d = T(1) / (n + T(2));
+    return {n * d, T(4) * (n + T(1)) * d * d, e / (T(1) + e)};
+  }
+  // 1 for 20 < x < inf; at x = inf the formula's NaN is kept, as torch's.
+  template <class T>
+  static FA_HD T large(T x, T value, T formula) {
+    return where(x > T(20), where(x == T(INFINITY), formula, value), formula);
+  }
+  FA_FN forward(T x, const P&) { return where(x > T(20), x, x * parts(x).t); }
+  // f' = t + x s (1 - t^2)   (torch's mish_backward)
   FA_FN d_input(T x, const P&) {
-    const T s = T(1) / (T(1) + exp(T(0) - x));
-    const T t = tanh(log1p(exp(x)));
-    return t + x * s * (T(1) - t * t);
+    const Parts<T> c = parts(x);
+    return large(x, T(1), c.t + x * c.s * c.sech2);
   }
   // t' = (1-t^2) s, s' = s (1-s)  =>  f'' = (1-t^2) s (2 + x (1 - s - 2 t s))
   FA_FN d2_input(T x, const P&) {
-    const T s = T(1) / (T(1) + exp(T(0) - x));
-    const T t = tanh(log1p(exp(x)));
-    return (T(1) - t * t) * s * (T(2) + x * (T(1) - s - T(2) * t * s));
+    const Parts<T> c = parts(x);
+    return large(x, T(0), c.sech2 * c.s * (T(2) + x * (T(1) - c.s - T(2) * c.t * c.s)));
   }
 };
 
@@ -347,7 +381,7 @@ struct Hardsigmoid {
   static constexpr const char* kParams = "";
   static constexpr Saved kSaved = Saved::kInput;
   FA_FN forward(T x, const P&) {
-    return where(x <= T(-3), T(0), where(x >= T(3), T(1), x / T(6) + T(0.5)));
+    return where(x <= T(-3), T(0), where(x >= T(3), T(1), x * T(1.0 / 6.0) + T(0.5)));
   }
   FA_FN d_input(T x, const P&) {
     return where(x <= T(-3), T(0), where(x >= T(3), T(0), T(1.0 / 6.0)));
@@ -361,11 +395,12 @@ struct Hardswish {
   static constexpr const char* kName = "hardswish";
   static constexpr const char* kParams = "";
   static constexpr Saved kSaved = Saved::kInput;
+  // x times the clamped factor, as torch, so that -inf gives NaN (-inf * 0) like F.hardswish.
   FA_FN forward(T x, const P&) {
-    return where(x <= T(-3), T(0), where(x >= T(3), x, x * (x + T(3)) / T(6)));
+    return x * where(x <= T(-3), T(0), where(x >= T(3), T(1), (x + T(3)) * T(1.0 / 6.0)));
   }
   FA_FN d_input(T x, const P&) {
-    return where(x <= T(-3), T(0), where(x < T(3), x / T(3) + T(0.5), T(1)));
+    return where(x <= T(-3), T(0), where(x < T(3), x * T(1.0 / 3.0) + T(0.5), T(1)));
   }
   FA_FN d2_input(T x, const P&) {
     return where(x <= T(-3), T(0), where(x < T(3), T(1.0 / 3.0), T(0)));

@@ -91,19 +91,18 @@ at::Tensor activation(const at::Tensor& x, std::string_view act, c10::ArrayRef<d
   return out;
 }
 
-at::Tensor& activation_(at::Tensor& x, std::string_view act, c10::ArrayRef<double> params, Runner run) {
+void activation_(at::Tensor& x, std::string_view act, c10::ArrayRef<double> params, Runner run) {
   const ActivationInfo& info = checked(act, params);
   check_device(x, info);
   to_dtype(x, info);
   c10::OptionalDeviceGuard guard(x.device());
   if (!is_linear(x)) {  // strided views: compute beside, then write back through the view
     x.copy_(activation(x, act, params, run));
-    return x;
+    return;
   }
   ElementwiseArgs a = make_args(info, Kind::kForward, x, params, false);
   a.in[0] = x.const_data_ptr();
   if (a.n > 0) run(a);
-  return x;
 }
 
 at::Tensor activation_backward(const at::Tensor& grad, const at::Tensor& saved, std::string_view act,
@@ -148,7 +147,9 @@ at::Tensor activation_double_backward(const at::Tensor& grad_grad, const at::Ten
 
 TORCH_LIBRARY(fused_act, m) {
   m.def("activation(Tensor x, str act, float[] params) -> Tensor");
-  m.def("activation_(Tensor(a!) x, str act, float[] params) -> Tensor(a!)");
+  // Returns nothing: functionalization (torch.compile, export) rejects custom ops whose outputs
+  // alias their inputs. The Python wrapper returns x.
+  m.def("activation_(Tensor(a!) x, str act, float[] params) -> ()");
   m.def("activation_backward(Tensor grad, Tensor saved, str act, float[] params, bool from_output) -> Tensor");
   m.def(
       "activation_double_backward(Tensor grad_grad, Tensor grad, Tensor saved, str act, float[] params, "

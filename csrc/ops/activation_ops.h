@@ -15,7 +15,7 @@ namespace fused_act {
 using Runner = void (*)(const ElementwiseArgs&);
 
 at::Tensor activation(const at::Tensor& x, std::string_view act, c10::ArrayRef<double> params, Runner run);
-at::Tensor& activation_(at::Tensor& x, std::string_view act, c10::ArrayRef<double> params, Runner run);
+void activation_(at::Tensor& x, std::string_view act, c10::ArrayRef<double> params, Runner run);
 at::Tensor activation_backward(const at::Tensor& grad, const at::Tensor& saved, std::string_view act,
                                c10::ArrayRef<double> params, bool from_output, Runner run);
 at::Tensor activation_double_backward(const at::Tensor& grad_grad, const at::Tensor& grad,
@@ -27,8 +27,8 @@ void register_activation_impls(torch::Library& m) {
   m.impl("activation", [](const at::Tensor& x, c10::string_view act, c10::ArrayRef<double> params) {
     return activation(x, act, params, run);
   });
-  m.impl("activation_", [](at::Tensor& x, c10::string_view act, c10::ArrayRef<double> params) -> at::Tensor& {
-    return activation_(x, act, params, run);
+  m.impl("activation_", [](at::Tensor& x, c10::string_view act, c10::ArrayRef<double> params) {
+    activation_(x, act, params, run);
   });
   m.impl("activation_backward", [](const at::Tensor& grad, const at::Tensor& saved, c10::string_view act,
                                    c10::ArrayRef<double> params, bool from_output) {

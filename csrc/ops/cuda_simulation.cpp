@@ -1,8 +1,9 @@
 // Test-only op: runs the CUDA kernel's per-thread body (cuda/elementwise_thread.cuh), compiled
 // for the host, over a simulated grid of `nthreads` threads on CPU tensors. Every thread's
 // share of the work, the 128-bit packet path, the scalar path for misaligned pointers and the
-// tail are exercised exactly as on the GPU, minus concurrency. Returns whether the packet path
-// was taken.
+// tail are exercised exactly as on the GPU, minus concurrency. `only_thread` >= 0 runs that one
+// thread of the grid (to check which elements each thread owns). Returns whether the packet
+// path was taken.
 #include <ATen/ATen.h>
 #include <torch/library.h>
 
@@ -14,12 +15,14 @@ namespace fused_act {
 namespace {
 
 bool simulate(at::Tensor& out, const std::vector<at::Tensor>& inputs, c10::string_view act,
-              c10::ArrayRef<double> params, int64_t kind, bool from_output, int64_t nthreads) {
+              c10::ArrayRef<double> params, int64_t kind, bool from_output, int64_t nthreads,
+              int64_t only_thread) {
   const ActivationInfo& info = find_activation(act);
   check_params(info, params);
   TORCH_CHECK(kind >= 0 && kind <= 2, "kind must be 0 (forward), 1 (backward) or 2 (double backward)");
   TORCH_CHECK(static_cast<int64_t>(inputs.size()) == kind + 1, "kind ", kind, " takes ", kind + 1, " inputs");
   TORCH_CHECK(nthreads > 0, "nthreads must be positive");
+  TORCH_CHECK(only_thread < nthreads, "only_thread must be < nthreads");
   TORCH_CHECK(out.is_cpu() && out.is_contiguous(), "out must be a contiguous CPU tensor");
   for (const at::Tensor& t : inputs) {
     TORCH_CHECK(t.is_cpu() && t.is_contiguous() && t.numel() == out.numel() && t.scalar_type() == out.scalar_type(),
@@ -48,7 +51,9 @@ bool simulate(at::Tensor& out, const std::vector<at::Tensor>& inputs, c10::strin
       t.out = static_cast<S*>(out.data_ptr());
       t.n = a.n;
       vectorized = cuda::can_vectorize(t);
-      for (int64_t tid = 0; tid < nthreads; ++tid) cuda::elementwise_body(tid, nthreads, t, op, vectorized);
+      for (int64_t tid = 0; tid < nthreads; ++tid) {
+        if (only_thread < 0 || tid == only_thread) cuda::elementwise_body(tid, nthreads, t, op, vectorized);
+      }
     });
   });
   return vectorized;
@@ -59,7 +64,7 @@ bool simulate(at::Tensor& out, const std::vector<at::Tensor>& inputs, c10::strin
 TORCH_LIBRARY_FRAGMENT(fused_act, m) {
   m.def(
       "_simulate_cuda_elementwise(Tensor(a!) out, Tensor[] inputs, str act, float[] params, int kind, "
-      "bool from_output, int nthreads) -> bool");
+      "bool from_output, int nthreads, int only_thread=-1) -> bool");
 }
 
 TORCH_LIBRARY_IMPL(fused_act, CPU, m) { m.impl("_simulate_cuda_elementwise", &simulate); }

@@ -63,7 +63,7 @@ std::string describe(const ActivationInfo& info, c10::ArrayRef<double> params) {
 
 const std::vector<ActivationInfo>& activation_infos() {
   static const std::vector<ActivationInfo> infos = {
-#define FA_INFO(F) {ActId::F, act::F::kName, split_names(act::F::kParams), act::F::kSaved},
+#define FA_INFO(F) {ActId::F, act::F::kName, split_names(act::F::kParams), act::F::kSaved, #F},
       FUSED_ACT_FOR_EACH_ACTIVATION(FA_INFO)
 #undef FA_INFO
   };

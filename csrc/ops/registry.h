@@ -17,6 +17,7 @@ struct ActivationInfo {
   std::string name;
   std::vector<std::string> params;
   Saved saved;  // as declared by the functor (kEither resolved per call by saved_for)
+  std::string functor;  // the struct in functors.h (names the kernels in the machine code)
 };
 
 const std::vector<ActivationInfo>& activation_infos();

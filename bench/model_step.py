@@ -1,0 +1,263 @@
+"""Model-level benchmark: one training step (forward, backward, optimizer step) of a model
+converted with ``fused_act.convert`` against the original torch model.
+
+    python -m bench.model_step                      # everything, writes bench/results/model_step.{md,json}
+    python -m bench.model_step --models mlp_sigmoid --modes eager --repeats 10
+
+Models:
+  * ``mlp_sigmoid`` / ``mlp_relu``: the deep MLP of ../shared/REPRODUCE.md E1 (784 -> six hidden
+    Linear(512) + activation -> 10, batch 128), RMSprop(lr=1e-3, alpha=0.9, eps=1e-7) as there.
+  * ``resnet18``: torchvision resnet18 (weights=None, 1000 classes), batch 8 of 3x64x64, SGD
+    with momentum 0.9. Its ReLUs are ``inplace=True``; converted ones stay in place.
+
+Modes: ``eager`` and ``compile`` (``torch.compile(fullgraph=True)``, inductor). Under compile
+the converted model is converted with ``keep_inplace=False``: the in-place path of
+fused_act/ops.py does not compile yet (docs/convert.md), and under compile in-place buys
+nothing anyway (AOT autograd functionalises, inductor plans the buffers).
+
+Timing: both models start from the same weights; after ``--warmup`` steps of each, every
+repeat times one step of the original then one of the converted model (interleaved, so load
+from other processes hits both alike); the median and the interquartile range are reported.
+
+Memory, two figures, both for eager steps:
+  * ``saved``: bytes autograd keeps between forward and backward, summed over distinct
+    storages packed by ``torch.autograd.graph.saved_tensors_hooks``, parameters excluded
+    (they are kept anyway). This is exact and what the fused kernels change: an activation
+    whose backward works from its output saves nothing extra, an in-place one no input copy.
+  * ``peak_rss``: the rise of the process's peak resident set size over three training steps
+    (after one warm-up step that allocates the optimizer state), in a fresh subprocess per
+    model and variant: the kernel's high-water mark (VmHWM) is reset by writing 5 to
+    /proc/self/clear_refs, and VmHWM after the steps minus VmRSS before them is reported.
+    It includes the allocator's caching, so it is coarser, but it is what a user sees.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+from torch import nn
+
+import fused_act  # noqa: F401  (registers the ops)
+from fused_act.convert import convert
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+# ------------------------------------------------------------------ models
+
+
+def mlp(act: type[nn.Module]) -> nn.Module:
+    layers, width = [], 784
+    for _ in range(6):
+        layers += [nn.Linear(width, 512), act()]
+        width = 512
+    layers.append(nn.Linear(512, 10))
+    return nn.Sequential(*layers)
+
+
+def make(name: str):
+    """(model, input, target, optimizer factory) with fixed seeds."""
+    torch.manual_seed(0)
+    g = torch.Generator().manual_seed(1)
+    if name.startswith("mlp_"):
+        act = {"mlp_sigmoid": nn.Sigmoid, "mlp_relu": nn.ReLU, "mlp_tanh": nn.Tanh}[name]
+        model = mlp(act)
+        x = torch.rand(128, 784, generator=g)
+        y = torch.randint(0, 10, (128,), generator=g)
+        opt = lambda p: torch.optim.RMSprop(p, lr=1e-3, alpha=0.9, eps=1e-7)  # noqa: E731
+    elif name == "resnet18":
+        import torchvision
+
+        model = torchvision.models.resnet18(weights=None)
+        x = torch.randn(8, 3, 64, 64, generator=g)
+        y = torch.randint(0, 1000, (8,), generator=g)
+        opt = lambda p: torch.optim.SGD(p, lr=0.01, momentum=0.9)  # noqa: E731
+    else:
+        raise ValueError(f"unknown model {name!r}")
+    return model.train(), x, y, opt
+
+
+def variants(name: str, mode: str):
+    """{'original': (model, optimizer), 'converted': ...} from the same initial weights."""
+    model, x, y, opt = make(name)
+    conv, _ = convert(copy.deepcopy(model), keep_inplace=(mode == "eager"))
+    out = {}
+    for label, m in (("original", model), ("converted", conv)):
+        fwd = torch.compile(m, fullgraph=True) if mode == "compile" else m
+        out[label] = (m, fwd, opt(m.parameters()))
+    return out, x, y
+
+
+def step(fwd, optimizer, x, y):
+    optimizer.zero_grad(set_to_none=True)
+    loss = nn.functional.cross_entropy(fwd(x), y)
+    loss.backward()
+    optimizer.step()
+    return loss
+
+
+# ------------------------------------------------------------------ measurements
+
+
+def saved_bytes(model: nn.Module, x: torch.Tensor) -> int:
+    """Bytes of distinct non-parameter storages autograd saves during one forward."""
+    params = {p.untyped_storage().data_ptr() for p in model.parameters()}
+    storages: dict[int, int] = {}
+
+    def pack(t):
+        s = t.untyped_storage()
+        if s.data_ptr() not in params:
+            storages[s.data_ptr()] = s.nbytes()
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        out = model(x)
+    del out
+    return sum(storages.values())
+
+
+def _status_kib(field: str) -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    raise KeyError(field)
+
+
+def peak_rss_child(name: str, label: str) -> None:
+    """Run in a subprocess: print the rise of peak RSS (bytes) over three eager steps."""
+    vs, x, y = variants(name, "eager")
+    for other in [k for k in vs if k != label]:
+        del vs[other]
+    m, fwd, opt = vs[label]
+    import gc
+
+    step(fwd, opt, x, y)  # allocates the optimizer state
+    gc.collect()
+    Path("/proc/self/clear_refs").write_text("5")  # reset VmHWM to the current RSS (Linux >= 4.0)
+    base = _status_kib("VmRSS")
+    for _ in range(3):
+        step(fwd, opt, x, y)
+    print(json.dumps({"peak_rss_rise": (_status_kib("VmHWM") - base) * 1024}))
+
+
+def peak_rss(name: str, label: str) -> int | None:
+    r = subprocess.run([sys.executable, "-m", "bench.model_step", "--rss-child", name, label],
+                       capture_output=True, text=True, cwd=Path(__file__).resolve().parent.parent)
+    if r.returncode != 0:
+        print(r.stderr[-2000:], file=sys.stderr)
+        return None
+    return json.loads(r.stdout.strip().splitlines()[-1])["peak_rss_rise"]
+
+
+def time_steps(name: str, mode: str, warmup: int, repeats: int) -> dict:
+    vs, x, y = variants(name, mode)
+    for label, (m, fwd, opt) in vs.items():
+        for _ in range(warmup):  # compile happens here
+            step(fwd, opt, x, y)
+    times = {k: [] for k in vs}
+    for _ in range(repeats):
+        for label, (m, fwd, opt) in vs.items():  # interleaved
+            t0 = time.perf_counter()
+            step(fwd, opt, x, y)
+            times[label].append(time.perf_counter() - t0)
+    res = {}
+    for label, ts in times.items():
+        q = statistics.quantiles(ts, n=4) if len(ts) >= 4 else [min(ts), 0, max(ts)]
+        res[label] = {"median_ms": 1e3 * statistics.median(ts), "q1_ms": 1e3 * q[0], "q3_ms": 1e3 * q[2],
+                      "min_ms": 1e3 * min(ts)}
+    if mode == "eager":
+        for label, (m, fwd, opt) in vs.items():
+            res[label]["saved_bytes"] = saved_bytes(m, x)
+    torch._dynamo.reset()
+    return res
+
+
+# ------------------------------------------------------------------ report
+
+
+def mib(b):
+    return "-" if b is None else f"{b / 2**20:.1f}"
+
+
+def write(results: list[dict], machine: dict, args) -> None:
+    """Writes the rows just measured, keeping earlier rows of other (model, mode) pairs from
+    the existing json (so ``--modes eager`` does not erase the compile rows)."""
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    old = RESULTS / "model_step.json"
+    if old.exists():
+        done = {(r["model"], r["mode"]) for r in results}
+        try:
+            kept = [r for r in json.loads(old.read_text())["results"] if (r["model"], r["mode"]) not in done]
+        except (ValueError, KeyError):
+            kept = []
+        for r in kept:
+            r.setdefault("note", "from an earlier run")
+        results = kept + results
+    (RESULTS / "model_step.json").write_text(json.dumps({"machine": machine, "args": vars(args),
+                                                         "results": results}, indent=2))
+    lines = [
+        "# One training step: fused_act.convert(model) vs the original",
+        "",
+        f"{machine.get('cpu_model', '?')}, {machine.get('torch_threads', '?')} threads, torch "
+        f"{machine.get('torch', torch.__version__)}, fused_act ISA {machine.get('cpu_isa', '?')}, "
+        f"commit {machine.get('git_commit', '?')}, {machine.get('date', '')}.",
+        f"Median of {args.repeats} interleaved steps after {args.warmup} warm-up steps (IQR in brackets). "
+        "`saved`: bytes autograd keeps for backward (parameters excluded); `peak RSS`: rise of the "
+        "process's peak RSS over three eager steps in a fresh process. See bench/model_step.py.",
+        "",
+        "| model | mode | original ms median [IQR] | converted ms median [IQR] | speed-up (median) | min ms orig / conv | saved MiB orig | saved MiB conv | peak RSS MiB orig | peak RSS MiB conv |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in results:
+        o, c = r["original"], r["converted"]
+        lines.append(
+            f"| {r['model']} | {r['mode']} | {o['median_ms']:.1f} [{o['q1_ms']:.1f}-{o['q3_ms']:.1f}] | "
+            f"{c['median_ms']:.1f} [{c['q1_ms']:.1f}-{c['q3_ms']:.1f}] | {o['median_ms'] / c['median_ms']:.2f}x | "
+            + (f"{o['min_ms']:.1f} / {c['min_ms']:.1f} | " if "min_ms" in o and "min_ms" in c else "- | ")
+            + f"{mib(o.get('saved_bytes'))} | {mib(c.get('saved_bytes'))} | "
+            f"{mib(o.get('peak_rss'))} | {mib(c.get('peak_rss'))} |")
+    lines += ["", "Shared CPU: other processes may have been running; interleaving spreads their load over "
+              "both columns, the IQR shows how much it varied."]
+    (RESULTS / "model_step.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--models", default="mlp_sigmoid,mlp_relu,resnet18")
+    p.add_argument("--modes", default="eager,compile")
+    p.add_argument("--warmup", type=int, default=3)
+    p.add_argument("--repeats", type=int, default=15)
+    p.add_argument("--no-rss", action="store_true", help="skip the peak-RSS subprocesses")
+    p.add_argument("--rss-child", nargs=2, help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+    if args.rss_child:
+        return peak_rss_child(*args.rss_child)
+    try:
+        from bench.machine import describe
+
+        machine = describe("cpu")
+    except Exception as e:  # the machine description is bench's; never lose results over it
+        machine = {"torch": torch.__version__, "note": f"bench.machine unavailable: {e}"}
+    results = []
+    for name in args.models.split(","):
+        for mode in args.modes.split(","):
+            print(f"{name} {mode} ...", file=sys.stderr, flush=True)
+            r = time_steps(name, mode, args.warmup, args.repeats)
+            if mode == "eager" and not args.no_rss:
+                for label in ("original", "converted"):
+                    r[label]["peak_rss"] = peak_rss(name, label)
+            results.append({"model": name, "mode": mode, **r})
+    write(results, machine, args)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,112 @@
+"""Timing: every call timed on its own, providers interleaved round by round.
+
+On a shared machine the load drifts over seconds, so the providers of one case take turns
+within each round (the order rotates every round) and the report compares medians measured
+side by side. Each call may have an untimed ``setup`` (refilling an in-place buffer), and the
+result is released after the clock stops, so freeing a big output is not timed (its page
+faults on allocation are: that is what a fresh output costs).
+
+On CUDA each call is bracketed by CUDA events on the current stream (setup's kernels are
+queued before the start event), and the host synchronizes once per provider per round.
+"""
+
+from __future__ import annotations
+
+import gc
+import math
+import statistics
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+
+
+@dataclass
+class Runner:
+    fn: Callable[[], object]
+    setup: Callable[[], object] | None = None
+
+
+@dataclass
+class Stats:
+    median: float
+    q25: float
+    q75: float
+    n: int
+    min: float  # the fastest call: what the op costs when no other process got in the way
+
+    @classmethod
+    def of(cls, samples: list[float]) -> "Stats":
+        s = sorted(samples)
+        if len(s) == 1:
+            return cls(s[0], s[0], s[0], 1, s[0])
+        q = statistics.quantiles(s, n=4, method="inclusive")
+        return cls(statistics.median(s), q[0], q[2], len(s), s[0])
+
+
+def _time_cpu(r: Runner, calls: int) -> list[float]:
+    out = []
+    for _ in range(calls):
+        if r.setup is not None:
+            r.setup()
+        t0 = time.perf_counter()
+        res = r.fn()
+        t1 = time.perf_counter()
+        del res
+        out.append(t1 - t0)
+    return out
+
+
+def _time_cuda(r: Runner, calls: int) -> list[float]:
+    events = []
+    for _ in range(calls):
+        if r.setup is not None:
+            r.setup()
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        start.record()
+        res = r.fn()
+        end.record()
+        del res
+        events.append((start, end))
+    torch.cuda.synchronize()
+    return [s.elapsed_time(e) / 1e3 for s, e in events]
+
+
+def measure(runners: dict[str, Runner], device: str = "cpu", rounds: int = 7, warmup: int = 2,
+            min_round_s: float = 2e-3, max_calls: int = 200) -> dict[str, Stats]:
+    """Median and quartiles of per-call times (seconds) for each runner.
+
+    Each runner is warmed up, then called ``calls`` times per round, where ``calls`` is chosen
+    from the warm-up so that one round of it lasts about ``min_round_s`` (many samples for
+    microsecond ops, one per round for big ones)."""
+    timer = _time_cuda if device == "cuda" else _time_cpu
+    calls = {}
+    for name, r in runners.items():
+        t = min(timer(r, max(warmup, 1)))
+        calls[name] = max(1, min(max_calls, math.ceil(min_round_s / max(t, 1e-7))))
+    samples: dict[str, list[float]] = {name: [] for name in runners}
+    names = list(runners)
+    gc_was = gc.isenabled()
+    gc.disable()  # a collection in the middle of a timed call is noise, not the op
+    try:
+        for k in range(rounds):
+            order = names[k % len(names):] + names[:k % len(names)]
+            for name in order:
+                samples[name] += timer(runners[name], calls[name])
+    finally:
+        if gc_was:
+            gc.enable()
+    return {name: Stats.of(s) for name, s in samples.items()}
+
+
+def time_once(fn: Callable[[], object], device: str = "cpu") -> float:
+    """Wall time of one call, synchronized: used for compile time (the first call)."""
+    if device == "cuda":
+        torch.cuda.synchronize()
+    t0 = time.perf_counter()
+    res = fn()
+    if device == "cuda":
+        torch.cuda.synchronize()
+    del res
+    return time.perf_counter() - t0

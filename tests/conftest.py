@@ -1,0 +1,92 @@
+"""Shared test helpers: devices, dtypes, tolerances and the parameter cases of every activation."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import fused_act
+from fused_act.registry import ACTIVATIONS
+
+DTYPES = [torch.float32, torch.float64, torch.float16, torch.bfloat16]
+DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+
+# Parameters beyond the defaults that change the code path: the input form of a backward that
+# usually uses the output (negative slope, a = 0, alpha < 0), the tanh GELU, non-default ranges.
+EXTRA_PARAMS: dict[str, list[dict]] = {
+    "leaky_relu": [{"negative_slope": 0.2}, {"negative_slope": -0.3}],
+    "elu": [{"alpha": 0.5}, {"alpha": -0.7}, {"alpha": 0.0}],
+    "leaky_tanh": [{"a": 0.0}, {"a": 1.5}],
+    "gelu": [{"approximate": "tanh"}],
+    "celu": [{"alpha": 2.0}, {"alpha": 0.5}],
+    "softplus": [{"beta": 2.0, "threshold": 5.0}, {"beta": 0.5, "threshold": 100.0}],
+    "hardtanh": [{"min_val": -2.0, "max_val": 0.5}, {"min_val": 1.0, "max_val": 1.0}],
+}
+
+
+def param_cases():
+    """(name, params) for every activation: defaults, then the extra cases."""
+    for name, spec in ACTIVATIONS.items():
+        yield name, dict(spec.params)
+        for extra in EXTRA_PARAMS.get(name, []):
+            yield name, {**spec.params, **extra}
+
+
+def case_id(case) -> str:
+    name, params = case
+    if params == ACTIVATIONS[name].params:
+        return name
+    return name + "-" + "-".join(f"{k}={v}" for k, v in params.items() if ACTIVATIONS[name].params[k] != v)
+
+
+CASES = list(param_cases())
+CASE_IDS = [case_id(c) for c in CASES]
+
+# |ours - reference| <= atol + rtol * |reference|, reference = torch in float64 on the same
+# (already rounded) input. Forward: a few ulps of the dtype (half/bf16 results are rounded
+# once from float). Backward: reduced types also keep y rounded to the dtype, so derivatives
+# written in y (1 - y^2, ...) carry that rounding as an absolute error of about one ulp.
+FWD_TOL = {
+    torch.float64: (1e-12, 1e-7),  # torch's hardsigmoid uses a float 1/6 even in float64
+    torch.float32: (1e-6, 1e-5),
+    torch.float16: (1e-5, 1.5e-3),
+    torch.bfloat16: (1e-5, 1e-2),
+}
+BWD_TOL = {
+    torch.float64: (1e-12, 1e-7),
+    torch.float32: (1e-6, 1e-5),
+    torch.float16: (2e-3, 2e-3),
+    torch.bfloat16: (1.6e-2, 1.6e-2),
+}
+
+
+def assert_close(actual, expected, tol, what=""):
+    """Compares with the reference rounded to actual's dtype (an overflowing result is inf)."""
+    atol, rtol = tol
+    expected = expected.to(actual.dtype)
+    torch.testing.assert_close(actual.double(), expected.double(), atol=atol, rtol=rtol, equal_nan=True,
+                               msg=lambda m: f"{what}\n{m}")
+
+
+def sample_input(name: str, params: dict, dtype, device, n: int = 4099, seed: int = 0):
+    """Values spread over where the activation changes: normal(0, 3) plus a wide uniform range,
+    in the dtype, kept away from the kinks (kinks get their own test)."""
+    g = torch.Generator().manual_seed(seed)
+    x = torch.cat([torch.randn(n - n // 4, generator=g, dtype=torch.float64) * 3,
+                   (torch.rand(n // 4, generator=g, dtype=torch.float64) - 0.5) * 60])
+    x = x.to(dtype)
+    for k in ACTIVATIONS[name].kinks(**params):
+        x = torch.where((x.double() - k).abs() < 1e-2, x + 0.1, x)
+    return x.to(device)
+
+
+def kernel_args(name, params):
+    return ACTIVATIONS[name].kernel_args(params)
+
+
+@pytest.fixture(autouse=True)
+def _seed():
+    torch.manual_seed(0)
+
+
+__all__ = ["fused_act"]

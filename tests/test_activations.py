@@ -1,0 +1,226 @@
+"""Every activation x parameter case x dtype x device: forward and backward against torch's
+reference composition evaluated in float64, kinks, special values, layouts, in-place,
+gradcheck and gradgradcheck."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+import fused_act
+from fused_act.registry import ACTIVATIONS
+from conftest import BWD_TOL, CASE_IDS, CASES, DEVICES, DTYPES, FWD_TOL, assert_close, sample_input
+
+
+def reference(name, params, x64):
+    return ACTIVATIONS[name].reference(x64, **params)
+
+
+def ours_and_reference(name, params, x, grad_out=None):
+    """(y, dx) from fused_act in x's dtype and (y, dx) from the float64 reference."""
+    xs = x.detach().clone().requires_grad_()
+    y = fused_act.activation(xs, name, **params)
+    x64 = x.detach().double().requires_grad_()
+    r = reference(name, params, x64)
+    if grad_out is None:  # |grad| <= 1, so BWD_TOL's atol is per unit of incoming gradient
+        grad_out = torch.rand_like(y) * 2 - 1
+    (dx,) = torch.autograd.grad(y, xs, grad_out)
+    (dr,) = torch.autograd.grad(r, x64, grad_out.double())
+    return y, dx, r.detach(), dr
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+@pytest.mark.parametrize("case", CASES, ids=CASE_IDS)
+def test_forward_backward_match_float64_reference(case, dtype, device):
+    name, params = case
+    x = sample_input(name, params, dtype, device)
+    y, dx, r, dr = ours_and_reference(name, params, x)
+    assert y.dtype == dtype and dx.dtype == dtype
+    assert_close(y, r, FWD_TOL[dtype], f"{name}{params} forward {dtype}")
+    assert_close(dx, dr, BWD_TOL[dtype], f"{name}{params} backward {dtype}")
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=str)
+@pytest.mark.parametrize("case", CASES, ids=CASE_IDS)
+def test_kinks_follow_torch_derivative_convention(case, dtype, device):
+    """At the exact kink points (0, min_val, max_val, +-3, threshold/beta) the derivative must
+    be the one torch's autograd gives, not the other side's."""
+    name, params = case
+    kinks = ACTIVATIONS[name].kinks(**params)
+    if not kinks:
+        pytest.skip("no kinks")
+    x = torch.tensor(kinks + [-0.0], dtype=dtype, device=device)
+    y, dx, r, dr = ours_and_reference(name, params, x, torch.ones_like(x))
+    assert_close(y, r, FWD_TOL[dtype], f"{name} at kinks {kinks}")
+    assert_close(dx, dr, BWD_TOL[dtype], f"{name}' at kinks {kinks}")
+
+
+SPECIAL = [math.inf, -math.inf, math.nan, -0.0, 0.0, 1e30, -1e30, 1e-30, -1e-30, 1e-42, 88.0, -88.0, 104.0,
+           -104.0, 20.0, 20.5, -20.5]
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=str)
+@pytest.mark.parametrize("case", CASES, ids=CASE_IDS)
+def test_special_values(case, dtype, device):
+    """inf, nan, signed zero, huge, tiny and denormal inputs give torch's float64 values
+    (rounded to the dtype, so overflow is inf): NaN where torch gives NaN, and the limits
+    where it does not. Not compared: the derivative at a NaN input (the forward is NaN either
+    way, and torch's own vector and scalar CPU paths disagree there for hardtanh/hardsigmoid)."""
+    name, params = case
+    x = torch.tensor(SPECIAL, dtype=dtype, device=device)
+    y, dx, r, dr = ours_and_reference(name, params, x, torch.ones_like(x))
+    nan_in = x.isnan()
+    assert y[nan_in].isnan().all(), f"{name}(nan) must be nan"
+    assert_close(y, r.to(dtype), FWD_TOL[dtype], f"{name}{params} forward at {SPECIAL}")
+    assert_close(dx[~nan_in], dr.to(dtype)[~nan_in], BWD_TOL[dtype], f"{name}{params} backward at {SPECIAL}")
+
+
+@pytest.mark.parametrize("case", CASES, ids=CASE_IDS)
+def test_gradcheck_and_gradgradcheck(case):
+    name, params = case
+    x = sample_input(name, params, torch.float64, "cpu", n=24, seed=1).requires_grad_()
+    fn = lambda t: fused_act.activation(t, name, **params)  # noqa: E731
+    assert torch.autograd.gradcheck(fn, (x,), eps=1e-6, atol=1e-5)
+    assert torch.autograd.gradgradcheck(fn, (x,), eps=1e-6, atol=1e-5)
+
+
+def test_third_derivative_fails_loudly():
+    x = torch.randn(5, dtype=torch.float64, requires_grad=True)
+    y = fused_act.tanh(x)
+    (g,) = torch.autograd.grad(y.sum(), x, create_graph=True)
+    (gg,) = torch.autograd.grad(g.sum(), x, create_graph=True)
+    with pytest.raises(RuntimeError, match="third and higher derivatives"):
+        gg.sum().backward()
+
+
+LAYOUTS = {
+    "contiguous": lambda x: x,
+    "transposed": lambda x: x.transpose(1, 3),
+    "channels_last": lambda x: x.contiguous(memory_format=torch.channels_last),
+    "sliced": lambda x: x[:, 1:, ::2],
+    "offset": lambda x: x.flatten()[3:].view(-1)[: 5 * 6 * 7],  # misaligned start
+    "expanded": lambda x: x[:1].expand(4, -1, -1, -1),
+}
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("layout", list(LAYOUTS))
+@pytest.mark.parametrize("name", ["tanh", "gelu", "leaky_tanh", "hardtanh"])
+def test_layouts(name, layout, device):
+    """Any strides give torch's values, and dense layouts (channels-last, permuted) keep their
+    strides like torch's elementwise ops."""
+    base = torch.randn(4, 5, 6, 7, dtype=torch.float64, device=device)
+    x = LAYOUTS[layout](base)
+    params = ACTIVATIONS[name].params
+    y = fused_act.activation(x, name)
+    r = reference(name, params, x)
+    assert_close(y, r, FWD_TOL[torch.float64], f"{name} {layout}")
+    if layout in ("contiguous", "transposed", "channels_last"):
+        assert y.stride() == x.stride()
+    g = LAYOUTS[layout](torch.randn_like(base)) if layout != "expanded" else torch.randn_like(y)
+    xg = x.detach().requires_grad_()
+    (dx,) = torch.autograd.grad(fused_act.activation(xg, name), xg, g)
+    xr = x.detach().requires_grad_()
+    (dr,) = torch.autograd.grad(reference(name, params, xr), xr, g)
+    assert_close(dx, dr, BWD_TOL[torch.float64], f"{name}' {layout}")
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("shape", [(0,), (3, 0, 2), ()], ids=["empty", "empty3d", "0-dim"])
+def test_empty_and_zero_dim(shape, device):
+    x = torch.randn(shape, device=device, requires_grad=True)
+    y = fused_act.elu(x)
+    assert y.shape == x.shape
+    torch.testing.assert_close(y, torch.nn.functional.elu(x))
+    y.sum().backward()
+    assert x.grad.shape == x.shape
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("case", CASES, ids=CASE_IDS)
+def test_inplace_matches_out_of_place(case, device):
+    """inplace=True writes into x and returns it, and its backward is torch's, also for
+    activations whose backward needs the overwritten input."""
+    name, params = case
+    x0 = sample_input(name, params, torch.float64, device, n=257)
+    leaf = x0.clone().requires_grad_()
+    x = leaf * 1.0  # a non-leaf, as in a network
+    y = fused_act.activation(x, name, inplace=True, **params)
+    assert y.data_ptr() == x.data_ptr()
+    g = torch.randn_like(x0)
+    (dx,) = torch.autograd.grad(y, leaf, g)
+    xr = x0.clone().requires_grad_()
+    r = reference(name, params, xr)
+    (dr,) = torch.autograd.grad(r, xr, g)
+    assert_close(y.detach(), r.detach(), FWD_TOL[torch.float64], f"{name} in place")
+    assert_close(dx, dr, BWD_TOL[torch.float64], f"{name}' in place")
+    # without autograd, in place on a plain tensor
+    z = x0.clone()
+    fused_act.activation(z, name, inplace=True, **params)
+    assert_close(z, r.detach(), FWD_TOL[torch.float64], f"{name} in place, no grad")
+
+
+def test_inplace_on_strided_view_writes_through():
+    base = torch.randn(6, 8, dtype=torch.float64)
+    expected = base.clone()
+    expected[:, ::2] = torch.tanh(expected[:, ::2])
+    fused_act.tanh(base[:, ::2], inplace=True)
+    torch.testing.assert_close(base, expected)
+
+
+def test_inplace_version_counter_catches_stale_saved_tensor():
+    """A tensor saved by another op and then overwritten in place: autograd must refuse."""
+    leaf = torch.randn(8, requires_grad=True)
+    x = leaf * 2
+    z = x * x  # saves x
+    fused_act.relu(x, inplace=True)
+    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+        z.sum().backward()
+
+
+@pytest.mark.parametrize("isa", ["default", "avx2", "avx512"])
+def test_every_cpu_instruction_set_matches_reference(isa):
+    """The kernels are built once per instruction set and picked at run time; force each one
+    (ATEN_CPU_CAPABILITY, read at start-up) in a fresh process and check all activations."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = r"""
+import torch, fused_act, sys
+from fused_act.registry import ACTIVATIONS
+isa = fused_act.info()["cpu_isa"]
+bad = []
+for dtype, tol in [(torch.float32, 2e-5), (torch.bfloat16, 2e-2), (torch.float64, 1e-7)]:
+    x = (torch.randn(10007, dtype=torch.float64) * 4).to(dtype)
+    for name, spec in ACTIVATIONS.items():
+        xs = x.clone().requires_grad_()
+        y = fused_act.activation(xs, name)
+        (g,) = torch.autograd.grad(y.sum(), xs)
+        x64 = x.double().requires_grad_()
+        r = spec.reference(x64, **spec.params)
+        (gr,) = torch.autograd.grad(r.sum(), x64)
+        for a, b in ((y, r), (g, gr)):
+            if not torch.allclose(a.double(), b.detach(), rtol=tol, atol=tol):
+                bad.append((name, str(dtype), (a.double() - b).abs().max().item()))
+print(isa)
+print(bad)
+sys.exit(1 if bad else 0)
+"""
+    import os
+
+    env = {**os.environ, "ATEN_CPU_CAPABILITY": isa}
+    root = Path(__file__).resolve().parents[1]
+    out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, cwd=root)
+    assert out.returncode == 0, out.stdout + out.stderr
+    ran = out.stdout.split()[0]
+    built = fused_act.info()["cpu_isas_built"]
+    supported = torch.backends.cpu.get_cpu_capability()
+    rank = {"DEFAULT": 0, "AVX2": 1, "AVX512": 2}
+    if isa.upper() in built and rank[isa.upper()] <= rank.get(supported, 0):
+        assert ran == isa.upper(), f"asked for {isa}, kernels ran {ran}"

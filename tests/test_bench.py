@@ -1,0 +1,164 @@
+"""The benchmark suite's machinery (byte accounting, limits, plans cover the registry, a tiny
+run renders a report) and the performance regression guard.
+
+The guard is marked ``perf`` and runs only when selected: ``pytest -m perf tests/test_bench.py``
+(or ``python -m bench guard``). It takes a few seconds; see bench/guard.py for its margin.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import pytest
+import torch
+
+from bench import cases, report, runner
+from bench.cases import Case, Section, expand, limit_seconds, plan, traffic, valid
+from bench.memory import saved_bytes
+from bench.providers import Tensors, build
+from bench.timing import Runner, Stats, measure
+from fused_act.registry import ACTIVATIONS
+
+N = 1 << 10
+
+
+def _case(act="elu", mode="fwdbwd", variant="alloc", dtype="float32", n=N):
+    return Case(act, dtype, n, mode, variant, 1)
+
+
+# ------------------------------------------------------------------ bytes and limits
+
+
+@pytest.mark.parametrize("mode,variant,nbytes,fresh", [
+    ("fwd", "alloc", 2, 1), ("fwd", "inplace", 2, 0), ("bwd", "alloc", 3, 1),
+    ("fwdbwd", "alloc", 4, 2), ("fwdbwd", "inplace", 4, 1),
+])
+def test_traffic(mode, variant, nbytes, fresh):
+    assert traffic(_case(mode=mode, variant=variant)) == (nbytes * N * 4, fresh)
+    assert traffic(_case(mode=mode, variant=variant, dtype="bfloat16")) == (nbytes * N * 2, fresh)
+
+
+def test_identity_backward_is_a_pass_through():
+    assert traffic(_case("identity", "fwdbwd")) == (2 * N * 4, 1)
+    assert not valid(_case("identity", "bwd"))
+    assert not valid(_case("elu", "bwd", "inplace"))  # no preallocated backward op
+
+
+def test_limit_charges_one_clone_per_fresh_output():
+    copy, clone = 1.0, 3.0
+    assert limit_seconds(_case(mode="fwd"), copy, clone) == clone
+    assert limit_seconds(_case(mode="fwd", variant="inplace"), copy, clone) == copy
+    assert limit_seconds(_case(mode="bwd"), copy, clone) == clone + 0.5 * copy
+    assert limit_seconds(_case(mode="fwdbwd"), copy, clone) == 2 * clone
+    assert limit_seconds(_case(mode="fwdbwd", variant="inplace"), copy, clone) == clone + copy
+
+
+# ------------------------------------------------------------------ plans cover the registry
+
+
+@pytest.mark.parametrize("name", ["full", "quick"])
+def test_plans_are_valid(name):
+    cs = expand(plan(name))
+    assert cs and len({c.key for c in cs}) == len(cs)
+    assert all(valid(c) for c in cs)
+
+
+def test_every_activation_gets_every_mode_in_the_full_plan():
+    cs = expand(plan("full"))
+    for act in ACTIVATIONS:
+        got = {(c.mode, c.variant) for c in cs if c.act == act and c.size == 1 << 24 and c.dtype == "float32"}
+        want = {(m, v) for m in cases.MODES for v in cases.VARIANTS if valid(_case(act, m, v))}
+        assert got >= want, act
+        assert any(c.act == act and c.dtype == "bfloat16" for c in cs), act
+
+
+def test_shared_cases_merge_providers():
+    s1 = Section("a", acts=["relu"], modes=["fwd"], variants=["alloc"], providers=["fused"])
+    s2 = Section("b", acts=["relu"], modes=["fwd"], variants=["alloc"], providers=["compile"])
+    (c,) = expand([s1, s2])
+    assert c.providers == ("fused", "compile")
+
+
+# ------------------------------------------------------------------ providers compute the activation
+
+
+@pytest.mark.parametrize("act", list(ACTIVATIONS))
+def test_fused_and_eager_runners_agree(act):
+    for mode, variant in [("fwd", "alloc"), ("fwd", "inplace"), ("bwd", "alloc"), ("fwdbwd", "alloc")]:
+        c = _case(act, mode, variant)
+        if not valid(c):
+            continue
+        t = Tensors(c)
+        got = {}
+        for p in ("fused", "eager"):
+            r = build(p, c, t).runner
+            if r.setup:
+                r.setup()
+            got[p] = r.fn().detach().clone()
+        torch.testing.assert_close(got["fused"], got["eager"], atol=1e-4, rtol=1e-4, msg=f"{act} {mode}/{variant}")
+
+
+def test_inplace_runner_refills_its_buffer():
+    # squared_relu applied repeatedly in place would overflow; the refill keeps every call on x
+    c = _case("squared_relu", "fwd", "inplace")
+    t = Tensors(c)
+    r = build("fused", c, t).runner
+    for _ in range(20):
+        r.setup()
+        r.fn()
+    torch.testing.assert_close(t.buf, torch.relu(t.x) ** 2)
+
+
+def test_saved_bytes_counts_storages_once():
+    x = torch.randn(N, requires_grad=True)
+    assert saved_bytes(lambda: torch.sigmoid(x)) == N * 4  # saves its output
+    assert saved_bytes(lambda: x * x) == N * 4  # x saved twice, one storage
+    assert saved_bytes(lambda: x.clone()) == 0
+
+
+# ------------------------------------------------------------------ timing and the report
+
+
+def test_measure_interleaves_and_summarizes():
+    calls = []
+    runners = {"a": Runner(lambda: calls.append("a")), "b": Runner(lambda: calls.append("b"))}
+    st = measure(runners, rounds=3, warmup=1, min_round_s=0)
+    assert set(st) == {"a", "b"} and all(s.n == 3 for s in st.values())
+    assert calls[-6:] in (["a", "b", "b", "a", "a", "b"], ["b", "a", "a", "b", "b", "a"])
+    s = Stats.of([1.0, 2.0, 3.0, 4.0, 5.0])
+    assert (s.median, s.q25, s.q75) == (3.0, 2.0, 4.0)
+
+
+def test_tiny_run_writes_csv_json_and_report(tmp_path, monkeypatch):
+    # the target point is 2^24; a tiny run at 2^10 exercises the same tables
+    monkeypatch.setattr("bench.targets.SIZE", N)
+    monkeypatch.setattr("bench.report.SIZE", N)
+    monkeypatch.setattr("bench.plots.SIZE", N)
+    sec = [Section("tiny", acts=["relu", "softsign"], sizes=[N, 2 * N, 4 * N, 8 * N], modes=["fwd", "fwdbwd"],
+                   providers=["fused", "eager"], threads=[1])]
+    meta, rows = runner.run(expand(sec), tmp_path, "python -m bench (test)", rounds=2, warmup=1)
+    assert {r["provider"] for r in rows} == {"fused", "eager", "copy", "clone"}
+    with open(tmp_path / "results.csv") as f:
+        assert len(list(csv.DictReader(f))) == len(rows)
+    assert json.loads((tmp_path / "results.json").read_text())["machine"]["cpu_isa"]
+    path = report.render(meta, rows, tmp_path)
+    text = path.read_text()
+    assert "## Targets" in text and "softsign" in text and "python -m bench (test)" in text
+    for png in ("time_vs_size.png", "gbs_vs_size.png", "speedup.png", "memory.png"):
+        assert (tmp_path / png).stat().st_size > 0 and f"]({png})" in text
+
+
+# ------------------------------------------------------------------ regression guard
+
+
+@pytest.mark.perf
+def test_fused_not_slower_than_eager(request):
+    if "perf" not in (request.config.getoption("markexpr") or ""):
+        pytest.skip("performance guard: run with -m perf")
+    from bench.guard import MARGIN, run_guard
+
+    verdicts = run_guard()
+    bad = [f"{v.act} {v.mode}: fused/eager {v.ratio:.2f} [{v.ratio_q25:.2f}, {v.ratio_q75:.2f}]"
+           for v in verdicts if v.failed(MARGIN)]
+    assert not bad, f"fused_act slower than eager by more than {MARGIN}x: " + "; ".join(bad)

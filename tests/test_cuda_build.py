@@ -1,0 +1,81 @@
+"""The CUDA machine code of the built extension, read with cuobjdump (NVIDIA's
+nvidia-cuda-cuobjdump wheel, in requirements.txt): a kernel for every activation, kind, form
+and dtype; 128-bit global loads and stores; no local memory. Runs wherever the CUDA kernels
+were built (CI builds them), GPU or not."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+import fused_act
+from fused_act import _C
+
+
+def _cuobjdump():
+    try:
+        import nvidia
+
+        for base in nvidia.__path__:
+            for cand in Path(base).glob("cu*/bin/cuobjdump"):
+                return str(cand)
+    except ImportError:
+        pass
+    return shutil.which("cuobjdump")
+
+
+pytestmark = [
+    pytest.mark.skipif(not fused_act.info()["cuda_kernels_built"], reason="built without CUDA kernels"),
+    pytest.mark.skipif(_cuobjdump() is None, reason="cuobjdump not installed"),
+]
+
+DTYPES = {"f": "float", "d": "double", "N3c104HalfE": "half", "N3c108BFloat16E": "bfloat16"}
+
+
+@pytest.fixture(scope="module")
+def sass():
+    out = subprocess.run([_cuobjdump(), "-sass", _C.__file__], capture_output=True, text=True, check=True)
+    kernels, name = {}, None
+    for line in out.stdout.splitlines():
+        m = re.search(r"Function : (\S+)", line)
+        if m:
+            name = m.group(1)
+            kernels.setdefault(name, [])
+        elif name:
+            kernels[name].append(line)
+    return kernels
+
+
+@pytest.fixture(scope="module")
+def resources():
+    out = subprocess.run([_cuobjdump(), "-res-usage", _C.__file__], capture_output=True, text=True, check=True)
+    return re.findall(r"Function (\S+):\s*\n\s*REG:(\d+) STACK:(\d+) SHARED:(\d+) LOCAL:(\d+)", out.stdout)
+
+
+def test_a_kernel_for_every_activation_kind_form_and_dtype(sass):
+    for name, _, saved, functor in _C.activations():
+        forms = 2 if saved == "either" else 1
+        for code in DTYPES:
+            tag = f"{len(functor)}{functor}"
+            found = [k for k in sass if tag in k and f"elementwise_kernelI{code}" in k]
+            assert len(found) == 1 + 2 * forms, (name, DTYPES[code], found)
+
+
+def test_packet_path_uses_128_bit_accesses(sass):
+    for name, lines in sass.items():
+        text = "\n".join(lines)
+        assert "LDG.E.128" in text, name
+        assert "STG.E.128" in text, name
+
+
+def test_no_local_memory(resources):
+    """LOCAL is spilled registers or local arrays; STACK only holds the call frames of
+    libdevice's slow paths (IEEE division, double-precision exp)."""
+    assert resources, "cuobjdump -res-usage printed no functions"
+    for name, reg, stack, shared, local in resources:
+        assert int(local) == 0, name
+        assert int(stack) <= 32, (name, stack)

@@ -1,0 +1,67 @@
+"""Every op on a CUDA device against torch (float64 reference) and against fused_act's own
+CPU kernels. Skipped where no GPU is present; run it on any machine that has one:
+
+    python -m pytest tests/test_gpu.py
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import fused_act
+from conftest import BWD_TOL, CASE_IDS, CASES, DTYPES, FWD_TOL, assert_close, sample_input
+
+pytestmark = [
+    pytest.mark.gpu,
+    pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device"),
+    pytest.mark.skipif(not fused_act.info()["cuda_kernels_built"], reason="built without CUDA kernels"),
+]
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+@pytest.mark.parametrize("case", CASES, ids=CASE_IDS)
+def test_cuda_matches_reference_and_cpu(case, dtype):
+    name, params = case
+    x = sample_input(name, params, dtype, "cpu", n=1 << 16 | 5)
+    g = (torch.rand(x.shape) * 2 - 1).to(dtype)
+    outs = {}
+    for device in ("cpu", "cuda"):
+        xs = x.to(device).requires_grad_()
+        y = fused_act.activation(xs, name, **params)
+        (dx,) = torch.autograd.grad(y, xs, g.to(device))
+        outs[device] = (y.cpu(), dx.cpu())
+    x64 = x.double().requires_grad_()
+    r = fused_act.ACTIVATIONS[name].reference(x64, **params)
+    (dr,) = torch.autograd.grad(r, x64, g.double())
+    y, dx = outs["cuda"]
+    assert_close(y, r.detach(), FWD_TOL[dtype], f"{name} cuda forward")
+    assert_close(dx, dr, BWD_TOL[dtype], f"{name} cuda backward")
+    assert_close(y, outs["cpu"][0], FWD_TOL[dtype], f"{name} cuda vs cpu forward")
+
+
+@pytest.mark.parametrize("offset", [0, 1, 3])
+def test_cuda_misaligned_and_tails(offset):
+    base = torch.randn(1 << 12, device="cuda")
+    for n in (1, 7, 8, 9, 1023, 4000):
+        x = base[offset: offset + n]
+        torch.testing.assert_close(fused_act.gelu(x), torch.nn.functional.gelu(x))
+
+
+def test_cuda_stream_and_device_guard():
+    s = torch.cuda.Stream()
+    x = torch.randn(1 << 20, device="cuda")
+    with torch.cuda.stream(s):
+        y = fused_act.silu(x)
+    s.synchronize()
+    torch.testing.assert_close(y, torch.nn.functional.silu(x))
+    if torch.cuda.device_count() > 1:
+        x1 = torch.randn(1000, device="cuda:1")
+        torch.testing.assert_close(fused_act.tanh(x1), x1.tanh())
+
+
+def test_cuda_gradgradcheck_and_compile():
+    x = torch.randn(16, dtype=torch.float64, device="cuda", requires_grad=True)
+    assert torch.autograd.gradgradcheck(lambda t: fused_act.mish(t), (x,))
+    f = torch.compile(lambda t: fused_act.leaky_tanh(t, a=0.2), fullgraph=True)
+    torch.testing.assert_close(f(x), torch.where(x >= 0, x.tanh(), 0.2 * x.tanh()))
