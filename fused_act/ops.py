@@ -24,12 +24,16 @@ from . import _C  # noqa: F401  (loading it registers the ops)
 _ops = torch.ops.fused_act
 
 
-@torch.compiler.assume_constant_result
 @functools.lru_cache(maxsize=None)
+def _saved_for(act: str, params: tuple[float, ...]) -> str:
+    return _C.saved_for(act, list(params))
+
+
+@torch.compiler.assume_constant_result
 def saved_for(act: str, params: tuple[float, ...]) -> str:
     """What backward keeps for this kernel and parameters: 'none', 'input' or 'output'.
-    (A constant for Dynamo: it cannot trace into the C++ call.)"""
-    return _C.saved_for(act, list(params))
+    (A constant for Dynamo, which cannot trace into the C++ call.)"""
+    return _saved_for(act, params)
 
 
 # ------------------------------------------------------------------ fake kernels

@@ -470,10 +470,6 @@ def test_export_resnet18_inplace_forward(train):
     _export_check(*reversed(_resnet_pair()), train, grads=False)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "export inlines _ActivationInplace, leaving fused_act::activation_ with no autograd kernel: "
-    "backward through the exported program silently treats it as identity (torch only warns). "
-    "Fix in fused_act/ops.py, see docs/convert.md; then remove this xfail."))
 def test_export_resnet18_inplace_gradients():
     _export_check(*reversed(_resnet_pair()), True)
 
@@ -509,10 +505,6 @@ def test_compile_fullgraph_resnet18_out_of_place_eval():
     _compile_check(model, ref, "aot_eager", modes=(False,))
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "fused_act/ops.py in-place path: Dynamo cannot trace _ActivationInplace (it calls the pybind "
-    "_C.saved_for) and functionalization rejects fused_act::activation_ returning Tensor(a!); "
-    "see docs/convert.md. Remove this xfail when ops.py is fixed."))
 def test_compile_fullgraph_resnet18_inplace():
     ref, model = _resnet_pair(keep_inplace=True)
     _compile_check(model, ref, "aot_eager")
