@@ -5,6 +5,7 @@ were built (CI builds them), GPU or not."""
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
@@ -28,6 +29,17 @@ def _cuobjdump():
     return shutil.which("cuobjdump")
 
 
+def _run_cuobjdump(flag: str) -> str:
+    """cuobjdump 13.5 disassembles through nvdisasm (the nvidia-cuda-nvdisasm wheel installs it
+    beside cuobjdump), which it looks for on PATH."""
+    tool = _cuobjdump()
+    env = dict(os.environ)
+    env["PATH"] = f"{Path(tool).parent}{os.pathsep}{env.get('PATH', '')}"
+    out = subprocess.run([tool, flag, _C.__file__], capture_output=True, text=True, env=env)
+    assert out.returncode == 0, f"cuobjdump {flag} failed ({out.returncode}): {out.stderr.strip()}"
+    return out.stdout
+
+
 pytestmark = [
     pytest.mark.skipif(not fused_act.info()["cuda_kernels_built"], reason="built without CUDA kernels"),
     pytest.mark.skipif(_cuobjdump() is None, reason="cuobjdump not installed"),
@@ -38,9 +50,8 @@ DTYPES = {"f": "float", "d": "double", "N3c104HalfE": "half", "N3c108BFloat16E":
 
 @pytest.fixture(scope="module")
 def sass():
-    out = subprocess.run([_cuobjdump(), "-sass", _C.__file__], capture_output=True, text=True, check=True)
     kernels, name = {}, None
-    for line in out.stdout.splitlines():
+    for line in _run_cuobjdump("-sass").splitlines():
         m = re.search(r"Function : (\S+)", line)
         if m:
             name = m.group(1)
@@ -52,8 +63,8 @@ def sass():
 
 @pytest.fixture(scope="module")
 def resources():
-    out = subprocess.run([_cuobjdump(), "-res-usage", _C.__file__], capture_output=True, text=True, check=True)
-    return re.findall(r"Function (\S+):\s*\n\s*REG:(\d+) STACK:(\d+) SHARED:(\d+) LOCAL:(\d+)", out.stdout)
+    out = _run_cuobjdump("-res-usage")
+    return re.findall(r"Function (\S+):\s*\n\s*REG:(\d+) STACK:(\d+) SHARED:(\d+) LOCAL:(\d+)", out)
 
 
 def test_a_kernel_for_every_activation_kind_form_and_dtype(sass):

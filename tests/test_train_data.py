@@ -118,7 +118,7 @@ def test_image_folder_jpeg_tarball_extracted_to_cache(tmp_path):
     assert d.train_x.shape == (6, 3, 32, 32) and d.test_y.tolist() == [0, 1, 2]
     assert (tmp_path / "cache" / "cifar10-jpeg" / "train" / "cat").is_dir()  # not next to the data
     assert sorted(p.name for p in dd.iterdir()) == ["cifar10-jpeg.tar.gz"]
-    ref = np.asarray(Image.open(src / "test" / "bird" / "0000.jpg").convert("RGB"))
+    ref = np.array(Image.open(src / "test" / "bird" / "0000.jpg").convert("RGB"))
     assert torch.equal(d.test_x[1], torch.from_numpy(ref).permute(2, 0, 1))
 
 

@@ -3,6 +3,7 @@
 import json
 
 import pytest
+import torch
 
 from train.__main__ import main
 from train.fakedata import write_all
