@@ -125,26 +125,34 @@ def extension():
 
 
 class BuildIsaLibraries(build_clib):
-    """Compiles each per-instruction-set library in its own folder (they share one source
-    file), and rebuilds one whenever any file under csrc/ is newer than it: the kernels
-    depend on headers that distutils does not track."""
+    """Compiles each per-instruction-set library in its own folder (they share their sources).
+    A source is recompiled when it, or any header under csrc/ (distutils tracks none), is newer
+    than its object file; the library is re-archived when any object changed."""
 
     def build_libraries(self, libraries):
-        newest = max(p.stat().st_mtime for p in (ROOT / CSRC).rglob("*") if p.is_file())
+        headers = [p for ext in ("*.h", "*.cuh") for p in (ROOT / CSRC).rglob(ext)]
+        newest_header = max((p.stat().st_mtime for p in headers), default=0.0)
         for name, info in libraries:
+            out_dir = Path(self.build_temp, name)
+            objects, changed = [], False
+            for src in info["sources"]:
+                obj = out_dir / Path(self.compiler.object_filenames([src])[0])
+                stale = not obj.exists() or obj.stat().st_mtime < max(newest_header, Path(src).stat().st_mtime)
+                if stale:
+                    self.compiler.compile(
+                        [src],
+                        output_dir=str(out_dir),
+                        macros=info["macros"],
+                        include_dirs=info["include_dirs"],
+                        extra_postargs=info["cflags"],
+                        debug=self.debug,
+                    )
+                    changed = True
+                objects.append(str(obj))
             lib = Path(self.build_clib, self.compiler.library_filename(name))
-            if lib.exists() and lib.stat().st_mtime >= newest:
-                continue
-            objects = self.compiler.compile(
-                info["sources"],
-                output_dir=str(Path(self.build_temp, name)),
-                macros=info["macros"],
-                include_dirs=info["include_dirs"],
-                extra_postargs=info["cflags"],
-                debug=self.debug,
-            )
-            lib.unlink(missing_ok=True)
-            self.compiler.create_static_lib(objects, name, output_dir=self.build_clib, debug=self.debug)
+            if changed or not lib.exists():
+                lib.unlink(missing_ok=True)
+                self.compiler.create_static_lib(objects, name, output_dir=self.build_clib, debug=self.debug)
 
 
 class BuildExtension(cpp_extension.BuildExtension):
