@@ -101,7 +101,11 @@ def extension():
         f"{CSRC}/cpu/kernels.cpp",  # the DEFAULT build; first, see CPU_ISAS
         f"{CSRC}/cpu/dispatch.cpp",
         f"{CSRC}/ops/registry.cpp",
+        f"{CSRC}/ops/front.cpp",
+        f"{CSRC}/ops/library.cpp",
         f"{CSRC}/ops/activation_ops.cpp",
+        f"{CSRC}/ops/bias_act_ops.cpp",
+        f"{CSRC}/ops/gated_ops.cpp",
         f"{CSRC}/ops/cuda_simulation.cpp",
         f"{CSRC}/python_module.cpp",
     ]

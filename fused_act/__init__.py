@@ -3,6 +3,8 @@
     import fused_act
     y = fused_act.leaky_tanh(x, a=0.25)             # functional, every registered activation
     y = fused_act.activation(x, "elu", alpha=0.5)   # by name
+    y = fused_act.bias_act(x, b, "gelu")            # gelu(x + b), b along dim 1
+    y = fused_act.swiglu(x)                         # silu(second half) * first half, like F.glu
     m = fused_act.nn.GELU(approximate="tanh")       # torch.nn-style modules
     fused_act.ACTIVATIONS                           # the registry
     fused_act.info()                                # what this build has
@@ -16,13 +18,13 @@ from . import _C, ops  # noqa: F401  (registers the torch ops)
 from . import functional, nn
 from .functional import *  # noqa: F401,F403
 from .convert import ConvertReport, convert, convert_functional
-from .functional import activation
+from .functional import activation, bias_act, gated, geglu, glu, reglu, swiglu
 from .registry import ACTIVATIONS, ActivationSpec
 
 __version__ = "0.1.0"
 
-__all__ = ["ACTIVATIONS", "ActivationSpec", "ConvertReport", "activation", "convert", "convert_functional",
-           "functional", "info", "nn", *ACTIVATIONS]
+__all__ = ["ACTIVATIONS", "ActivationSpec", "ConvertReport", "activation", "bias_act", "convert",
+           "convert_functional", "functional", "gated", "geglu", "glu", "info", "nn", "reglu", "swiglu", *ACTIVATIONS]
 
 
 def info() -> dict:

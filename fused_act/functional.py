@@ -1,5 +1,7 @@
 """Functional API, generated from the registry: ``fused_act.<name>(x, *params, inplace=False)``
-for every activation, and ``fused_act.activation(x, name, **params)``.
+for every activation, and ``fused_act.activation(x, name, **params)``; the fusions
+``bias_act``, ``glu`` (and its ``swiglu``, ``geglu``, ``reglu`` shortcuts) and ``gated``, which
+take any registered activation by name.
 
 Each function takes its parameters positionally or by keyword with torch's names and
 defaults (``elu(x, alpha=1.0)``, ``hardtanh(x, min_val=-1.0, max_val=1.0)``,
@@ -12,10 +14,13 @@ import inspect
 
 import torch
 
+from . import fused_ops  # noqa: F401  (autograd and fake kernels of the fused ops)
 from .ops import activation_op
 from .registry import ACTIVATIONS, get
 
-__all__ = ["activation", *ACTIVATIONS]
+_ops = torch.ops.fused_act
+
+__all__ = ["activation", "bias_act", "gated", "geglu", "glu", "reglu", "swiglu", *ACTIVATIONS]
 
 
 def activation(x: torch.Tensor, name: str, *, inplace: bool = False, **params) -> torch.Tensor:
@@ -25,6 +30,54 @@ def activation(x: torch.Tensor, name: str, *, inplace: bool = False, **params) -
     ``torch.nn.ReLU(inplace=True)``: it raises for a leaf that requires grad."""
     kernel, args = get(name).kernel_args(params)
     return activation_op(x, kernel, args, inplace)
+
+
+def bias_act(x: torch.Tensor, bias: torch.Tensor, /, name: str, dim: int = 1, **params) -> torch.Tensor:
+    """``name(x + bias)`` in one pass, the 1-D ``bias`` broadcast along ``dim`` of x (dim=1 fits
+    Linear outputs (N, C) and images (N, C, H, W), channels-last included). Agrees with
+    ``activation(x + bias.view(shape), name)`` under autograd; backward returns the bias
+    gradient from the same pass on CPU."""
+    kernel, args = get(name).kernel_args(params)
+    return _ops.bias_act(x, bias, dim, kernel, args)
+
+
+def _gate_first(gate: str) -> bool:
+    if gate not in ("first", "second"):
+        raise ValueError(f"fused_act.glu: gate must be 'first' or 'second', got {gate!r}")
+    return gate == "first"
+
+
+def glu(x: torch.Tensor, /, name: str = "sigmoid", dim: int = -1, gate: str = "second", **params) -> torch.Tensor:
+    """Gated linear unit: x split in two halves a, b along ``dim``; returns ``name(gate) * other``.
+
+    ``gate="second"`` (default) activates the second half, as ``torch.nn.functional.glu`` does
+    (``glu(x) == F.glu(x)``); Megatron, Liger-Kernel, vLLM and Transformer Engine activate the
+    first half: pass ``gate="first"`` to load their weights. The halves are read in place (no
+    split copy)."""
+    kernel, args = get(name).kernel_args(params)
+    return _ops.glu(x, dim, _gate_first(gate), kernel, args)
+
+
+def swiglu(x: torch.Tensor, dim: int = -1, gate: str = "second") -> torch.Tensor:
+    """SwiGLU (Shazeer 2020): ``silu(gate half) * other half``; see ``glu`` for ``gate``."""
+    return glu(x, "silu", dim, gate)
+
+
+def geglu(x: torch.Tensor, dim: int = -1, gate: str = "second", approximate: str = "none") -> torch.Tensor:
+    """GeGLU (Shazeer 2020): ``gelu(gate half, approximate) * other half``; see ``glu``."""
+    return glu(x, "gelu", dim, gate, approximate=approximate)
+
+
+def reglu(x: torch.Tensor, dim: int = -1, gate: str = "second") -> torch.Tensor:
+    """ReGLU (Shazeer 2020): ``relu(gate half) * other half``; see ``glu`` for ``gate``."""
+    return glu(x, "relu", dim, gate)
+
+
+def gated(a: torch.Tensor, b: torch.Tensor, /, name: str = "sigmoid", **params) -> torch.Tensor:
+    """``name(a) * b`` for two tensors of one shape: a gated unit whose gate and value come
+    from separate projections (no concatenation needed)."""
+    kernel, args = get(name).kernel_args(params)
+    return _ops.gated(a, b, kernel, args)
 
 
 def _make(spec):

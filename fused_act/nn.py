@@ -6,6 +6,9 @@ Names and constructor signatures follow ``torch.nn`` where torch has the activat
 the same attribute names, so code that reads ``module.negative_slope`` keeps working. Added:
 ``RescaledSigmoid()``, ``LeakyTanh(a=0.25)``, ``SquaredReLU()`` and ``Activation(name, **params)``.
 Modules hold no parameters or buffers: swapping them leaves ``state_dict`` unchanged.
+
+The fused layers (``Linear`` and ``Conv2d`` with an ``activation``, ``BiasAct``, ``GLU``,
+``SwiGLU``, ``GeGLU``, ``ReGLU``) are defined in ``fused_act/layers.py`` and exported here.
 """
 
 from __future__ import annotations
@@ -15,10 +18,12 @@ import inspect
 import torch
 from torch import nn
 
+from . import layers
 from .functional import activation
+from .layers import BiasAct, Conv2d, GeGLU, GLU, Linear, ReGLU, SwiGLU  # noqa: F401
 from .registry import ACTIVATIONS, get
 
-__all__ = ["Activation", *(s.module for s in ACTIVATIONS.values())]
+__all__ = ["Activation", *layers.__all__, *(s.module for s in ACTIVATIONS.values())]
 
 
 class Activation(nn.Module):

@@ -65,3 +65,28 @@ def test_cuda_gradgradcheck_and_compile():
     assert torch.autograd.gradgradcheck(lambda t: fused_act.mish(t), (x,))
     f = torch.compile(lambda t: fused_act.leaky_tanh(t, a=0.2), fullgraph=True)
     torch.testing.assert_close(f(x), torch.where(x >= 0, x.tanh(), 0.2 * x.tanh()))
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+@pytest.mark.parametrize("name", ["relu", "gelu", "silu", "sigmoid", "elu"])
+def test_cuda_fusions_match_cpu(name, dtype):
+    """bias_act (both bias layouts, with the bias gradient), glu (both gates) and gated on CUDA
+    against the same ops on CPU, whose results tests/test_fusions.py checks against torch."""
+    torch.manual_seed(0)
+    cases = [
+        (lambda x, b: fused_act.bias_act(x, b, name, dim=1), [torch.randn(64, 96), torch.randn(96)]),
+        (lambda x, b: fused_act.bias_act(x, b, name, dim=1), [torch.randn(4, 24, 9, 9), torch.randn(24)]),
+        (lambda x: fused_act.glu(x, name, gate="first"), [torch.randn(33, 2 * 40)]),
+        (lambda x: fused_act.glu(x, name, dim=1), [torch.randn(5, 6, 7)]),
+        (lambda a, u: fused_act.gated(a, u, name), [torch.randn(1000), torch.randn(1000)]),
+    ]
+    for fn, inputs in cases:
+        results = {}
+        for device in ("cpu", "cuda"):
+            ins = [t.to(dtype).to(device).requires_grad_() for t in inputs]
+            y = fn(*ins)
+            grads = torch.autograd.grad(y, ins, torch.ones_like(y))
+            results[device] = [y.cpu(), *(g.cpu() for g in grads)]
+        for a, b in zip(results["cuda"], results["cpu"]):
+            atol, rtol = BWD_TOL[dtype]
+            torch.testing.assert_close(a.double(), b.double(), atol=atol * 100, rtol=rtol * 10)

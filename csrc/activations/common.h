@@ -40,14 +40,22 @@ enum class Saved : int {
   kEither = 3,  // both forms exist; the output form is valid only for some parameters
 };
 
-// Which elementwise computation a kernel runs. Inputs are listed in order.
+// Which elementwise computation a kernel runs. Inputs and outputs are listed in order.
 enum class Kind : int {
   kForward = 0,         // (x)            -> f(x)
   kBackward = 1,        // (g, s)         -> g * f'(s)        s = saved input or output
   kDoubleBackward = 2,  // (gg, g, s)     -> gg * g * d f'(s)/ds
+  kBiasForward = 3,     // (x, b)         -> f(x + b)
+  kBiasBackward = 4,    // (g, x, b)      -> g * f'(x + b)    (input form; the output form is kBackward)
+  kGatedForward = 5,    // (a, u)         -> f(a) * u
+  kGatedBackward = 6,   // (g, a, u)      -> (g * u * f'(a), g * f(a))
 };
 
-constexpr int num_inputs(Kind k) { return static_cast<int>(k) + 1; }
+constexpr int num_inputs(Kind k) {
+  constexpr int n[] = {1, 2, 3, 2, 3, 2, 3};
+  return n[static_cast<int>(k)];
+}
+constexpr int num_outputs(Kind k) { return k == Kind::kGatedBackward ? 2 : 1; }
 
 // Floating dtypes the kernels are instantiated for (mirrors c10::ScalarType without its header).
 enum class DType : int { kFloat = 0, kDouble = 1, kHalf = 2, kBFloat16 = 3 };

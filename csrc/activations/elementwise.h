@@ -17,17 +17,46 @@ namespace fused_act {
 template <class S>
 using opmath_t = std::conditional_t<std::is_same_v<S, double>, double, float>;
 
-// One elementwise launch, backend-neutral. `in` holds num_inputs(kind) pointers; every tensor
-// has n elements laid out identically (the op front makes sure of it).
+// One operand of a launch, seen as a (rows, cols) matrix of the launch's storage type. Element
+// (r, c) is at ptr[r' * row_stride + c], or ptr[r' * row_stride] when per_row (one value for the
+// whole row: the bias of an NCHW channel), with r' = r, or r % period when period > 0 (rows of
+// an (N, C, HW) tensor cycle through the C channels). A flat tensor is one row.
+struct Operand {
+  const void* ptr = nullptr;
+  int64_t row_stride = 0;
+  int64_t period = 0;
+  bool per_row = false;
+};
+
+struct OutOperand {
+  void* ptr = nullptr;
+  int64_t row_stride = 0;
+};
+
+// One elementwise launch, backend-neutral: num_inputs(kind) inputs, num_outputs(kind) outputs,
+// rows * cols elements. The op front builds it (csrc/ops/); backends only supply a loop.
 struct ElementwiseArgs {
   ActId act;
   Kind kind;
-  bool from_output;  // backward kinds: s is y (true) or x (false)
+  bool from_output;  // kBackward / kDoubleBackward: s is y (true) or x (false)
   DType dtype;
-  const void* in[3];
-  void* out;
-  int64_t n;
+  int64_t rows = 1;
+  int64_t cols = 0;
+  Operand in[3];
+  OutOperand out[2];
   double params[kMaxParams];
+
+  int64_t numel() const { return rows * cols; }
+};
+
+// A per-channel sum of output 0 that the CPU loop fuses into the launch (the bias gradient):
+// sums[ch] += out0(r, c) over all elements, in the compute type, where ch = c when per_col
+// (channels are the columns) and ch = r % channels otherwise (a row per (n, channel)). sums
+// holds `channels` values of the compute type (float, or double for double).
+struct ChannelSum {
+  void* sums;
+  int64_t channels;
+  bool per_col;
 };
 
 template <class Act>
@@ -40,9 +69,25 @@ constexpr bool has_input_form() {
   return Act::kSaved == Saved::kInput || Act::kSaved == Saved::kEither;
 }
 
+// f'(x) for every functor: through the output where only that form exists (sigmoid, tanh, ...).
+template <class Act, class T, class P>
+FA_HD T derivative_at_input(T x, const P& p) {
+  if constexpr (has_input_form<Act>()) {
+    return Act::d_input(x, p);
+  } else {
+    return Act::d_output(Act::forward(x, p), p);
+  }
+}
+
+// Two results of one element (the gated backward's two gradients).
+template <class T>
+struct Two {
+  T first, second;
+};
+
 template <class Act, class C>
 struct ForwardOp {
-  static constexpr int kInputs = 1;
+  static constexpr int kInputs = 1, kOutputs = 1;
   Params<C> p;
   template <class T>
   FA_HD T operator()(T x) const {
@@ -52,7 +97,7 @@ struct ForwardOp {
 
 template <class Act, bool kFromOutput, class C>
 struct BackwardOp {
-  static constexpr int kInputs = 2;
+  static constexpr int kInputs = 2, kOutputs = 1;
   Params<C> p;
   template <class T>
   FA_HD T operator()(T g, T s) const {
@@ -67,7 +112,7 @@ struct BackwardOp {
 // Derivative of g * f'(s) with respect to s, times the incoming gradient gg.
 template <class Act, bool kFromOutput, class C>
 struct DoubleBackwardOp {
-  static constexpr int kInputs = 3;
+  static constexpr int kInputs = 3, kOutputs = 1;
   Params<C> p;
   template <class T>
   FA_HD T operator()(T gg, T g, T s) const {
@@ -79,6 +124,49 @@ struct DoubleBackwardOp {
   }
 };
 
+// Bias + activation: the sum x + b exists only in registers (computed in C, not rounded to
+// the storage type as eager's separate add would).
+template <class Act, class C>
+struct BiasForwardOp {
+  static constexpr int kInputs = 2, kOutputs = 1;
+  Params<C> p;
+  template <class T>
+  FA_HD T operator()(T x, T b) const {
+    return Act::forward(x + b, p);
+  }
+};
+
+template <class Act, class C>
+struct BiasBackwardOp {
+  static constexpr int kInputs = 3, kOutputs = 1;
+  Params<C> p;
+  template <class T>
+  FA_HD T operator()(T g, T x, T b) const {
+    return g * derivative_at_input<Act>(x + b, p);
+  }
+};
+
+// Gated unit f(a) * u (GLU with f = sigmoid, SwiGLU with silu, GeGLU with gelu, ReGLU with relu).
+template <class Act, class C>
+struct GatedForwardOp {
+  static constexpr int kInputs = 2, kOutputs = 1;
+  Params<C> p;
+  template <class T>
+  FA_HD T operator()(T a, T u) const {
+    return Act::forward(a, p) * u;
+  }
+};
+
+template <class Act, class C>
+struct GatedBackwardOp {
+  static constexpr int kInputs = 3, kOutputs = 2;
+  Params<C> p;
+  template <class T>
+  FA_HD Two<T> operator()(T g, T a, T u) const {
+    return {g * u * derivative_at_input<Act>(a, p), g * Act::forward(a, p)};
+  }
+};
+
 // Calls f(op) with the op object for (act, kind, from_output) in compute type C. Only the
 // derivative forms a functor defines are instantiated; the op front never asks for another.
 template <class C, class F>
@@ -86,9 +174,25 @@ inline void visit_elementwise_op(const ElementwiseArgs& a, F&& f) {
   const Params<C> p = make_params<C>(a.params);
   visit_activation(a.act, [&](auto functor) {
     using Act = decltype(functor);
-    if (a.kind == Kind::kForward) {
-      f(ForwardOp<Act, C>{p});
-      return;
+    switch (a.kind) {
+      case Kind::kForward:
+        f(ForwardOp<Act, C>{p});
+        return;
+      case Kind::kBiasForward:
+        f(BiasForwardOp<Act, C>{p});
+        return;
+      case Kind::kBiasBackward:  // the output form of bias_act's backward is kBackward
+        if constexpr (has_input_form<Act>()) f(BiasBackwardOp<Act, C>{p});
+        return;
+      case Kind::kGatedForward:
+        f(GatedForwardOp<Act, C>{p});
+        return;
+      case Kind::kGatedBackward:
+        f(GatedBackwardOp<Act, C>{p});
+        return;
+      case Kind::kBackward:
+      case Kind::kDoubleBackward:
+        break;
     }
     auto with_form = [&](auto from_output) {
       constexpr bool kFromOutput = decltype(from_output)::value;

@@ -7,22 +7,22 @@ namespace fused_act::cpu {
 // One declaration per build of kernels.cpp; setup.py defines FUSED_ACT_CPU_AVX2 / _AVX512 when
 // it builds those variants (x86-64 with a compiler that accepts the flags).
 namespace DEFAULT {
-void run_elementwise(const ElementwiseArgs& a);
+void run_elementwise(const ElementwiseArgs& a, const ChannelSum* sum);
 }
 #ifdef FUSED_ACT_CPU_AVX2
 namespace AVX2 {
-void run_elementwise(const ElementwiseArgs& a);
+void run_elementwise(const ElementwiseArgs& a, const ChannelSum* sum);
 }
 #endif
 #ifdef FUSED_ACT_CPU_AVX512
 namespace AVX512 {
-void run_elementwise(const ElementwiseArgs& a);
+void run_elementwise(const ElementwiseArgs& a, const ChannelSum* sum);
 }
 #endif
 
 namespace {
 
-using Kernel = void (*)(const ElementwiseArgs&);
+using Kernel = void (*)(const ElementwiseArgs&, const ChannelSum*);
 
 struct Isa {
   std::string name;
@@ -72,6 +72,6 @@ const std::vector<std::string>& built_isas() {
 
 const std::string& runtime_isa() { return chosen().name; }
 
-void run_elementwise(const ElementwiseArgs& a) { chosen().kernel(a); }
+void run_elementwise(const ElementwiseArgs& a, const ChannelSum* sum) { chosen().kernel(a, sum); }
 
 }  // namespace fused_act::cpu

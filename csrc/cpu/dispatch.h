@@ -15,6 +15,7 @@ const std::vector<std::string>& built_isas();
 // at::get_cpu_capability() allows (it honours ATEN_CPU_CAPABILITY=default|avx2|avx512).
 const std::string& runtime_isa();
 
-void run_elementwise(const ElementwiseArgs& a);
+// One launch on the chosen instruction set; `sum` (may be null) is fused into it.
+void run_elementwise(const ElementwiseArgs& a, const ChannelSum* sum);
 
 }  // namespace fused_act::cpu

@@ -3,9 +3,11 @@
 // included from a file built with CPU_CAPABILITY defined.
 #pragma once
 
+#include <algorithm>
 #include <array>
-#include <tuple>
+#include <type_traits>
 #include <utility>
+#include <vector>
 
 #include <ATen/Parallel.h>
 #include <ATen/cpu/vec/functional.h>
@@ -18,54 +20,135 @@ namespace CPU_CAPABILITY {
 
 // ATen's own grain for elementwise loops (at::internal::GRAIN_SIZE): below it one thread wins.
 constexpr int64_t kGrainSize = 32768;
+// Chunks of a launch that fuses a channel sum. Fixed by the size alone, never by the thread
+// count, so that the float sums (added chunk by chunk, in order) are reproducible.
+constexpr int64_t kMaxSumChunks = 64;
+
+// Storage <-> compute vectors: float and double compute in place; half and bfloat16 widen one
+// storage vector into two float vectors.
+template <class S>
+struct Lanes {
+  using C = opmath_t<S>;
+  using V = at::vec::Vectorized<C>;
+  static constexpr bool kReduced = !std::is_same_v<S, C>;
+  static constexpr int kVecs = kReduced ? 2 : 1;
+  static constexpr int64_t kWidth = kVecs * V::size();
+
+  static void load(const S* p, int64_t count, V* v) {
+    if constexpr (kReduced) {
+      std::tie(v[0], v[1]) = at::vec::convert_to_float<S>(at::vec::Vectorized<S>::loadu(p, count));
+    } else {
+      v[0] = V::loadu(p, count);
+    }
+  }
+  static void store(S* p, int64_t count, const V* v) {
+    if constexpr (kReduced) {
+      at::vec::convert_from_float<S>(v[0], v[1]).store(p, count);
+    } else {
+      v[0].store(p, count);
+    }
+  }
+};
 
 template <class Op, class V, std::size_t... I>
-inline V apply(const Op& op, const std::array<V, sizeof...(I)>& v, std::index_sequence<I...>) {
+inline auto apply(const Op& op, const std::array<V, sizeof...(I)>& v, std::index_sequence<I...>) {
   return op(v[I]...);
 }
 
-// out[i] = op(in_0[i], ..., in_{N-1}[i]) for i < n, all in scalar_t storage, computed in opmath.
+// out_m(r, c) = op(in_0(r, c), ..., in_{N-1}(r, c)) over the launch's rows x cols (see Operand),
+// in scalar_t storage, computed in opmath; optionally fused with a per-channel sum of output 0.
 template <class scalar_t, class Op>
-void vectorized_map(const ElementwiseArgs& a, const Op& op) {
+void vectorized_map(const ElementwiseArgs& a, const Op& op, const ChannelSum* sum) {
   constexpr int N = Op::kInputs;
-  using C = opmath_t<scalar_t>;
-  using Vec = at::vec::Vectorized<C>;
-  using Seq = std::make_index_sequence<N>;
-  std::array<const scalar_t*, N> in;
-  for (int k = 0; k < N; ++k) in[k] = static_cast<const scalar_t*>(a.in[k]);
-  scalar_t* out = static_cast<scalar_t*>(a.out);
+  constexpr int M = Op::kOutputs;
+  using L = Lanes<scalar_t>;
+  using C = typename L::C;
+  using V = typename L::V;
+  constexpr int64_t W = L::kWidth;
+  constexpr int64_t kV = V::size();
+  const int64_t cols = a.cols;
+  const int64_t numel = a.numel();
 
-  at::parallel_for(0, a.n, kGrainSize, [&](int64_t begin, int64_t end) {
-    if constexpr (std::is_same_v<scalar_t, C>) {
-      constexpr int64_t W = Vec::size();
-      std::array<Vec, N> v;
-      int64_t i = begin;
-      for (; i + W <= end; i += W) {
-        for (int k = 0; k < N; ++k) v[k] = Vec::loadu(in[k] + i);
-        apply(op, v, Seq{}).store(out + i);
-      }
-      if (i < end) {  // tail: partial load (zero-filled lanes are computed and dropped)
-        const int64_t rest = end - i;
-        for (int k = 0; k < N; ++k) v[k] = Vec::loadu(in[k] + i, rest);
-        apply(op, v, Seq{}).store(out + i, rest);
-      }
-    } else {
-      // half / bfloat16: one storage vector holds two compute vectors.
-      using SVec = at::vec::Vectorized<scalar_t>;
-      constexpr int64_t W = SVec::size();
-      std::array<Vec, N> lo, hi;
-      auto step = [&](int64_t i, int64_t count) {
-        for (int k = 0; k < N; ++k) {
-          std::tie(lo[k], hi[k]) = at::vec::convert_to_float<scalar_t>(SVec::loadu(in[k] + i, count));
-        }
-        const SVec r = at::vec::convert_from_float<scalar_t>(apply(op, lo, Seq{}), apply(op, hi, Seq{}));
-        r.store(out + i, count);
-      };
-      int64_t i = begin;
-      for (; i + W <= end; i += W) step(i, W);
-      if (i < end) step(i, end - i);
+  // Columns [c0, c1) of row r; returns the sum of output 0 there (when summing per row) and
+  // adds it column by column into col_sums (when summing per column).
+  auto segment = [&](int64_t r, int64_t c0, int64_t c1, C* col_sums) -> C {
+    const scalar_t* in[N];
+    V bcast[N];
+    for (int k = 0; k < N; ++k) {
+      const Operand& o = a.in[k];
+      const int64_t row = o.period > 0 ? r % o.period : r;
+      in[k] = static_cast<const scalar_t*>(o.ptr) + row * o.row_stride;
+      if (o.per_row) bcast[k] = V(static_cast<C>(*in[k]));
     }
+    scalar_t* out[M];
+    for (int m = 0; m < M; ++m) out[m] = static_cast<scalar_t*>(a.out[m].ptr) + r * a.out[m].row_stride;
+    V row_acc(C(0));
+    for (int64_t c = c0; c < c1; c += W) {
+      const int64_t count = std::min(W, c1 - c);
+      V v[N][L::kVecs];
+      for (int k = 0; k < N; ++k) {
+        if (a.in[k].per_row) {
+          for (int l = 0; l < L::kVecs; ++l) v[k][l] = bcast[k];
+        } else {
+          L::load(in[k] + c, count, v[k]);
+        }
+      }
+      V res[M][L::kVecs];
+      for (int l = 0; l < L::kVecs; ++l) {
+        std::array<V, N> args;
+        for (int k = 0; k < N; ++k) args[k] = v[k][l];
+        if constexpr (M == 2) {
+          const auto r2 = apply(op, args, std::make_index_sequence<N>{});
+          res[0][l] = r2.first;
+          res[1][l] = r2.second;
+        } else {
+          res[0][l] = apply(op, args, std::make_index_sequence<N>{});
+        }
+      }
+      for (int m = 0; m < M; ++m) L::store(out[m] + c, count, res[m]);
+      if (sum != nullptr) {
+        for (int l = 0; l < L::kVecs; ++l) {
+          const int64_t lanes = std::min(kV, count - l * kV);
+          if (lanes <= 0) break;
+          // lanes past the end were computed from zero-filled loads: keep them out of the sum
+          const V part = lanes == kV ? res[0][l] : V::set(V(C(0)), res[0][l], lanes);
+          if (sum->per_col) {
+            C* dst = col_sums + c + l * kV;
+            (V::loadu(dst, lanes) + part).store(dst, lanes);
+          } else {
+            row_acc = row_acc + part;
+          }
+        }
+      }
+    }
+    if (sum == nullptr || sum->per_col) return C(0);
+    return at::vec::vec_reduce_all<C>([](V x, V y) { return x + y; }, row_acc);
+  };
+
+  // Elements [begin, end) in row-major order, cut at row ends.
+  auto range = [&](int64_t begin, int64_t end, C* partial) {
+    int64_t r = begin / cols, c = begin % cols;
+    for (int64_t i = begin; i < end; ++r, c = 0) {
+      const int64_t c1 = std::min(cols, c + (end - i));
+      const C s = segment(r, c, c1, partial);
+      if (partial != nullptr && !sum->per_col) partial[r % sum->channels] += s;
+      i += c1 - c;
+    }
+  };
+
+  if (sum == nullptr) {
+    at::parallel_for(0, numel, kGrainSize, [&](int64_t b, int64_t e) { range(b, e, nullptr); });
+    return;
+  }
+  const int64_t chunks = std::clamp<int64_t>(numel / kGrainSize, 1, kMaxSumChunks);
+  const int64_t ch = sum->channels;
+  std::vector<C> partials(static_cast<size_t>(chunks * ch), C(0));
+  at::parallel_for(0, chunks, 1, [&](int64_t b, int64_t e) {
+    for (int64_t k = b; k < e; ++k) range(numel * k / chunks, numel * (k + 1) / chunks, partials.data() + k * ch);
   });
+  for (int64_t k = 0; k < chunks; ++k) {
+    for (int64_t j = 0; j < ch; ++j) static_cast<C*>(sum->sums)[j] += partials[k * ch + j];
+  }
 }
 
 }  // namespace CPU_CAPABILITY

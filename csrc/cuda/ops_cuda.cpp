@@ -7,7 +7,7 @@
 #include <c10/cuda/CUDAFunctions.h>
 #include <c10/cuda/CUDAStream.h>
 
-#include "../ops/activation_ops.h"
+#include "../ops/register.h"
 #include "launch.h"
 
 namespace fused_act {
@@ -23,13 +23,15 @@ int sm_count(int device) {
   return count;
 }
 
-void run_cuda(const ElementwiseArgs& a) {
+// Leaves channel sums (the bias gradient) to the front, which reduces with ATen.
+bool run_cuda(const ElementwiseArgs& a, const ChannelSum*) {
   const int device = c10::cuda::current_device();
   cuda::run_elementwise(a, c10::cuda::getCurrentCUDAStream(device).stream(), sm_count(device));
+  return false;
 }
 
 }  // namespace
 
-TORCH_LIBRARY_IMPL(fused_act, CUDA, m) { register_activation_impls<&run_cuda>(m); }
+TORCH_LIBRARY_IMPL(fused_act, CUDA, m) { register_impls<&run_cuda>(m); }
 
 }  // namespace fused_act

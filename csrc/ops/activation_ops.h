@@ -1,19 +1,16 @@
-// The device-independent front of the activation ops: argument checks, output allocation,
-// memory layout, then one call to a backend's elementwise runner. cpu and cuda each register
-// these with their runner (register_activation_impls) at the bottom of their own file.
+// The fronts of the torch ops (argument checks, output allocation, memory layout, launches),
+// device-independent: cpu and cuda register them with their own Runner (register.h).
 #pragma once
 
 #include <string_view>
 
 #include <ATen/core/Tensor.h>
-#include <torch/library.h>
 
-#include "../activations/elementwise.h"
+#include "front.h"
 
 namespace fused_act {
 
-using Runner = void (*)(const ElementwiseArgs&);
-
+// activation, activation_, activation_backward, activation_double_backward (activation_ops.cpp)
 at::Tensor activation(const at::Tensor& x, std::string_view act, c10::ArrayRef<double> params, Runner run);
 void activation_(at::Tensor& x, std::string_view act, c10::ArrayRef<double> params, Runner run);
 at::Tensor activation_backward(const at::Tensor& grad, const at::Tensor& saved, std::string_view act,
@@ -22,23 +19,24 @@ at::Tensor activation_double_backward(const at::Tensor& grad_grad, const at::Ten
                                       const at::Tensor& saved, std::string_view act,
                                       c10::ArrayRef<double> params, bool from_output, Runner run);
 
-template <Runner run>
-void register_activation_impls(torch::Library& m) {
-  m.impl("activation", [](const at::Tensor& x, c10::string_view act, c10::ArrayRef<double> params) {
-    return activation(x, act, params, run);
-  });
-  m.impl("activation_", [](at::Tensor& x, c10::string_view act, c10::ArrayRef<double> params) {
-    activation_(x, act, params, run);
-  });
-  m.impl("activation_backward", [](const at::Tensor& grad, const at::Tensor& saved, c10::string_view act,
-                                   c10::ArrayRef<double> params, bool from_output) {
-    return activation_backward(grad, saved, act, params, from_output, run);
-  });
-  m.impl("activation_double_backward",
-         [](const at::Tensor& grad_grad, const at::Tensor& grad, const at::Tensor& saved,
-            c10::string_view act, c10::ArrayRef<double> params, bool from_output) {
-           return activation_double_backward(grad_grad, grad, saved, act, params, from_output, run);
-         });
-}
+// bias_act, bias_act_backward (bias_act_ops.cpp): act(x + bias) with bias along `dim`.
+at::Tensor bias_act(const at::Tensor& x, const at::Tensor& bias, int64_t dim, std::string_view act,
+                    c10::ArrayRef<double> params, Runner run);
+std::tuple<at::Tensor, at::Tensor> bias_act_backward(const at::Tensor& grad, const at::Tensor& saved,
+                                                     const at::Tensor& bias, int64_t dim, std::string_view act,
+                                                     c10::ArrayRef<double> params, bool from_output,
+                                                     Runner run);
+
+// glu, glu_backward, gated, gated_backward (gated_ops.cpp): act(a) * u, with a and u the two
+// halves of x along dim (glu) or two tensors (gated).
+at::Tensor glu(const at::Tensor& x, int64_t dim, bool gate_first, std::string_view act,
+               c10::ArrayRef<double> params, Runner run);
+at::Tensor glu_backward(const at::Tensor& grad, const at::Tensor& x, int64_t dim, bool gate_first,
+                        std::string_view act, c10::ArrayRef<double> params, Runner run);
+at::Tensor gated(const at::Tensor& a, const at::Tensor& u, std::string_view act, c10::ArrayRef<double> params,
+                 Runner run);
+std::tuple<at::Tensor, at::Tensor> gated_backward(const at::Tensor& grad, const at::Tensor& a,
+                                                  const at::Tensor& u, std::string_view act,
+                                                  c10::ArrayRef<double> params, Runner run);
 
 }  // namespace fused_act

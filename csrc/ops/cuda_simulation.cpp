@@ -1,24 +1,31 @@
-// Test-only op: runs the CUDA kernel's per-thread body (cuda/elementwise_thread.cuh), compiled
-// for the host, over a simulated grid of `nthreads` threads on CPU tensors. Every thread's
-// share of the work, the 128-bit packet path, the scalar path for misaligned pointers and the
-// tail are exercised exactly as on the GPU, minus concurrency. `only_thread` >= 0 runs that one
-// thread of the grid (to check which elements each thread owns). Returns whether the packet
-// path was taken.
+// The CUDA kernel's per-thread body (cuda/elementwise_thread.cuh), compiled for the host and run
+// over a simulated grid. Every thread's share of the work, the 128-bit packet path, the scalar
+// path (misaligned pointers, rows of odd length) and the tail run exactly as on the GPU, minus
+// concurrency. Two test-only ops reach it:
+//   _simulate_cuda_elementwise: one flat launch on given tensors, optionally one thread only
+//     (to check which elements each thread owns); returns whether the packet path was taken;
+//   _set_cuda_simulation(n): while n > 0 every op's CPU registration runs this instead of the
+//     CPU kernels (bias_act, glu, ... with their real operand layouts).
+#include "cuda_simulation.h"
+
+#include <atomic>
+
 #include <ATen/ATen.h>
 #include <torch/library.h>
 
 #include "../cuda/elementwise_thread.cuh"
-#include "registry.h"
+#include "front.h"
 
 namespace fused_act {
 
 namespace {
 
-bool simulate(at::Tensor& out, const std::vector<at::Tensor>& inputs, c10::string_view act,
-              c10::ArrayRef<double> params, int64_t kind, bool from_output, int64_t nthreads,
-              int64_t only_thread) {
-  const ActivationInfo& info = find_activation(act);
-  check_params(info, params);
+std::atomic<int64_t> g_simulated_threads{0};
+
+bool simulate_flat(at::Tensor& out, const std::vector<at::Tensor>& inputs, c10::string_view act,
+                   c10::ArrayRef<double> params, int64_t kind, bool from_output, int64_t nthreads,
+                   int64_t only_thread) {
+  const ActivationInfo& info = checked_activation(act, params);
   TORCH_CHECK(kind >= 0 && kind <= 2, "kind must be 0 (forward), 1 (backward) or 2 (double backward)");
   TORCH_CHECK(static_cast<int64_t>(inputs.size()) == kind + 1, "kind ", kind, " takes ", kind + 1, " inputs");
   TORCH_CHECK(nthreads > 0, "nthreads must be positive");
@@ -28,28 +35,27 @@ bool simulate(at::Tensor& out, const std::vector<at::Tensor>& inputs, c10::strin
     TORCH_CHECK(t.is_cpu() && t.is_contiguous() && t.numel() == out.numel() && t.scalar_type() == out.scalar_type(),
                 "inputs must be contiguous CPU tensors like out");
   }
-  ElementwiseArgs a{};
-  a.act = info.id;
-  a.kind = static_cast<Kind>(kind);
-  a.from_output = from_output;
-  a.n = out.numel();
-  for (size_t i = 0; i < params.size(); ++i) a.params[i] = params[i];
-  switch (out.scalar_type()) {
-    case at::kFloat: a.dtype = DType::kFloat; break;
-    case at::kDouble: a.dtype = DType::kDouble; break;
-    case at::kHalf: a.dtype = DType::kHalf; break;
-    case at::kBFloat16: a.dtype = DType::kBFloat16; break;
-    default: TORCH_CHECK(false, "unsupported dtype ", out.scalar_type());
-  }
+  ElementwiseArgs a = make_args(info, static_cast<Kind>(kind), checked_dtype(out, "simulation"), params, from_output);
+  for (size_t k = 0; k < inputs.size(); ++k) a.in[k] = flat(inputs[k]);
+  a.out[0] = flat_out(out);
+  set_flat(a, out.numel());
+  return simulate_cuda_launch(a, nthreads, only_thread);
+}
+
+void set_simulation(int64_t nthreads) {
+  TORCH_CHECK(nthreads >= 0, "nthreads must be >= 0 (0 turns the simulation off)");
+  g_simulated_threads = nthreads;
+}
+
+}  // namespace
+
+bool simulate_cuda_launch(const ElementwiseArgs& a, int64_t nthreads, int64_t only_thread) {
   bool vectorized = false;
   visit_dtype(a.dtype, [&](auto storage) {
     using S = decltype(storage);
     visit_elementwise_op<opmath_t<S>>(a, [&](const auto& op) {
-      constexpr int N = std::decay_t<decltype(op)>::kInputs;
-      cuda::Operands<S, N> t;
-      for (int k = 0; k < N; ++k) t.in[k] = static_cast<const S*>(inputs[k].const_data_ptr());
-      t.out = static_cast<S*>(out.data_ptr());
-      t.n = a.n;
+      using Op = std::decay_t<decltype(op)>;
+      const auto t = cuda::make_operands<S, Op::kInputs, Op::kOutputs>(a);
       vectorized = cuda::can_vectorize(t);
       for (int64_t tid = 0; tid < nthreads; ++tid) {
         if (only_thread < 0 || tid == only_thread) cuda::elementwise_body(tid, nthreads, t, op, vectorized);
@@ -59,14 +65,15 @@ bool simulate(at::Tensor& out, const std::vector<at::Tensor>& inputs, c10::strin
   return vectorized;
 }
 
-}  // namespace
+int64_t simulated_cuda_threads() { return g_simulated_threads.load(std::memory_order_relaxed); }
 
 TORCH_LIBRARY_FRAGMENT(fused_act, m) {
   m.def(
       "_simulate_cuda_elementwise(Tensor(a!) out, Tensor[] inputs, str act, float[] params, int kind, "
       "bool from_output, int nthreads, int only_thread=-1) -> bool");
+  m.def("_set_cuda_simulation(int nthreads) -> ()", &set_simulation);
 }
 
-TORCH_LIBRARY_IMPL(fused_act, CPU, m) { m.impl("_simulate_cuda_elementwise", &simulate); }
+TORCH_LIBRARY_IMPL(fused_act, CPU, m) { m.impl("_simulate_cuda_elementwise", &simulate_flat); }
 
 }  // namespace fused_act

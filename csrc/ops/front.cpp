@@ -1,0 +1,92 @@
+#include "front.h"
+
+#include <ATen/ATen.h>
+#include <c10/core/WrapDimMinimal.h>
+
+namespace fused_act {
+
+std::string op_name(std::string_view op, const ActivationInfo& info) {
+  std::string out = "fused_act.";
+  if (op.empty()) return out + info.name;
+  return out.append(op).append("(").append(info.name).append(")");
+}
+
+const ActivationInfo& checked_activation(std::string_view act, c10::ArrayRef<double> params) {
+  const ActivationInfo& info = find_activation(act);
+  check_params(info, params);
+  return info;
+}
+
+void check_form(const ActivationInfo& info, c10::ArrayRef<double> params, bool from_output, const std::string& op) {
+  const bool expects_output = saved_for(info, params) != Saved::kInput;
+  TORCH_CHECK(from_output == expects_output, op, ": backward with these parameters needs the forward's ",
+              expects_output ? "output" : "input", " (from_output=", expects_output, ")");
+}
+
+DType checked_dtype(const at::Tensor& t, const std::string& op) {
+  switch (t.scalar_type()) {
+    case at::kFloat:
+      return DType::kFloat;
+    case at::kDouble:
+      return DType::kDouble;
+    case at::kHalf:
+      return DType::kHalf;
+    case at::kBFloat16:
+      return DType::kBFloat16;
+    default:
+      TORCH_CHECK_TYPE(false, op, ": expected a floating-point tensor (float32, float64, float16 or bfloat16), got ",
+                       t.scalar_type());
+  }
+}
+
+void check_device(const at::Tensor& t, const std::string& op) {
+  TORCH_CHECK(t.is_cpu() || t.is_cuda(), op, ": expected a CPU or CUDA tensor, got one on ", t.device());
+}
+
+void check_dtype_device(const at::Tensor& t, const at::Tensor& ref, const char* what, const std::string& op) {
+  TORCH_CHECK_TYPE(t.scalar_type() == ref.scalar_type(), op, ": ", what, " has dtype ", t.scalar_type(),
+                   ", expected ", ref.scalar_type());
+  TORCH_CHECK(t.device() == ref.device(), op, ": ", what, " is on ", t.device(), ", expected ", ref.device());
+}
+
+void check_like(const at::Tensor& t, const at::Tensor& ref, const char* what, const std::string& op) {
+  TORCH_CHECK(t.sizes() == ref.sizes(), op, ": ", what, " has shape ", t.sizes(), ", expected ", ref.sizes());
+  check_dtype_device(t, ref, what, op);
+}
+
+bool is_linear(const at::Tensor& t) { return t.is_non_overlapping_and_dense(); }
+
+at::Tensor with_layout_of(const at::Tensor& t, const at::Tensor& ref) {
+  if (t.strides() == ref.strides() && is_linear(t)) return t;
+  return at::empty_like(ref).copy_(t);
+}
+
+ElementwiseArgs make_args(const ActivationInfo& info, Kind kind, DType dtype, c10::ArrayRef<double> params,
+                          bool from_output) {
+  ElementwiseArgs a{};
+  a.act = info.id;
+  a.kind = kind;
+  a.from_output = from_output;
+  a.dtype = dtype;
+  for (size_t i = 0; i < params.size(); ++i) a.params[i] = params[i];
+  return a;
+}
+
+Operand flat(const at::Tensor& t) { return Operand{t.const_data_ptr(), 0, 0, false}; }
+
+OutOperand flat_out(at::Tensor& t) { return OutOperand{t.data_ptr(), 0}; }
+
+void set_flat(ElementwiseArgs& a, int64_t numel) {
+  a.rows = 1;
+  a.cols = numel;
+}
+
+int64_t wrap_dim(int64_t dim, const at::Tensor& t, const std::string& op) {
+  const int64_t n = t.dim();
+  TORCH_CHECK_INDEX(n > 0, op, ": expected a tensor with at least one dimension, got a 0-dim tensor");
+  TORCH_CHECK_INDEX(dim >= -n && dim < n, op, ": dim ", dim, " is out of range for a tensor with ", n,
+                    " dimensions");
+  return dim < 0 ? dim + n : dim;
+}
+
+}  // namespace fused_act

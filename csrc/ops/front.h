@@ -1,0 +1,56 @@
+// What every op front shares: argument checks with messages that name the op, output layout,
+// and building an ElementwiseArgs for one launch. A front checks, allocates, and calls a
+// backend's Runner once per launch; the backends (cpu/, cuda/) never see a tensor.
+#pragma once
+
+#include <string>
+#include <string_view>
+
+#include <ATen/core/Tensor.h>
+
+#include "../activations/elementwise.h"
+#include "registry.h"
+
+namespace fused_act {
+
+// Runs one launch. Returns true when it also computed `sum` (the CPU loop fuses the bias
+// gradient), false when the front must reduce with ATen instead (CUDA, the CUDA simulation).
+using Runner = bool (*)(const ElementwiseArgs& a, const ChannelSum* sum);
+
+// "fused_act.<op>" for messages: the activation's own name for the plain activation ops,
+// "bias_act(relu)", "glu(silu)", ... for the fused ones.
+std::string op_name(std::string_view op, const ActivationInfo& info);
+
+// The activation, with its parameters checked; errors name `op`.
+const ActivationInfo& checked_activation(std::string_view act, c10::ArrayRef<double> params);
+
+// Raises unless from_output is the form backward takes for these parameters (saved_for).
+void check_form(const ActivationInfo& info, c10::ArrayRef<double> params, bool from_output, const std::string& op);
+
+DType checked_dtype(const at::Tensor& t, const std::string& op);
+void check_device(const at::Tensor& t, const std::string& op);
+// Same shape, dtype and device as ref; `what` names t in the message.
+void check_like(const at::Tensor& t, const at::Tensor& ref, const char* what, const std::string& op);
+// Same dtype and device as ref.
+void check_dtype_device(const at::Tensor& t, const at::Tensor& ref, const char* what, const std::string& op);
+
+// Dense: no gaps, no overlaps (contiguous, channels-last, any permutation of those).
+bool is_linear(const at::Tensor& t);
+
+// t with exactly ref's strides, so that element i of one storage is element i of the other.
+// Dense tensors already laid out like ref pass through untouched.
+at::Tensor with_layout_of(const at::Tensor& t, const at::Tensor& ref);
+
+// The launch skeleton: activation, kind, dtype, parameters; operands are filled by the front.
+ElementwiseArgs make_args(const ActivationInfo& info, Kind kind, DType dtype, c10::ArrayRef<double> params,
+                          bool from_output = false);
+
+// A whole dense tensor as one row (its storage order).
+Operand flat(const at::Tensor& t);
+OutOperand flat_out(at::Tensor& t);
+void set_flat(ElementwiseArgs& a, int64_t numel);
+
+// Dimension `dim` of t wrapped into [0, t.dim()), or an error naming the op.
+int64_t wrap_dim(int64_t dim, const at::Tensor& t, const std::string& op);
+
+}  // namespace fused_act

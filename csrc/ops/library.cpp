@@ -1,0 +1,45 @@
+// The schemas of every fused_act op, and their CPU registration.
+#include <torch/library.h>
+
+#include "../cpu/dispatch.h"
+#include "cuda_simulation.h"
+#include "register.h"
+
+namespace fused_act {
+
+namespace {
+
+bool run_cpu(const ElementwiseArgs& a, const ChannelSum* sum) {
+  if (const int64_t threads = simulated_cuda_threads(); threads > 0) {
+    simulate_cuda_launch(a, threads);
+    return false;
+  }
+  cpu::run_elementwise(a, sum);
+  return true;
+}
+
+}  // namespace
+
+TORCH_LIBRARY(fused_act, m) {
+  m.def("activation(Tensor x, str act, float[] params) -> Tensor");
+  // Returns nothing: functionalization (torch.compile, export) rejects custom ops whose outputs
+  // alias their inputs. The Python wrapper returns x.
+  m.def("activation_(Tensor(a!) x, str act, float[] params) -> ()");
+  m.def("activation_backward(Tensor grad, Tensor saved, str act, float[] params, bool from_output) -> Tensor");
+  m.def(
+      "activation_double_backward(Tensor grad_grad, Tensor grad, Tensor saved, str act, float[] params, "
+      "bool from_output) -> Tensor");
+  m.def("bias_act(Tensor x, Tensor bias, int dim, str act, float[] params) -> Tensor");
+  // saved: x (from_output=False) or the forward's output; returns (grad_x, grad_bias).
+  m.def(
+      "bias_act_backward(Tensor grad, Tensor saved, Tensor bias, int dim, str act, float[] params, "
+      "bool from_output) -> (Tensor, Tensor)");
+  m.def("glu(Tensor x, int dim, bool gate_first, str act, float[] params) -> Tensor");
+  m.def("glu_backward(Tensor grad, Tensor x, int dim, bool gate_first, str act, float[] params) -> Tensor");
+  m.def("gated(Tensor a, Tensor u, str act, float[] params) -> Tensor");
+  m.def("gated_backward(Tensor grad, Tensor a, Tensor u, str act, float[] params) -> (Tensor, Tensor)");
+}
+
+TORCH_LIBRARY_IMPL(fused_act, CPU, m) { register_impls<&run_cpu>(m); }
+
+}  // namespace fused_act

@@ -1,0 +1,359 @@
+"""bias_act, glu (swiglu, geglu, reglu) and gated against eager torch compositions in float64:
+forward, backward (the bias gradient included), double backward, every activation and
+parameter case, every dtype, the memory layouts each op handles specially; then opcheck,
+torch.compile, and the CUDA thread body run over a simulated grid on the same layouts."""
+
+from __future__ import annotations
+
+import contextlib
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+import fused_act
+from conftest import BWD_TOL, CASE_IDS, CASES, DTYPES, FWD_TOL, assert_close, sample_input
+from fused_act.registry import ACTIVATIONS
+
+ops = torch.ops.fused_act
+
+
+def reference(name, params):
+    spec = ACTIVATIONS[name]
+    return lambda t: spec.reference(t, **params)
+
+
+def away_from_kinks(name, params, shape, dtype, seed=0):
+    """Values spread over the activation's range, none within 1e-2 of a kink."""
+    n = 1
+    for s in shape:
+        n *= s
+    return sample_input(name, params, torch.float64, "cpu", n=n, seed=seed).view(shape).to(dtype)
+
+
+# ------------------------------------------------------------------ bias_act
+
+# (shape, dim, channels-last): Linear outputs, images in both memory formats, other dims, a
+# strided view (computed in a contiguous copy).
+BIAS_LAYOUTS = {
+    "linear": ((33, 19), 1, False),
+    "linear-dim-1": ((33, 19), -1, False),
+    "nchw": ((3, 5, 4, 7), 1, False),
+    "nhwc": ((3, 5, 4, 7), 1, True),
+    "dim0": ((6, 9, 5), 0, False),
+    "dim2": ((4, 3, 17), 2, False),
+    "one-channel": ((5, 1, 3, 3), 1, False),
+}
+
+
+def make_bias_inputs(name, params, shape, dim, channels_last, dtype, seed=0):
+    """x, bias such that x + bias avoids the kinks, and a gradient, in dtype."""
+    c = shape[dim]
+    g = torch.Generator().manual_seed(seed)
+    bias = ((torch.rand(c, generator=g, dtype=torch.float64) - 0.5) * 2).to(dtype)
+    view = [1] * len(shape)
+    view[dim] = c
+    z = away_from_kinks(name, params, shape, torch.float64, seed)
+    x = (z - bias.double().view(view)).to(dtype)
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    grad = (torch.rand(shape, generator=g, dtype=torch.float64) * 2 - 1)
+    # x + b in the dtype's precision can still land on a kink (y = relu6(5.99) rounds to 6 in
+    # bfloat16, and eager's rounded x + b does the same): no gradient flows from those elements,
+    # so the check does not depend on which side of the kink they fell.
+    z = x.double() + bias.double().view(view)
+    for k in ACTIVATIONS[name].kinks(**params):
+        near = (z - k).abs() < max(1e-2, 8 * torch.finfo(dtype).eps * max(1.0, abs(k)))
+        grad = torch.where(near, torch.zeros_like(grad), grad)
+    return x, bias, grad.to(dtype), view
+
+
+def bias_reference(name, params, x, bias, grad, view):
+    x64 = x.double().requires_grad_()
+    b64 = bias.double().requires_grad_()
+    y64 = reference(name, params)(x64 + b64.view(view))
+    dx64, db64 = torch.autograd.grad(y64, (x64, b64), grad.double())
+    return y64.detach(), dx64, db64
+
+
+def check_bias_act(name, params, layout, dtype):
+    shape, dim, cl = BIAS_LAYOUTS[layout]
+    x, bias, grad, view = make_bias_inputs(name, params, shape, dim, cl, dtype)
+    y64, dx64, db64 = bias_reference(name, params, x, bias, grad, view)
+    xr = x.clone().requires_grad_()
+    br = bias.clone().requires_grad_()
+    y = fused_act.bias_act(xr, br, name, dim=dim, **params)
+    dx, db = torch.autograd.grad(y, (xr, br), grad)
+    what = f"{name} {params} {layout} {dtype}"
+    assert y.dtype == dtype and y.shape == x.shape
+    if cl:
+        assert y.is_contiguous(memory_format=torch.channels_last), "channels-last output expected"
+    assert_close(y, y64, FWD_TOL[dtype], f"{what} forward")
+    assert_close(dx, dx64, BWD_TOL[dtype], f"{what} grad x")
+    # The bias gradient sums numel / C terms, each within the backward tolerance.
+    atol, rtol = BWD_TOL[dtype]
+    terms = x.numel() // shape[dim]
+    assert_close(db, db64, (atol * terms, rtol * 4), f"{what} grad bias")
+
+
+@pytest.mark.parametrize("case", CASES, ids=CASE_IDS)
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+def test_bias_act_every_activation(case, dtype):
+    name, params = case
+    for layout in ("linear", "nchw"):
+        check_bias_act(name, params, layout, dtype)
+
+
+@pytest.mark.parametrize("layout", list(BIAS_LAYOUTS))
+@pytest.mark.parametrize("name", ["relu", "gelu", "sigmoid", "identity", "hardswish"])
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+def test_bias_act_layouts(name, layout, dtype):
+    check_bias_act(name, dict(ACTIVATIONS[name].params), layout, dtype)
+
+
+def test_bias_act_strided_input():
+    x = torch.randn(8, 12, dtype=torch.float64)[:, ::2]
+    b = torch.randn(6, dtype=torch.float64)
+    torch.testing.assert_close(fused_act.bias_act(x, b, "tanh"), torch.tanh(x + b))
+
+
+def test_bias_act_large_reduction():
+    """The fused bias sum over many chunks (4096 x 4096, as the benchmark) in float32."""
+    x = torch.randn(4096, 4096)
+    b = torch.randn(4096)
+    g = torch.randn(4096, 4096)
+    xr, br = x.clone().requires_grad_(), b.clone().requires_grad_()
+    dx, db = torch.autograd.grad(fused_act.bias_act(xr, br, "silu", dim=1), (xr, br), g)
+    x64, b64 = x.double().requires_grad_(), b.double().requires_grad_()
+    dx64, db64 = torch.autograd.grad(F.silu(x64 + b64), (x64, b64), g.double())
+    assert_close(dx, dx64, BWD_TOL[torch.float32])
+    torch.testing.assert_close(db.double(), db64, atol=1e-3, rtol=1e-5)
+
+
+@pytest.mark.parametrize("case", CASES, ids=CASE_IDS)
+def test_bias_act_gradgradcheck(case):
+    name, params = case
+    for layout in ("linear", "nchw"):
+        shape, dim, cl = BIAS_LAYOUTS[layout]
+        shape = (2, 3) if layout == "linear" else (2, 3, 2, 2)
+        x, bias, _, _ = make_bias_inputs(name, params, shape, dim, cl, torch.float64, seed=1)
+        x.requires_grad_()
+        bias.requires_grad_()
+        fn = lambda x, b: fused_act.bias_act(x, b, name, dim=dim, **params)  # noqa: E731
+        assert torch.autograd.gradcheck(fn, (x, bias))
+        assert torch.autograd.gradgradcheck(fn, (x, bias))
+
+
+# ------------------------------------------------------------------ glu / gated
+
+GLU_SHAPES = {
+    "last": ((6, 10), -1),
+    "odd-half": ((4, 2 * 7), -1),   # halves of 7: rows that are not whole packets
+    "middle": ((3, 6, 5), 1),
+    "first": ((4, 3, 2), 0),
+}
+
+
+def split(x, dim, gate):
+    first, second = x.chunk(2, dim)
+    return (first, second) if gate == "first" else (second, first)
+
+
+def check_glu(name, params, shape_key, gate, dtype):
+    shape, dim = GLU_SHAPES[shape_key]
+    # the gate half spread over the activation's range, the other in [-1, 1]: the product then
+    # carries the activation's own absolute error, which the tolerances are made for
+    half_shape = list(shape)
+    half_shape[dim] //= 2
+    gate_half = away_from_kinks(name, params, half_shape, torch.float64)
+    other = torch.rand(half_shape, dtype=torch.float64) * 2 - 1
+    x = torch.cat([gate_half, other] if gate == "first" else [other, gate_half], dim).to(dtype)
+    grad = (torch.rand(half_shape, dtype=torch.float64) * 2 - 1).to(dtype)
+    x64 = x.double().requires_grad_()
+    a64, u64 = split(x64, dim, gate)
+    y64 = reference(name, params)(a64) * u64
+    (dx64,) = torch.autograd.grad(y64, x64, grad.double())
+    xr = x.clone().requires_grad_()
+    y = fused_act.glu(xr, name, dim=dim, gate=gate, **params)
+    (dx,) = torch.autograd.grad(y, xr, grad)
+    what = f"{name} {params} {shape_key} gate={gate} {dtype}"
+    assert y.shape == y64.shape and y.dtype == dtype
+    # the product rounds once more than the activation alone: twice its tolerance
+    atol, rtol = FWD_TOL[dtype]
+    assert_close(y, y64.detach(), (2 * atol, 2 * rtol), f"{what} forward")
+    atol, rtol = BWD_TOL[dtype]
+    assert_close(dx, dx64, (2 * atol, 2 * rtol), f"{what} backward")
+
+
+@pytest.mark.parametrize("case", CASES, ids=CASE_IDS)
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+def test_glu_every_activation(case, dtype):
+    name, params = case
+    for gate in ("first", "second"):
+        check_glu(name, params, "last", gate, dtype)
+
+
+@pytest.mark.parametrize("shape_key", list(GLU_SHAPES))
+@pytest.mark.parametrize("gate", ["first", "second"])
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+def test_glu_shapes(shape_key, gate, dtype):
+    for name in ("silu", "gelu", "sigmoid"):
+        check_glu(name, dict(ACTIVATIONS[name].params), shape_key, gate, dtype)
+
+
+def test_glu_matches_torch_glu_and_shortcuts():
+    x = torch.randn(6, 8, dtype=torch.float64)
+    torch.testing.assert_close(fused_act.glu(x), F.glu(x))
+    torch.testing.assert_close(fused_act.glu(x, dim=0), F.glu(x, dim=0))
+    a, b = x.chunk(2, -1)
+    torch.testing.assert_close(fused_act.swiglu(x), F.silu(b) * a)
+    torch.testing.assert_close(fused_act.swiglu(x, gate="first"), F.silu(a) * b)
+    torch.testing.assert_close(fused_act.geglu(x, approximate="tanh"), F.gelu(b, approximate="tanh") * a)
+    torch.testing.assert_close(fused_act.reglu(x), F.relu(b) * a)
+    torch.testing.assert_close(fused_act.gated(a, b, "silu"), F.silu(a) * b)
+
+
+@pytest.mark.parametrize("case", CASES, ids=CASE_IDS)
+def test_glu_and_gated_gradgradcheck(case):
+    name, params = case
+    x = away_from_kinks(name, params, (3, 8), torch.float64, seed=2).requires_grad_()
+    for gate in ("first", "second"):
+        fn = lambda x: fused_act.glu(x, name, dim=-1, gate=gate, **params)  # noqa: E731
+        assert torch.autograd.gradcheck(fn, (x,))
+        assert torch.autograd.gradgradcheck(fn, (x,))
+    a = away_from_kinks(name, params, (3, 4), torch.float64, seed=3).requires_grad_()
+    u = torch.randn(3, 4, dtype=torch.float64, requires_grad=True)
+    fn = lambda a, u: fused_act.gated(a, u, name, **params)  # noqa: E731
+    assert torch.autograd.gradcheck(fn, (a, u))
+    assert torch.autograd.gradgradcheck(fn, (a, u))
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+def test_gated_layouts(dtype):
+    """Two tensors of one shape in different memory formats: computed in the first's."""
+    a = torch.randn(2, 3, 4, 5).to(dtype).contiguous(memory_format=torch.channels_last)
+    u = torch.randn(2, 3, 4, 5).to(dtype)
+    y = fused_act.gated(a, u, "silu")
+    assert y.is_contiguous(memory_format=torch.channels_last)
+    assert_close(y, F.silu(a.double()) * u.double(), (2e-5 if dtype != torch.bfloat16 else 2e-2, 2e-2))
+
+
+def test_empty():
+    x = torch.empty(0, 6)
+    assert fused_act.glu(x).shape == (0, 3)
+    assert fused_act.bias_act(x, torch.zeros(6), "relu").shape == (0, 6)
+    xr, br = x.clone().requires_grad_(), torch.zeros(6, requires_grad=True)
+    dx, db = torch.autograd.grad(fused_act.bias_act(xr, br, "gelu").sum(), (xr, br))
+    assert dx.shape == (0, 6) and torch.equal(db, torch.zeros(6))
+
+
+# ------------------------------------------------------------------ errors
+
+
+def test_errors():
+    x = torch.randn(4, 6)
+    with pytest.raises(RuntimeError, match=r"fused_act.bias_act\(relu\): bias must be 1-D with x.size\(1\) = 6"):
+        fused_act.bias_act(x, torch.zeros(5), "relu")
+    with pytest.raises(TypeError, match=r"fused_act.bias_act\(relu\): bias has dtype Double"):
+        fused_act.bias_act(x, torch.zeros(6, dtype=torch.float64), "relu")
+    with pytest.raises(IndexError, match=r"fused_act.bias_act\(relu\): dim 2 is out of range"):
+        fused_act.bias_act(x, torch.zeros(6), "relu", dim=2)
+    with pytest.raises(TypeError, match=r"fused_act.bias_act\(relu\): expected a floating-point tensor"):
+        fused_act.bias_act(x.int(), torch.zeros(6).int(), "relu")
+    with pytest.raises(RuntimeError, match=r"fused_act.glu\(silu\): dimension 1 has odd size 5"):
+        fused_act.swiglu(torch.randn(3, 5))
+    with pytest.raises(ValueError, match="gate must be 'first' or 'second'"):
+        fused_act.glu(x, gate="left")
+    with pytest.raises(RuntimeError, match=r"fused_act.gated\(sigmoid\): u \(the gated tensor\) has shape"):
+        fused_act.gated(x, torch.randn(4, 5))
+    with pytest.raises(ValueError, match="unknown activation"):
+        fused_act.glu(x, "nope")
+
+
+# ------------------------------------------------------------------ torch integration
+
+OPCHECK_ACTS = [("relu", {}), ("gelu", {"approximate": "tanh"}), ("silu", {}), ("elu", {"alpha": 0.5})]
+
+
+@pytest.mark.parametrize("name, params", OPCHECK_ACTS, ids=[a for a, _ in OPCHECK_ACTS])
+def test_opcheck(name, params):
+    kernel, args = ACTIVATIONS[name].kernel_args(params)
+    x = torch.randn(4, 6, 3, requires_grad=True)
+    b = torch.randn(6, requires_grad=True)
+    from_output = fused_act.ops.saved_for(kernel, tuple(args)) != "input"
+    saved = ops.activation(x.detach(), kernel, args) if from_output else x.detach()
+    g = torch.randn(4, 6, 3)
+    u = torch.randn(4, 6, 3, requires_grad=True)
+    cases = [
+        (ops.bias_act, (x, b, 1, kernel, args)),
+        (ops.bias_act, (x.detach().contiguous().transpose(1, 2), b.detach(), 2, kernel, args)),
+        (ops.bias_act_backward, (g, saved, b.detach(), 1, kernel, args, from_output)),
+        (ops.glu, (x, 1, True, kernel, args)),
+        (ops.glu_backward, (torch.randn(4, 3, 3), x.detach(), 1, False, kernel, args)),
+        (ops.gated, (x, u, kernel, args)),
+        (ops.gated_backward, (g, x.detach(), u.detach(), kernel, args)),
+    ]
+    for op, inputs in cases:
+        torch.library.opcheck(op, inputs)
+
+
+def test_compile_fullgraph():
+    torch._dynamo.reset()
+
+    def f(x, b, w):
+        h = fused_act.bias_act(x, b, "gelu", dim=-1)
+        return fused_act.swiglu(h).sum() + fused_act.gated(h, w, "silu").sum()
+
+    x = torch.randn(8, 6, requires_grad=True)
+    b = torch.randn(6, requires_grad=True)
+    w = torch.randn(8, 6, requires_grad=True)
+    compiled = torch.compile(f, fullgraph=True, backend="aot_eager")
+    expected = torch.autograd.grad(f(x, b, w), (x, b, w))
+    got = torch.autograd.grad(compiled(x, b, w), (x, b, w))
+    for e, g in zip(expected, got):
+        torch.testing.assert_close(g, e)
+
+
+# ------------------------------------------------------------------ CUDA thread body
+
+
+@contextlib.contextmanager
+def simulated_cuda(threads):
+    ops._set_cuda_simulation(threads)
+    try:
+        yield
+    finally:
+        ops._set_cuda_simulation(0)
+
+
+@pytest.mark.parametrize("threads", [1, 7, 300])
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+def test_cuda_thread_body_bias_act(threads, dtype):
+    """Every bias layout (bias per column, bias per row cycling through channels) through the
+    CUDA kernel's thread body; the bias gradient then comes from ATen's sum, as on the GPU."""
+    with simulated_cuda(threads):
+        for layout in BIAS_LAYOUTS:
+            for name in ("gelu", "sigmoid", "leaky_tanh"):
+                check_bias_act(name, dict(ACTIVATIONS[name].params), layout, dtype)
+
+
+@pytest.mark.parametrize("threads", [1, 7, 300])
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+def test_cuda_thread_body_glu_and_gated(threads, dtype):
+    """Rows of whole packets (vectorized), of odd length (scalar path), both gates."""
+    with simulated_cuda(threads):
+        for shape_key in GLU_SHAPES:
+            for gate in ("first", "second"):
+                check_glu("silu", {}, shape_key, gate, dtype)
+        a = torch.randn(37, dtype=torch.float64)
+        u = torch.randn(37, dtype=torch.float64)
+        a_, u_ = a.to(dtype).requires_grad_(), u.to(dtype).requires_grad_()
+        y = fused_act.gated(a_, u_, "mish")
+        da, du = torch.autograd.grad(y, (a_, u_), torch.ones(37, dtype=dtype))
+        a64, u64 = a.to(dtype).double().requires_grad_(), u.to(dtype).double().requires_grad_()
+        y64 = F.mish(a64) * u64
+        da64, du64 = torch.autograd.grad(y64, (a64, u64), torch.ones(37, dtype=torch.float64))
+        atol, rtol = BWD_TOL[dtype]
+        assert_close(y, y64.detach(), (2 * atol, 2 * rtol), "gated forward")
+        assert_close(da, da64, (2 * atol, 2 * rtol), "gated grad a")
+        assert_close(du, du64, (2 * atol, 2 * rtol), "gated grad u")
