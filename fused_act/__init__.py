@@ -4,6 +4,7 @@
     y = fused_act.leaky_tanh(x, a=0.25)             # functional, every registered activation
     y = fused_act.activation(x, "elu", alpha=0.5)   # by name
     m = fused_act.nn.GELU(approximate="tanh")       # torch.nn-style modules
+    p = fused_act.softmax(x, dim=-1)                # also log_softmax; nn.Softmax, nn.LogSoftmax
     fused_act.ACTIVATIONS                           # the registry
     fused_act.info()                                # what this build has
 """
@@ -18,11 +19,12 @@ from .functional import *  # noqa: F401,F403
 from .convert import ConvertReport, convert, convert_functional
 from .functional import activation
 from .registry import ACTIVATIONS, ActivationSpec
+from .softmax_ops import log_softmax, softmax
 
 __version__ = "0.1.0"
 
 __all__ = ["ACTIVATIONS", "ActivationSpec", "ConvertReport", "activation", "convert", "convert_functional",
-           "functional", "info", "nn", *ACTIVATIONS]
+           "functional", "info", "log_softmax", "nn", "softmax", *ACTIVATIONS]
 
 
 def info() -> dict:

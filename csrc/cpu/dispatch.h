@@ -1,10 +1,12 @@
-// Run-time choice among the per-instruction-set builds of cpu/kernels.cpp.
+// Run-time choice among the per-instruction-set builds of cpu/kernels.cpp and
+// cpu/softmax_kernels.cpp.
 #pragma once
 
 #include <string>
 #include <vector>
 
 #include "../activations/elementwise.h"
+#include "../activations/softmax.h"
 
 namespace fused_act::cpu {
 
@@ -16,5 +18,6 @@ const std::vector<std::string>& built_isas();
 const std::string& runtime_isa();
 
 void run_elementwise(const ElementwiseArgs& a);
+void run_softmax(const SoftmaxArgs& a);  // cpu/softmax_kernels.cpp
 
 }  // namespace fused_act::cpu
