@@ -220,3 +220,45 @@ def test_cuda_simulation(log, dtype, lanes):
         dx = ops._simulate_cuda_softmax(y, g, dim, log, lanes)
         torch.testing.assert_close(dx, ops.softmax_backward(g, y, dim, log), atol=TOL[dtype][0] * 4,
                                    rtol=TOL[dtype][1])
+
+
+@pytest.mark.parametrize("isa", ["default", "avx2", "avx512"])
+def test_every_cpu_instruction_set(isa):
+    """Each per-ISA build of the kernels, forced in a fresh process (ATEN_CPU_CAPABILITY is read at
+    start-up). torch trusts that variable even where the CPU lacks the instructions (SIGILL), so
+    sets this CPU does not have are skipped."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    rank = {"DEFAULT": 0, "AVX2": 1, "AVX512": 2}
+    if rank[isa.upper()] > rank.get(torch.backends.cpu.get_cpu_capability(), 0):
+        pytest.skip(f"this CPU has no {isa}")
+
+    script = r"""
+import torch, fused_act, sys
+bad = []
+for dtype, tol in [(torch.float32, 2e-5), (torch.bfloat16, 2e-2), (torch.float64, 1e-10), (torch.float16, 2e-3)]:
+    for shape, dim in [((9, 1000), -1), ((6, 50, 37), 1), ((3, 40), 1), ((4, 5), 0)]:
+        for ours, ref in [(fused_act.softmax, torch.softmax), (fused_act.log_softmax, torch.log_softmax)]:
+            x = (torch.randn(shape, dtype=torch.float64) * 4).to(dtype).requires_grad_()
+            g = torch.randn(shape, dtype=torch.float64).to(dtype)
+            y = ours(x, dim)
+            (dx,) = torch.autograd.grad(y, x, g)
+            x64 = x.detach().double().requires_grad_()
+            r = ref(x64, dim)
+            (dr,) = torch.autograd.grad(r, x64, g.double())
+            for a, b in ((y, r), (dx, dr)):
+                if not torch.allclose(a.double(), b.detach().to(dtype).double(), rtol=tol, atol=tol):
+                    bad.append((ours.__name__, str(dtype), shape, dim, (a.double() - b).abs().max().item()))
+print(fused_act.info()["cpu_isa"])
+print(bad)
+sys.exit(1 if bad else 0)
+"""
+    env = {**os.environ, "ATEN_CPU_CAPABILITY": isa}
+    root = Path(__file__).resolve().parents[1]
+    out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, cwd=root)
+    assert out.returncode == 0, out.stdout + out.stderr
+    if isa.upper() in fused_act.info()["cpu_isas_built"]:
+        assert out.stdout.split()[0] == isa.upper()
