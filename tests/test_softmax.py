@@ -23,10 +23,11 @@ TOL = {
     torch.bfloat16: (1.6e-2, 1.6e-2),
 }
 
-# (shape, dim): last dim (inner == 1), first, middle (inner > 1, with and without a SIMD tail),
-# rows of length 1, a 0-dim tensor.
+# (shape, dim): last dim (inner == 1), first, middle (inner > 1: unrolled blocks of rows, single
+# SIMD chunks and scalar tails, under AVX2 and AVX-512), rows of length 1, a 0-dim tensor.
 SHAPES = [
     ((7, 33), -1), ((7, 33), 0), ((7, 33), 1), ((3, 5, 19), 1), ((2, 37, 4, 3), 1), ((4, 64, 40), -2),
+    ((2, 9, 77), 1), ((3, 6, 150), 1),
     ((5, 1), -1), ((1, 8), 0), ((), 0), ((), -1), ((300,), 0),
 ]
 

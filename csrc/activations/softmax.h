@@ -39,6 +39,9 @@ struct SoftmaxArgs {
 template <bool kLog, bool kBackward>
 struct SoftmaxOp {
   static constexpr bool kNeedsMax = !kBackward;
+  // out == summand * c: a backend whose output has the compute type may store the summand in
+  // the sum pass and only rescale it last (one exp per element instead of two).
+  static constexpr bool kOutIsScaledSummand = !kBackward && !kLog;
 
   template <class T>
   FA_HD static T summand(const T& v, const T& g, const T& m) {

@@ -30,7 +30,7 @@ struct Chunk {
   static constexpr int kParts = kSame ? 1 : 2;
   static constexpr int64_t kStep = at::vec::Vectorized<S>::size();
 
-  static void load(const S* p, V (&v)[kParts]) {
+  static void load(const S* p, V* v) {
     if constexpr (kSame) {
       v[0] = V::loadu(p);
     } else {
@@ -38,7 +38,7 @@ struct Chunk {
     }
   }
 
-  static void store(S* p, const V (&v)[kParts]) {
+  static void store(S* p, const V* v) {
     if constexpr (kSame) {
       v[0].store(p);
     } else {
@@ -56,6 +56,11 @@ C reduce_lanes(const at::vec::Vectorized<C>& v, C init, C (*combine)(C, C)) {
   return r;
 }
 
+// Sums of SIMD vectors: kSumBlock steps plainly, in a register (a latency chain of one add per
+// step), then each block's total into a compensated sum. Kahan on every step would chain four
+// dependent operations per step and make the backward latency-bound (1.5x torch's time).
+constexpr int64_t kSumBlock = 64;
+
 // inner == 1: one row of n contiguous elements, SIMD along the row, scalar tail.
 template <class Op, class S>
 void contiguous_row(const SoftmaxRow<S>& r) {
@@ -63,8 +68,9 @@ void contiguous_row(const SoftmaxRow<S>& r) {
   using C = opmath_t<S>;
   using V = typename K::V;
   constexpr int P = K::kParts;
+  constexpr bool kReuse = Op::kOutIsScaledSummand && K::kSame;
   const int64_t full = r.n / K::kStep * K::kStep;
-  V x[P], g[P];
+  V x[P], g[P], y[P];
   const V zero(C(0));
 
   C m = 0;
@@ -79,24 +85,38 @@ void contiguous_row(const SoftmaxRow<S>& r) {
   }
 
   const V vm(m);
-  CompensatedSum<V> vs;
-  for (int64_t i = 0; i < full; i += K::kStep) {
-    K::load(r.in + i, x);
-    if constexpr (!Op::kNeedsMax) K::load(r.grad + i, g);
-    for (int k = 0; k < P; ++k) vs.add(Op::summand(x[k], Op::kNeedsMax ? zero : g[k], vm));
+  CompensatedSum<V> total;
+  for (int64_t i = 0; i < full;) {
+    V block = zero;
+    for (const int64_t end = std::min(full, i + kSumBlock * K::kStep); i < end; i += K::kStep) {
+      K::load(r.in + i, x);
+      if constexpr (!Op::kNeedsMax) K::load(r.grad + i, g);
+      for (int k = 0; k < P; ++k) {
+        y[k] = Op::summand(x[k], Op::kNeedsMax ? zero : g[k], vm);
+        block = block + y[k];
+      }
+      if constexpr (kReuse) K::store(r.out + i, y);
+    }
+    total.add(block);
   }
-  C s = reduce_lanes<C>(vs.sum, C(0), &combine_sum<C>);
+  C s = reduce_lanes<C>(total.sum, C(0), &combine_sum<C>);
   for (int64_t i = full; i < r.n; ++i) {
     const C gi = Op::kNeedsMax ? C(0) : static_cast<C>(r.grad[i]);
-    s += Op::summand(static_cast<C>(r.in[i]), gi, m);
+    const C e = Op::summand(static_cast<C>(r.in[i]), gi, m);
+    if constexpr (kReuse) r.out[i] = e;
+    s += e;
   }
 
   const C c = Op::row_constant(s);
   const V vc(c);
+  if constexpr (kReuse) {
+    for (int64_t i = 0; i < full; i += K::kStep) (V::loadu(r.out + i) * vc).store(r.out + i);
+    for (int64_t i = full; i < r.n; ++i) r.out[i] = r.out[i] * c;
+    return;
+  }
   for (int64_t i = 0; i < full; i += K::kStep) {
     K::load(r.in + i, x);
     if constexpr (!Op::kNeedsMax) K::load(r.grad + i, g);
-    V y[P];
     for (int k = 0; k < P; ++k) y[k] = Op::out(x[k], Op::kNeedsMax ? zero : g[k], vm, vc);
     K::store(r.out + i, y);
   }
@@ -106,44 +126,67 @@ void contiguous_row(const SoftmaxRow<S>& r) {
   }
 }
 
-// inner > 1: kStep neighbouring rows at once (they are contiguous along inner), each SIMD lane
-// its own row, so no horizontal reductions.
-template <class Op, class S>
+// inner > 1: U * kStep neighbouring rows at once (they are contiguous along inner), each SIMD
+// lane its own row, so no horizontal reductions. U > 1 uses whole cache lines per strided step.
+template <class Op, int U, class S>
 void row_block(const SoftmaxRow<S>& r) {
   using K = Chunk<S>;
   using C = opmath_t<S>;
   using V = typename K::V;
-  constexpr int P = K::kParts;
-  V x[P], g[P], m[P], s[P], y[P];
+  constexpr int P = K::kParts * U;
+  constexpr bool kReuse = Op::kOutIsScaledSummand && K::kSame;
+  V x[P], g[P], m[P], c[P], y[P], block[P];
   const V zero(C(0));
+  auto load = [&](const S* p, V* v) {
+    for (int u = 0; u < U; ++u) K::load(p + u * K::kStep, v + u * K::kParts);
+  };
+  auto store = [&](S* p, const V* v) {
+    for (int u = 0; u < U; ++u) K::store(p + u * K::kStep, v + u * K::kParts);
+  };
   for (int k = 0; k < P; ++k) m[k] = V(Op::kNeedsMax ? C(-INFINITY) : C(0));
   if constexpr (Op::kNeedsMax) {
     for (int64_t d = 0; d < r.n; ++d) {
-      K::load(r.in + d * r.stride, x);
+      load(r.in + d * r.stride, x);
       for (int k = 0; k < P; ++k) m[k] = at::vec::maximum(m[k], x[k]);
     }
   }
-  CompensatedSum<V> sums[P];
-  for (int64_t d = 0; d < r.n; ++d) {
-    K::load(r.in + d * r.stride, x);
-    if constexpr (!Op::kNeedsMax) K::load(r.grad + d * r.stride, g);
-    for (int k = 0; k < P; ++k) sums[k].add(Op::summand(x[k], Op::kNeedsMax ? zero : g[k], m[k]));
+  CompensatedSum<V> total[P];
+  for (int64_t d = 0; d < r.n;) {
+    for (int k = 0; k < P; ++k) block[k] = zero;
+    for (const int64_t end = std::min(r.n, d + kSumBlock); d < end; ++d) {
+      load(r.in + d * r.stride, x);
+      if constexpr (!Op::kNeedsMax) load(r.grad + d * r.stride, g);
+      for (int k = 0; k < P; ++k) {
+        y[k] = Op::summand(x[k], Op::kNeedsMax ? zero : g[k], m[k]);
+        block[k] = block[k] + y[k];
+      }
+      if constexpr (kReuse) store(r.out + d * r.stride, y);
+    }
+    for (int k = 0; k < P; ++k) total[k].add(block[k]);
   }
-  for (int k = 0; k < P; ++k) s[k] = sums[k].sum;
   // row_constant is scalar (log, reciprocal): once per row, so per lane.
   for (int k = 0; k < P; ++k) {
     C buf[V::size()];
-    s[k].store(buf);
+    total[k].sum.store(buf);
     for (C& b : buf) b = Op::row_constant(b);
-    s[k] = V::loadu(buf);
+    c[k] = V::loadu(buf);
   }
   for (int64_t d = 0; d < r.n; ++d) {
-    K::load(r.in + d * r.stride, x);
-    if constexpr (!Op::kNeedsMax) K::load(r.grad + d * r.stride, g);
-    for (int k = 0; k < P; ++k) y[k] = Op::out(x[k], Op::kNeedsMax ? zero : g[k], m[k], s[k]);
-    K::store(r.out + d * r.stride, y);
+    if constexpr (kReuse) {
+      load(r.out + d * r.stride, y);
+      for (int k = 0; k < P; ++k) y[k] = y[k] * c[k];
+    } else {
+      load(r.in + d * r.stride, x);
+      if constexpr (!Op::kNeedsMax) load(r.grad + d * r.stride, g);
+      for (int k = 0; k < P; ++k) y[k] = Op::out(x[k], Op::kNeedsMax ? zero : g[k], m[k], c[k]);
+    }
+    store(r.out + d * r.stride, y);
   }
 }
+
+// Chunks per unit of row_block: 64 bytes of float/double storage, 64 of half/bfloat16 under AVX2.
+template <class S>
+constexpr int kUnroll = Chunk<S>::kSame ? 4 : 2;
 
 template <class Op, class S>
 void run(const SoftmaxArgs& a) {
@@ -154,20 +197,22 @@ void run(const SoftmaxArgs& a) {
     });
     return;
   }
-  // Work units per outer index: the full blocks of kStep rows, then one unit for the rest,
-  // which goes row by row through the shared scalar phases.
-  constexpr int64_t W = Chunk<S>::kStep;
-  const int64_t blocks = a.inner / W;
-  const int64_t units = blocks + (a.inner % W != 0);
-  const int64_t grain = std::max<int64_t>(1, kGrainSize / std::max<int64_t>(a.dim * W, 1));
+  // Work units: ranges of up to kUnroll * kStep rows of one outer index. The last, shorter range
+  // of each takes single chunks, then the rest row by row through the shared scalar phases.
+  constexpr int64_t W = Chunk<S>::kStep, UW = kUnroll<S> * W;
+  const int64_t units = (a.inner + UW - 1) / UW;
+  const int64_t grain = std::max<int64_t>(1, kGrainSize / std::max<int64_t>(a.dim * UW, 1));
   at::parallel_for(0, a.outer * units, grain, [&](int64_t begin, int64_t end) {
     for (int64_t u = begin; u < end; ++u) {
-      const int64_t o = u / units, b = u % units;
-      if (b < blocks) {
-        row_block<Op>(softmax_row<S>(a, o, b * W));
-      } else {
-        for (int64_t j = blocks * W; j < a.inner; ++j) softmax_row_serial<Op>(softmax_row<S>(a, o, j));
+      const int64_t o = u / units;
+      int64_t j = (u % units) * UW;
+      const int64_t stop = std::min(a.inner, j + UW);
+      if (j + UW <= stop) {
+        row_block<Op, kUnroll<S>>(softmax_row<S>(a, o, j));
+        continue;
       }
+      for (; j + W <= stop; j += W) row_block<Op, 1>(softmax_row<S>(a, o, j));
+      for (; j < stop; ++j) softmax_row_serial<Op>(softmax_row<S>(a, o, j));
     }
   });
 }
