@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <tuple>
+#include <vector>
 
 #include <ATen/Parallel.h>
 #include <ATen/cpu/vec/functional.h>
@@ -69,9 +70,18 @@ void contiguous_row(const SoftmaxRow<S>& r) {
   using V = typename K::V;
   constexpr int P = K::kParts;
   constexpr bool kReuse = Op::kOutIsScaledSummand && K::kSame;
+  // Half / bfloat16 keep exp(x - m) in float in a per-thread row buffer instead of in out, so
+  // that exp runs once and the output is still rounded once.
+  constexpr bool kScratch = Op::kOutIsScaledSummand && !K::kSame;
   const int64_t full = r.n / K::kStep * K::kStep;
   V x[P], g[P], y[P];
   const V zero(C(0));
+  C* scratch = nullptr;
+  if constexpr (kScratch) {
+    thread_local std::vector<C> buffer;
+    if (static_cast<int64_t>(buffer.size()) < r.n) buffer.resize(r.n);
+    scratch = buffer.data();
+  }
 
   C m = 0;
   if constexpr (Op::kNeedsMax) {
@@ -96,6 +106,9 @@ void contiguous_row(const SoftmaxRow<S>& r) {
         block = block + y[k];
       }
       if constexpr (kReuse) K::store(r.out + i, y);
+      if constexpr (kScratch) {
+        for (int k = 0; k < P; ++k) y[k].store(scratch + i + k * V::size());
+      }
     }
     total.add(block);
   }
@@ -104,6 +117,7 @@ void contiguous_row(const SoftmaxRow<S>& r) {
     const C gi = Op::kNeedsMax ? C(0) : static_cast<C>(r.grad[i]);
     const C e = Op::summand(static_cast<C>(r.in[i]), gi, m);
     if constexpr (kReuse) r.out[i] = e;
+    if constexpr (kScratch) scratch[i] = e;
     s += e;
   }
 
@@ -112,6 +126,14 @@ void contiguous_row(const SoftmaxRow<S>& r) {
   if constexpr (kReuse) {
     for (int64_t i = 0; i < full; i += K::kStep) (V::loadu(r.out + i) * vc).store(r.out + i);
     for (int64_t i = full; i < r.n; ++i) r.out[i] = r.out[i] * c;
+    return;
+  }
+  if constexpr (kScratch) {
+    for (int64_t i = 0; i < full; i += K::kStep) {
+      for (int k = 0; k < P; ++k) y[k] = V::loadu(scratch + i + k * V::size()) * vc;
+      K::store(r.out + i, y);
+    }
+    for (int64_t i = full; i < r.n; ++i) r.out[i] = static_cast<S>(scratch[i] * c);
     return;
   }
   for (int64_t i = 0; i < full; i += K::kStep) {
