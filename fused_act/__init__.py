@@ -6,6 +6,7 @@
     y = fused_act.bias_act(x, b, "gelu")            # gelu(x + b), b along dim 1
     y = fused_act.swiglu(x)                         # silu(second half) * first half, like F.glu
     m = fused_act.nn.GELU(approximate="tanh")       # torch.nn-style modules
+    p = fused_act.softmax(x, dim=-1)                # also log_softmax; nn.Softmax, nn.LogSoftmax
     fused_act.ACTIVATIONS                           # the registry
     fused_act.info()                                # what this build has
 """
@@ -20,11 +21,13 @@ from .functional import *  # noqa: F401,F403
 from .convert import ConvertReport, convert, convert_functional
 from .functional import activation, bias_act, gated, geglu, glu, reglu, swiglu
 from .registry import ACTIVATIONS, ActivationSpec
+from .softmax_ops import log_softmax, softmax
 
 __version__ = "0.1.0"
 
 __all__ = ["ACTIVATIONS", "ActivationSpec", "ConvertReport", "activation", "bias_act", "convert",
-           "convert_functional", "functional", "gated", "geglu", "glu", "info", "nn", "reglu", "swiglu", *ACTIVATIONS]
+           "convert_functional", "functional", "gated", "geglu", "glu", "info", "log_softmax", "nn", "reglu",
+           "softmax", "swiglu", *ACTIVATIONS]
 
 
 def info() -> dict:

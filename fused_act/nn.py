@@ -5,6 +5,7 @@ Names and constructor signatures follow ``torch.nn`` where torch has the activat
 ``GELU(approximate='none')``, ``Hardtanh(min_val=-1.0, max_val=1.0, inplace=False)``, ...), with
 the same attribute names, so code that reads ``module.negative_slope`` keeps working. Added:
 ``RescaledSigmoid()``, ``LeakyTanh(a=0.25)``, ``SquaredReLU()`` and ``Activation(name, **params)``.
+``Softmax(dim=None)`` and ``LogSoftmax(dim=None)`` are not elementwise and not in the registry.
 Modules hold no parameters or buffers: swapping them leaves ``state_dict`` unchanged.
 
 The fused layers (``Linear`` and ``Conv2d`` with an ``activation``, ``BiasAct``, ``GLU``,
@@ -20,10 +21,11 @@ from torch import nn
 
 from . import layers
 from .functional import activation
+from . import softmax_ops as _softmax
 from .layers import BiasAct, Conv2d, GeGLU, GLU, Linear, ReGLU, SwiGLU  # noqa: F401
 from .registry import ACTIVATIONS, get
 
-__all__ = ["Activation", *layers.__all__, *(s.module for s in ACTIVATIONS.values())]
+__all__ = ["Activation", "LogSoftmax", "Softmax", *layers.__all__, *(s.module for s in ACTIVATIONS.values())]
 
 
 class Activation(nn.Module):
@@ -87,3 +89,33 @@ def _make(spec):
 for _spec in ACTIVATIONS.values():
     globals()[_spec.module] = _make(_spec)
 del _spec
+
+
+class Softmax(nn.Module):
+    """Fused softmax, a drop-in for torch.nn.Softmax (dim=None picks torch's legacy dim, with its warning)."""
+
+    def __init__(self, dim: int | None = None):
+        super().__init__()
+        self.dim = dim
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        dim = self.dim if self.dim is not None else _softmax.legacy_dim("softmax", x.dim())
+        return _softmax.softmax(x, dim)
+
+    def extra_repr(self) -> str:
+        return f"dim={self.dim}"
+
+
+class LogSoftmax(nn.Module):
+    """Fused log_softmax, a drop-in for torch.nn.LogSoftmax."""
+
+    def __init__(self, dim: int | None = None):
+        super().__init__()
+        self.dim = dim
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        dim = self.dim if self.dim is not None else _softmax.legacy_dim("log_softmax", x.dim())
+        return _softmax.log_softmax(x, dim)
+
+    def extra_repr(self) -> str:
+        return f"dim={self.dim}"

@@ -1,4 +1,4 @@
-// The handful of math primitives the activation functors use, overloaded so that one functor
+// The handful of math primitives the activation functors (and softmax.h) use, overloaded so that one functor
 // body compiles for every backend:
 //   float / double            on the host and on the GPU (CUDA's expf, tanhf, ... are <= 2 ulp);
 //   at::vec::Vectorized<T>    on the CPU, when the including file defines FUSED_ACT_CPU_VEC
@@ -16,6 +16,8 @@ FA_HD float exp(float x) { return ::expf(x); }
 FA_HD double exp(double x) { return ::exp(x); }
 FA_HD float expm1(float x) { return ::expm1f(x); }
 FA_HD double expm1(double x) { return ::expm1(x); }
+FA_HD float log(float x) { return ::logf(x); }
+FA_HD double log(double x) { return ::log(x); }
 FA_HD float log1p(float x) { return ::log1pf(x); }
 FA_HD double log1p(double x) { return ::log1p(x); }
 FA_HD float tanh(float x) { return ::tanhf(x); }

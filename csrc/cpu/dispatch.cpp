@@ -4,40 +4,45 @@
 
 namespace fused_act::cpu {
 
-// One declaration per build of kernels.cpp; setup.py defines FUSED_ACT_CPU_AVX2 / _AVX512 when
+// One declaration per build of kernels.cpp and softmax_kernels.cpp; setup.py defines FUSED_ACT_CPU_AVX2 / _AVX512 when
 // it builds those variants (x86-64 with a compiler that accepts the flags).
 namespace DEFAULT {
 void run_elementwise(const ElementwiseArgs& a, const ChannelSum* sum);
+void run_softmax(const SoftmaxArgs& a);
 }
 #ifdef FUSED_ACT_CPU_AVX2
 namespace AVX2 {
 void run_elementwise(const ElementwiseArgs& a, const ChannelSum* sum);
+void run_softmax(const SoftmaxArgs& a);
 }
 #endif
 #ifdef FUSED_ACT_CPU_AVX512
 namespace AVX512 {
 void run_elementwise(const ElementwiseArgs& a, const ChannelSum* sum);
+void run_softmax(const SoftmaxArgs& a);
 }
 #endif
 
 namespace {
 
 using Kernel = void (*)(const ElementwiseArgs&, const ChannelSum*);
+using SoftmaxKernel = void (*)(const SoftmaxArgs&);
 
 struct Isa {
   std::string name;
   Kernel kernel;
+  SoftmaxKernel softmax;
 };
 
 const std::vector<Isa>& isas() {
   static const std::vector<Isa> list = {
 #ifdef FUSED_ACT_CPU_AVX512
-      {"AVX512", &AVX512::run_elementwise},
+      {"AVX512", &AVX512::run_elementwise, &AVX512::run_softmax},
 #endif
 #ifdef FUSED_ACT_CPU_AVX2
-      {"AVX2", &AVX2::run_elementwise},
+      {"AVX2", &AVX2::run_elementwise, &AVX2::run_softmax},
 #endif
-      {"DEFAULT", &DEFAULT::run_elementwise},
+      {"DEFAULT", &DEFAULT::run_elementwise, &DEFAULT::run_softmax},
   };
   return list;
 }
@@ -73,5 +78,7 @@ const std::vector<std::string>& built_isas() {
 const std::string& runtime_isa() { return chosen().name; }
 
 void run_elementwise(const ElementwiseArgs& a, const ChannelSum* sum) { chosen().kernel(a, sum); }
+
+void run_softmax(const SoftmaxArgs& a) { chosen().softmax(a); }
 
 }  // namespace fused_act::cpu

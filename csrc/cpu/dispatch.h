@@ -1,10 +1,12 @@
-// Run-time choice among the per-instruction-set builds of cpu/kernels.cpp.
+// Run-time choice among the per-instruction-set builds of cpu/kernels.cpp and
+// cpu/softmax_kernels.cpp.
 #pragma once
 
 #include <string>
 #include <vector>
 
 #include "../activations/elementwise.h"
+#include "../activations/softmax.h"
 
 namespace fused_act::cpu {
 
@@ -17,5 +19,6 @@ const std::string& runtime_isa();
 
 // One launch on the chosen instruction set; `sum` (may be null) is fused into it.
 void run_elementwise(const ElementwiseArgs& a, const ChannelSum* sum);
+void run_softmax(const SoftmaxArgs& a);  // cpu/softmax_kernels.cpp
 
 }  // namespace fused_act::cpu

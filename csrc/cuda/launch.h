@@ -1,12 +1,14 @@
-// Host entry point of the CUDA kernels (kernels.cu), called by cuda/ops_cuda.cpp.
+// Host entry points of the CUDA kernels (kernels.cu, softmax_kernels.cu), called by cuda/ops_cuda.cpp.
 #pragma once
 
 #include <cuda_runtime_api.h>
 
 #include "../activations/elementwise.h"
+#include "../activations/softmax.h"
 
 namespace fused_act::cuda {
 
 void run_elementwise(const ElementwiseArgs& a, cudaStream_t stream, int sm_count);
+void run_softmax(const SoftmaxArgs& a, cudaStream_t stream, int sm_count);  // softmax_kernels.cu
 
 }  // namespace fused_act::cuda

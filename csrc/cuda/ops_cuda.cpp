@@ -8,6 +8,7 @@
 #include <c10/cuda/CUDAStream.h>
 
 #include "../ops/register.h"
+#include "../ops/softmax_ops.h"
 #include "launch.h"
 
 namespace fused_act {
@@ -30,8 +31,16 @@ bool run_cuda(const ElementwiseArgs& a, const ChannelSum*) {
   return false;
 }
 
+void run_softmax_cuda(const SoftmaxArgs& a) {
+  const int device = c10::cuda::current_device();
+  cuda::run_softmax(a, c10::cuda::getCurrentCUDAStream(device).stream(), sm_count(device));
+}
+
 }  // namespace
 
-TORCH_LIBRARY_IMPL(fused_act, CUDA, m) { register_impls<&run_cuda>(m); }
+TORCH_LIBRARY_IMPL(fused_act, CUDA, m) {
+  register_impls<&run_cuda>(m);
+  register_softmax_impls<&run_softmax_cuda>(m);
+}
 
 }  // namespace fused_act

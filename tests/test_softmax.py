@@ -1,0 +1,267 @@
+"""fused_act.softmax / log_softmax against torch: values and gradients over dtype x shape x dim,
+special rows (-inf, length 1, 10^5), gradcheck / gradgradcheck, opcheck, torch.compile, errors,
+and the CUDA kernel's thread phases simulated on the CPU."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import fused_act
+from conftest import DEVICES, DTYPES
+
+ops = torch.ops.fused_act
+FUNCS = {"softmax": (fused_act.softmax, torch.softmax), "log_softmax": (fused_act.log_softmax, torch.log_softmax)}
+
+# |ours - reference| <= atol + rtol * |reference|; the reference is torch in float64 on the same
+# (already rounded) input, rounded to the dtype. Reduced types: one rounding of the result, plus,
+# for log_softmax near 0 and backward, an absolute error of about one ulp of the row's scale.
+TOL = {
+    torch.float64: (1e-12, 1e-10),
+    torch.float32: (2e-6, 2e-5),
+    torch.float16: (2e-3, 2e-3),
+    torch.bfloat16: (1.6e-2, 1.6e-2),
+}
+
+# (shape, dim): last dim (inner == 1), first, middle (inner > 1: unrolled blocks of rows, single
+# SIMD chunks and scalar tails, under AVX2 and AVX-512), rows of length 1, a 0-dim tensor.
+SHAPES = [
+    ((7, 33), -1), ((7, 33), 0), ((7, 33), 1), ((3, 5, 19), 1), ((2, 37, 4, 3), 1), ((4, 64, 40), -2),
+    ((2, 9, 77), 1), ((3, 6, 150), 1),
+    ((5, 1), -1), ((1, 8), 0), ((), 0), ((), -1), ((300,), 0),
+]
+
+
+def close(actual, expected, dtype, what=""):
+    atol, rtol = TOL[dtype]
+    torch.testing.assert_close(actual.double(), expected.to(dtype).double(), atol=atol, rtol=rtol, equal_nan=True,
+                               msg=lambda m: f"{what}\n{m}")
+
+
+def sample(shape, dtype, device, scale=4.0, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return (torch.randn(shape, generator=g, dtype=torch.float64) * scale).to(dtype).to(device)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+@pytest.mark.parametrize("shape,dim", SHAPES, ids=str)
+@pytest.mark.parametrize("name", FUNCS)
+def test_forward_backward_match_torch(name, shape, dim, dtype, device):
+    ours, ref = FUNCS[name]
+    x = sample(shape, dtype, device)
+    g = sample(shape, dtype, device, scale=1.0, seed=1)
+    y = ours(x, dim)
+    assert y.dtype == dtype and y.shape == x.shape and y.device == x.device
+    y64 = ref(x.double(), dim)
+    close(y, y64, dtype, f"{name} forward")
+
+    # Backward from the op's own (rounded) y, as autograd runs it; the reference differentiates
+    # the float64 composition at the same input.
+    x_ = x.detach().clone().requires_grad_()
+    (dx,) = torch.autograd.grad(ours(x_, dim), x_, g)
+    x64 = x.double().requires_grad_()
+    (dx64,) = torch.autograd.grad(ref(x64, dim), x64, g.double())
+    close(dx, dx64, dtype, f"{name} backward")
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+@pytest.mark.parametrize("name", FUNCS)
+def test_same_dtype_torch(name, dtype):
+    """Agrees with torch run on the same dtype (torch also computes reduced types in float)."""
+    ours, ref = FUNCS[name]
+    x = sample((9, 257), dtype, "cpu")
+    close(ours(x, -1), ref(x, -1), dtype)
+    close(ours(x, 0), ref(x, 0), dtype)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.bfloat16], ids=str)
+@pytest.mark.parametrize("name", FUNCS)
+def test_long_rows(name, dtype):
+    ours, ref = FUNCS[name]
+    x = sample((2, 100_000), dtype, "cpu")
+    close(ours(x, -1), ref(x.double(), -1), dtype)
+    xt = sample((100_000, 3), dtype, "cpu")
+    close(ours(xt, 0), ref(xt.double(), 0), dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+@pytest.mark.parametrize("name", FUNCS)
+@pytest.mark.parametrize("dim", [-1, 0])
+def test_infinities_match_torch(name, dim, dtype):
+    """-inf entries give 0 (-inf for log); a row of only -inf gives NaN like torch; +inf and
+    NaN give NaN rows. The backward at those rows matches torch too."""
+    ours, ref = FUNCS[name]
+    x = sample((6, 40), torch.float64, "cpu")
+    x[0, ::3] = -torch.inf
+    x[1, :] = -torch.inf
+    x[2, 5] = torch.inf
+    x[3, 7] = torch.nan
+    x[4, :39] = -torch.inf
+    x = x.to(dtype)
+    if dim == 0:
+        x = x.t().contiguous()
+    expected = ref(x.double(), dim)
+    y = ours(x, dim)
+    assert torch.equal(y.isnan(), expected.isnan())
+    close(y, expected, dtype)
+    g = sample(x.shape, dtype, "cpu", scale=1.0, seed=2)
+    dx = ops.softmax_backward(g, y, dim, name == "log_softmax")
+    backward_data = torch._log_softmax_backward_data if name == "log_softmax" else torch._softmax_backward_data
+    expected_dx = backward_data(g.double(), expected, dim, torch.float64)
+    assert torch.equal(dx.isnan(), expected_dx.isnan())
+    close(dx, expected_dx, dtype)
+
+
+@pytest.mark.parametrize("name", FUNCS)
+def test_strided_input(name):
+    ours, ref = FUNCS[name]
+    x = sample((8, 30, 6), torch.float32, "cpu")
+    for view, dim in [(x.transpose(0, 2), 0), (x[:, ::2, 1:], -1), (x.permute(1, 2, 0), 1)]:
+        y = ours(view, dim)
+        assert y.is_contiguous()
+        close(y, ref(view.double(), dim), torch.float32)
+
+
+@pytest.mark.parametrize("name", FUNCS)
+def test_empty(name):
+    ours, ref = FUNCS[name]
+    for shape, dim in [((0,), 0), ((0, 5), 1), ((5, 0), 1), ((3, 0, 2), 1)]:
+        x = torch.randn(shape)
+        assert ours(x, dim).shape == ref(x, dim).shape
+
+
+@pytest.mark.parametrize("shape,dim", [((3, 6), -1), ((4, 5, 3), 1), ((5, 4), 0), ((), 0)], ids=str)
+@pytest.mark.parametrize("name", FUNCS)
+def test_gradcheck_and_gradgradcheck(name, shape, dim):
+    ours, _ = FUNCS[name]
+    x = torch.randn(shape, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda t: ours(t, dim), (x,))
+    assert torch.autograd.gradgradcheck(lambda t: ours(t, dim), (x,))
+
+
+@pytest.mark.parametrize("name", FUNCS)
+def test_backward_op_gradcheck(name):
+    """The backward op alone, in both its inputs (g and y treated as independent)."""
+    log = name == "log_softmax"
+    y = FUNCS[name][0](torch.randn(4, 7, dtype=torch.float64), 1).requires_grad_()
+    g = torch.randn(4, 7, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda a, b: ops.softmax_backward(a, b, 1, log), (g, y))
+
+
+@pytest.mark.parametrize("log", [False, True])
+@pytest.mark.parametrize("shape,dim", [((4, 9), 1), ((3, 5, 2), 1), ((6,), 0)], ids=str)
+def test_opcheck(shape, dim, log):
+    x = torch.randn(shape, requires_grad=True)
+    y = ops.softmax(x.detach(), dim, log)
+    torch.library.opcheck(ops.softmax, (x, dim, log))
+    torch.library.opcheck(ops.softmax_backward, (torch.randn(shape, requires_grad=True), y.requires_grad_(), dim, log))
+
+
+@pytest.mark.parametrize("backend", ["aot_eager", "inductor"])
+def test_compile_fullgraph(backend):
+    torch._dynamo.reset()
+
+    def f(t):
+        return fused_act.softmax(t, -1) * 2 + fused_act.log_softmax(t, 0)
+
+    x = torch.randn(5, 6, requires_grad=True)
+    compiled = torch.compile(f, fullgraph=True, backend=backend)
+    y = compiled(x)
+    torch.testing.assert_close(y, f(x))
+    (dx,) = torch.autograd.grad((y * torch.arange(6.0)).sum(), x)
+    x2 = x.detach().requires_grad_()
+    (dx_ref,) = torch.autograd.grad((f(x2) * torch.arange(6.0)).sum(), x2)
+    torch.testing.assert_close(dx, dx_ref)
+
+
+def test_modules():
+    x = torch.randn(3, 4, 5)
+    torch.testing.assert_close(fused_act.nn.Softmax(dim=1)(x), torch.nn.Softmax(dim=1)(x))
+    torch.testing.assert_close(fused_act.nn.LogSoftmax(dim=-1)(x), torch.nn.LogSoftmax(dim=-1)(x))
+    with pytest.warns(UserWarning, match="Implicit dimension"):
+        torch.testing.assert_close(fused_act.nn.Softmax()(x), torch.softmax(x, 0))
+    assert repr(fused_act.nn.LogSoftmax(2)) == "LogSoftmax(dim=2)"
+    assert fused_act.nn.Softmax(1).state_dict() == {}
+
+
+@pytest.mark.parametrize("name", FUNCS)
+def test_bad_input(name):
+    ours, _ = FUNCS[name]
+    with pytest.raises(TypeError, match=f"fused_act.{name}: expected a floating-point tensor"):
+        ours(torch.arange(6).reshape(2, 3), -1)
+    with pytest.raises(IndexError, match=f"fused_act.{name}: dim 2 is out of range"):
+        ours(torch.randn(2, 3), 2)
+    with pytest.raises(IndexError, match=f"fused_act.{name}: dim -3 is out of range"):
+        ours(torch.randn(2, 3), -3)
+    with pytest.raises(IndexError, match=f"fused_act.{name}: dim 1 is out of range"):
+        ours(torch.tensor(1.0), 1)
+    meta = torch.randn(2, 3, device="meta")
+    assert ours(meta, -1).device.type == "meta"  # the fake kernel, for tracing
+    cpu_kernel = torch._C.DispatchKeySet(torch._C.DispatchKey.CPU)
+    with pytest.raises(RuntimeError, match=f"fused_act.{name}: expected a CPU or CUDA tensor"):
+        ops.softmax.default.redispatch(cpu_kernel, meta, -1, name == "log_softmax")
+    with pytest.raises(RuntimeError, match=f"fused_act.{name} backward: grad has shape"):
+        ops.softmax_backward(torch.randn(2, 4), torch.randn(2, 3), -1, name == "log_softmax")
+
+
+# Lanes as on the GPU: one warp per row (32), a block per row (256), and odd counts that leave
+# some lanes with fewer elements or none.
+@pytest.mark.parametrize("lanes", [1, 3, 32, 256])
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+@pytest.mark.parametrize("log", [False, True])
+def test_cuda_simulation(log, dtype, lanes):
+    ref = torch.log_softmax if log else torch.softmax
+    for shape, dim in [((5, 70), -1), ((3, 2000), 1), ((4, 7, 3), 1), ((2, 5), -1)]:
+        x = sample(shape, dtype, "cpu")
+        x[0, 0] = -torch.inf
+        g = sample(shape, dtype, "cpu", scale=1.0, seed=3)
+        y = ops._simulate_cuda_softmax(x, None, dim, log, lanes)
+        close(y, ref(x.double(), dim), dtype, "simulated forward")
+        dx = ops._simulate_cuda_softmax(y, g, dim, log, lanes)
+        torch.testing.assert_close(dx, ops.softmax_backward(g, y, dim, log), atol=TOL[dtype][0] * 4,
+                                   rtol=TOL[dtype][1])
+
+
+@pytest.mark.parametrize("isa", ["default", "avx2", "avx512"])
+def test_every_cpu_instruction_set(isa):
+    """Each per-ISA build of the kernels, forced in a fresh process (ATEN_CPU_CAPABILITY is read at
+    start-up). torch trusts that variable even where the CPU lacks the instructions (SIGILL), so
+    sets this CPU does not have are skipped."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    rank = {"DEFAULT": 0, "AVX2": 1, "AVX512": 2}
+    if rank[isa.upper()] > rank.get(torch.backends.cpu.get_cpu_capability(), 0):
+        pytest.skip(f"this CPU has no {isa}")
+
+    script = r"""
+import torch, fused_act, sys
+torch.manual_seed(0)
+bad = []
+# Reduced types: backward reads y rounded to the dtype, so dx carries ~1 ulp of |g| (std-normal g).
+for dtype, tol in [(torch.float32, 2e-5), (torch.bfloat16, 3e-2), (torch.float64, 1e-10), (torch.float16, 4e-3)]:
+    for shape, dim in [((9, 1000), -1), ((6, 50, 37), 1), ((3, 40), 1), ((4, 5), 0)]:
+        for ours, ref in [(fused_act.softmax, torch.softmax), (fused_act.log_softmax, torch.log_softmax)]:
+            x = (torch.randn(shape, dtype=torch.float64) * 4).to(dtype).requires_grad_()
+            g = torch.randn(shape, dtype=torch.float64).to(dtype)
+            y = ours(x, dim)
+            (dx,) = torch.autograd.grad(y, x, g)
+            x64 = x.detach().double().requires_grad_()
+            r = ref(x64, dim)
+            (dr,) = torch.autograd.grad(r, x64, g.double())
+            for a, b in ((y, r), (dx, dr)):
+                if not torch.allclose(a.double(), b.detach().to(dtype).double(), rtol=tol, atol=tol):
+                    bad.append((ours.__name__, str(dtype), shape, dim, (a.double() - b).abs().max().item()))
+print(fused_act.info()["cpu_isa"])
+print(bad)
+sys.exit(1 if bad else 0)
+"""
+    env = {**os.environ, "ATEN_CPU_CAPABILITY": isa}
+    root = Path(__file__).resolve().parents[1]
+    out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, cwd=root)
+    assert out.returncode == 0, out.stdout + out.stderr
+    if isa.upper() in fused_act.info()["cpu_isas_built"]:
+        assert out.stdout.split()[0] == isa.upper()
