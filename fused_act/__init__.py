@@ -4,6 +4,8 @@
     y = fused_act.leaky_tanh(x, a=0.25)             # functional, every registered activation
     y = fused_act.activation(x, "elu", alpha=0.5)   # by name
     m = fused_act.nn.GELU(approximate="tanh")       # torch.nn-style modules
+    y = fused_act.relu(x, memory="mask")            # backward keeps 1 bit per element
+    fused_act.saved_bytes_per_element("relu")       # what backward keeps, per element
     fused_act.ACTIVATIONS                           # the registry
     fused_act.info()                                # what this build has
 """
@@ -17,12 +19,13 @@ from . import functional, nn
 from .functional import *  # noqa: F401,F403
 from .convert import ConvertReport, convert, convert_functional
 from .functional import activation
+from .memory import MEMORY_MODES, memory_modes, saved_bytes_per_element
 from .registry import ACTIVATIONS, ActivationSpec
 
 __version__ = "0.1.0"
 
-__all__ = ["ACTIVATIONS", "ActivationSpec", "ConvertReport", "activation", "convert", "convert_functional",
-           "functional", "info", "nn", *ACTIVATIONS]
+__all__ = ["ACTIVATIONS", "ActivationSpec", "ConvertReport", "MEMORY_MODES", "activation", "convert",
+           "convert_functional", "functional", "info", "memory_modes", "nn", "saved_bytes_per_element", *ACTIVATIONS]
 
 
 def info() -> dict:

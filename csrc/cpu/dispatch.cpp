@@ -8,36 +8,38 @@ namespace fused_act::cpu {
 // it builds those variants (x86-64 with a compiler that accepts the flags).
 namespace DEFAULT {
 void run_elementwise(const ElementwiseArgs& a);
+void run_mask(const MaskArgs& a);  // mask_kernels.cpp
 }
 #ifdef FUSED_ACT_CPU_AVX2
 namespace AVX2 {
 void run_elementwise(const ElementwiseArgs& a);
+void run_mask(const MaskArgs& a);  // mask_kernels.cpp
 }
 #endif
 #ifdef FUSED_ACT_CPU_AVX512
 namespace AVX512 {
 void run_elementwise(const ElementwiseArgs& a);
+void run_mask(const MaskArgs& a);  // mask_kernels.cpp
 }
 #endif
 
 namespace {
 
-using Kernel = void (*)(const ElementwiseArgs&);
-
 struct Isa {
   std::string name;
-  Kernel kernel;
+  void (*kernel)(const ElementwiseArgs&);
+  void (*mask_kernel)(const MaskArgs&);
 };
 
 const std::vector<Isa>& isas() {
   static const std::vector<Isa> list = {
 #ifdef FUSED_ACT_CPU_AVX512
-      {"AVX512", &AVX512::run_elementwise},
+      {"AVX512", &AVX512::run_elementwise, &AVX512::run_mask},
 #endif
 #ifdef FUSED_ACT_CPU_AVX2
-      {"AVX2", &AVX2::run_elementwise},
+      {"AVX2", &AVX2::run_elementwise, &AVX2::run_mask},
 #endif
-      {"DEFAULT", &DEFAULT::run_elementwise},
+      {"DEFAULT", &DEFAULT::run_elementwise, &DEFAULT::run_mask},
   };
   return list;
 }
@@ -73,5 +75,7 @@ const std::vector<std::string>& built_isas() {
 const std::string& runtime_isa() { return chosen().name; }
 
 void run_elementwise(const ElementwiseArgs& a) { chosen().kernel(a); }
+
+void run_mask(const MaskArgs& a) { chosen().mask_kernel(a); }
 
 }  // namespace fused_act::cpu

@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "../activations/elementwise.h"
+#include "../activations/mask.h"
 
 namespace fused_act::cpu {
 
@@ -16,5 +17,6 @@ const std::vector<std::string>& built_isas();
 const std::string& runtime_isa();
 
 void run_elementwise(const ElementwiseArgs& a);
+void run_mask(const MaskArgs& a);
 
 }  // namespace fused_act::cpu

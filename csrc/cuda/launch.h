@@ -4,9 +4,11 @@
 #include <cuda_runtime_api.h>
 
 #include "../activations/elementwise.h"
+#include "../activations/mask.h"
 
 namespace fused_act::cuda {
 
 void run_elementwise(const ElementwiseArgs& a, cudaStream_t stream, int sm_count);
+void run_mask(const MaskArgs& a, cudaStream_t stream, int sm_count);  // mask_kernels.cu
 
 }  // namespace fused_act::cuda

@@ -8,6 +8,7 @@
 #include <c10/cuda/CUDAStream.h>
 
 #include "../ops/activation_ops.h"
+#include "../ops/mask_ops.h"
 #include "launch.h"
 
 namespace fused_act {
@@ -28,8 +29,16 @@ void run_cuda(const ElementwiseArgs& a) {
   cuda::run_elementwise(a, c10::cuda::getCurrentCUDAStream(device).stream(), sm_count(device));
 }
 
+void run_cuda_mask(const MaskArgs& a) {
+  const int device = c10::cuda::current_device();
+  cuda::run_mask(a, c10::cuda::getCurrentCUDAStream(device).stream(), sm_count(device));
+}
+
 }  // namespace
 
-TORCH_LIBRARY_IMPL(fused_act, CUDA, m) { register_activation_impls<&run_cuda>(m); }
+TORCH_LIBRARY_IMPL(fused_act, CUDA, m) {
+  register_activation_impls<&run_cuda>(m);
+  register_mask_impls<&run_cuda_mask>(m);
+}
 
 }  // namespace fused_act
