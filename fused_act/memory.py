@@ -5,7 +5,8 @@
     "output"  the output y (activations whose derivative can be written in y; allows a
               memory-free ``inplace=True``);
     "input"   the input x (the others);
-    "auto"    the default: see ``AUTO_PREFERS_MASK``.
+    "auto"    the default: the output or input as the activation's backward is written
+              (the mask only if ``AUTO_PREFERS_MASK``, which measurement set to False).
 
 Identity keeps nothing whatever is asked. "output" and "input" are accepted only where that
 is the form backward is written in (``_C.saved_for``), so a call never silently keeps more
@@ -42,10 +43,12 @@ _ops = torch.ops.fused_act
 
 MEMORY_MODES = ("auto", "mask", "output", "input")
 
-# Whether memory="auto" keeps the mask for maskable activations. It does only if that is not
-# slower than keeping the output: see docs/memory.md for the measurement (relu, 2^24 float32,
-# forward + backward, `python benchmarks/memory_modes.py`).
-AUTO_PREFERS_MASK = True
+# Whether memory="auto" keeps the mask for maskable activations: only if that is not slower
+# than keeping the full tensor. Forward + backward at 2^24 float32 it was 1-4% slower (relu
+# 1.04x at 1 and 2 threads, leaky_relu 1.01x, hardsigmoid 1.04x; docs/memory.md,
+# `python -m bench.memory_modes`), so "auto" keeps the output (or input) and the mask is
+# opt-in: 32x less saved memory in float32 for that time.
+AUTO_PREFERS_MASK = False
 
 
 @functools.lru_cache(maxsize=None)
