@@ -75,7 +75,7 @@ def common_flags(debug: bool) -> list[str]:
 
 
 def isa_libraries(debug: bool):
-    """build_clib entries: csrc/cpu/kernels.cpp and softmax_kernels.cpp once per instruction set, with its own flags."""
+    """build_clib entries: the CPU kernel sources once per instruction set, with its own flags."""
     if platform.machine().lower() not in ("x86_64", "amd64"):
         return [], []
     abi = f"-D_GLIBCXX_USE_CXX11_ABI={int(torch._C._GLIBCXX_USE_CXX11_ABI)}"
@@ -84,7 +84,7 @@ def isa_libraries(debug: bool):
         libs.append((
             f"fused_act_cpu_{name.lower()}",
             {
-                "sources": [f"{CSRC}/cpu/kernels.cpp", f"{CSRC}/cpu/softmax_kernels.cpp"],
+                "sources": [f"{CSRC}/cpu/kernels.cpp", f"{CSRC}/cpu/softmax_kernels.cpp", f"{CSRC}/cpu/mask_kernels.cpp"],
                 "include_dirs": cpp_extension.include_paths(),
                 "macros": [("CPU_CAPABILITY", name), (f"CPU_CAPABILITY_{name}", None)],
                 "cflags": ["-std=c++20", "-fPIC", "-Wno-unknown-pragmas", abi, *common_flags(debug), *flags],
@@ -100,6 +100,7 @@ def extension():
     sources = [
         f"{CSRC}/cpu/kernels.cpp",  # the DEFAULT build; first, see CPU_ISAS
         f"{CSRC}/cpu/softmax_kernels.cpp",  # likewise
+        f"{CSRC}/cpu/mask_kernels.cpp",  # likewise
         f"{CSRC}/cpu/dispatch.cpp",
         f"{CSRC}/ops/registry.cpp",
         f"{CSRC}/ops/front.cpp",
@@ -110,6 +111,8 @@ def extension():
         f"{CSRC}/ops/cuda_simulation.cpp",
         f"{CSRC}/ops/softmax_ops.cpp",
         f"{CSRC}/ops/softmax_simulation.cpp",
+        f"{CSRC}/ops/mask_ops.cpp",
+        f"{CSRC}/ops/cuda_mask_simulation.cpp",
         f"{CSRC}/python_module.cpp",
     ]
     macros = [("CPU_CAPABILITY", "DEFAULT"), ("CPU_CAPABILITY_DEFAULT", None), *isa_macros]
@@ -121,7 +124,8 @@ def extension():
     )
     if want_cuda():
         archs = cuda_arch_list()
-        sources += [f"{CSRC}/cuda/kernels.cu", f"{CSRC}/cuda/softmax_kernels.cu", f"{CSRC}/cuda/ops_cuda.cpp"]
+        sources += [f"{CSRC}/cuda/kernels.cu", f"{CSRC}/cuda/softmax_kernels.cu", f"{CSRC}/cuda/mask_kernels.cu",
+                    f"{CSRC}/cuda/ops_cuda.cpp"]
         macros += [("FUSED_ACT_WITH_CUDA", None), ("FUSED_ACT_CUDA_ARCHS", f'"{archs}"')]
         nvcc = ["-O0", "-g", "-G"] if debug else ["-O3"]
         kwargs["extra_compile_args"]["nvcc"] = [*nvcc, "-std=c++20", "--expt-relaxed-constexpr"]

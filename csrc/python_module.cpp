@@ -36,6 +36,8 @@ PYBIND11_MODULE(_C, m) {
     fused_act::check_params(info, params);
     return saved_name(fused_act::saved_for(info, params));
   }, "what backward keeps for this activation and these parameters: 'none', 'input' or 'output'");
+  m.def("maskable", [] { return fused_act::maskable_names(); },
+        "activations whose backward can keep a 1-bit mask (torch.ops.fused_act.activation_mask)");
   m.def("check_params", [](const std::string& name, const std::vector<double>& params) {
     fused_act::check_params(fused_act::find_activation(name), params);
   });

@@ -7,6 +7,8 @@
     y = fused_act.swiglu(x)                         # silu(second half) * first half, like F.glu
     m = fused_act.nn.GELU(approximate="tanh")       # torch.nn-style modules
     p = fused_act.softmax(x, dim=-1)                # also log_softmax; nn.Softmax, nn.LogSoftmax
+    y = fused_act.relu(x, memory="mask")            # backward keeps 1 bit per element
+    fused_act.saved_bytes_per_element("relu")       # what backward keeps, per element
     fused_act.ACTIVATIONS                           # the registry
     fused_act.info()                                # what this build has
 """
@@ -20,14 +22,15 @@ from . import functional, nn
 from .functional import *  # noqa: F401,F403
 from .convert import ConvertReport, convert, convert_functional
 from .functional import activation, bias_act, gated, geglu, glu, reglu, swiglu
+from .memory import MEMORY_MODES, memory_modes, saved_bytes_per_element
 from .registry import ACTIVATIONS, ActivationSpec
 from .softmax_ops import log_softmax, softmax
 
 __version__ = "0.1.0"
 
-__all__ = ["ACTIVATIONS", "ActivationSpec", "ConvertReport", "activation", "bias_act", "convert",
-           "convert_functional", "functional", "gated", "geglu", "glu", "info", "log_softmax", "nn", "reglu",
-           "softmax", "swiglu", *ACTIVATIONS]
+__all__ = ["ACTIVATIONS", "ActivationSpec", "ConvertReport", "MEMORY_MODES", "activation", "bias_act", "convert",
+           "convert_functional", "functional", "gated", "geglu", "glu", "info", "log_softmax", "memory_modes", "nn",
+           "reglu", "saved_bytes_per_element", "softmax", "swiglu", *ACTIVATIONS]
 
 
 def info() -> dict:

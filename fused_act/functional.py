@@ -1,7 +1,8 @@
-"""Functional API, generated from the registry: ``fused_act.<name>(x, *params, inplace=False)``
-for every activation, and ``fused_act.activation(x, name, **params)``; the fusions
-``bias_act``, ``glu`` (and its ``swiglu``, ``geglu``, ``reglu`` shortcuts) and ``gated``, which
-take any registered activation by name.
+"""Functional API, generated from the registry: ``fused_act.<name>(x, *params, inplace=False,
+memory="auto")`` for every activation, and ``fused_act.activation(x, name, **params)``;
+``memory`` chooses what backward keeps ("auto", "mask", "output", "input"; fused_act/memory.py).
+Also the fusions ``bias_act``, ``glu`` (and its ``swiglu``, ``geglu``, ``reglu`` shortcuts) and
+``gated``, which take any registered activation by name.
 
 Each function takes its parameters positionally or by keyword with torch's names and
 defaults (``elu(x, alpha=1.0)``, ``hardtanh(x, min_val=-1.0, max_val=1.0)``,
@@ -23,13 +24,15 @@ _ops = torch.ops.fused_act
 __all__ = ["activation", "bias_act", "gated", "geglu", "glu", "reglu", "swiglu", *ACTIVATIONS]
 
 
-def activation(x: torch.Tensor, name: str, *, inplace: bool = False, **params) -> torch.Tensor:
+def activation(x: torch.Tensor, name: str, *, inplace: bool = False, memory: str = "auto",
+               **params) -> torch.Tensor:
     """Applies activation ``name`` with ``params`` (defaults from the registry) to x.
 
     With ``inplace=True`` x is overwritten and returned; under autograd this follows
-    ``torch.nn.ReLU(inplace=True)``: it raises for a leaf that requires grad."""
+    ``torch.nn.ReLU(inplace=True)``: it raises for a leaf that requires grad. ``memory`` picks
+    what backward keeps (fused_act.memory)."""
     kernel, args = get(name).kernel_args(params)
-    return activation_op(x, kernel, args, inplace)
+    return activation_op(x, kernel, args, inplace, memory)
 
 
 def bias_act(x: torch.Tensor, bias: torch.Tensor, /, name: str, dim: int = 1, **params) -> torch.Tensor:
@@ -83,7 +86,7 @@ def gated(a: torch.Tensor, b: torch.Tensor, /, name: str = "sigmoid", **params) 
 def _make(spec):
     names = list(spec.params)
 
-    def fn(x: torch.Tensor, *args, inplace: bool = False, **kwargs) -> torch.Tensor:
+    def fn(x: torch.Tensor, *args, inplace: bool = False, memory: str = "auto", **kwargs) -> torch.Tensor:
         if len(args) > len(names):
             raise TypeError(f"fused_act.{spec.name}() takes at most {len(names)} parameter(s) {names}, "
                             f"got {len(args)}")
@@ -92,13 +95,13 @@ def _make(spec):
                 raise TypeError(f"fused_act.{spec.name}() got multiple values for {n!r}")
             kwargs[n] = v
         kernel, params = spec.kernel_args(kwargs)
-        return activation_op(x, kernel, params, inplace)
+        return activation_op(x, kernel, params, inplace, memory)
 
     P = inspect.Parameter
     fn.__signature__ = inspect.Signature(
         [P("x", P.POSITIONAL_ONLY)]
         + [P(n, P.POSITIONAL_OR_KEYWORD, default=d) for n, d in spec.params.items()]
-        + [P("inplace", P.KEYWORD_ONLY, default=False)]
+        + [P("inplace", P.KEYWORD_ONLY, default=False), P("memory", P.KEYWORD_ONLY, default="auto")]
     )
     fn.__name__ = fn.__qualname__ = spec.name
     fn.__doc__ = (f"{spec.name} activation, fused forward and backward kernels.\n\n"

@@ -4,8 +4,10 @@ Names and constructor signatures follow ``torch.nn`` where torch has the activat
 (``ReLU(inplace=False)``, ``LeakyReLU(negative_slope=0.01, inplace=False)``,
 ``GELU(approximate='none')``, ``Hardtanh(min_val=-1.0, max_val=1.0, inplace=False)``, ...), with
 the same attribute names, so code that reads ``module.negative_slope`` keeps working. Added:
-``RescaledSigmoid()``, ``LeakyTanh(a=0.25)``, ``SquaredReLU()`` and ``Activation(name, **params)``.
-``Softmax(dim=None)`` and ``LogSoftmax(dim=None)`` are not elementwise and not in the registry.
+``RescaledSigmoid()``, ``LeakyTanh(a=0.25)``, ``SquaredReLU()`` and ``Activation(name, **params)``;
+and on every module a keyword-only ``memory="auto"`` choosing what backward keeps
+(fused_act/memory.py). ``Softmax(dim=None)`` and ``LogSoftmax(dim=None)`` are not elementwise
+and not in the registry.
 Modules hold no parameters or buffers: swapping them leaves ``state_dict`` unchanged.
 
 The fused layers (``Linear`` and ``Conv2d`` with an ``activation``, ``BiasAct``, ``GLU``,
@@ -23,6 +25,7 @@ from . import layers
 from .functional import activation
 from . import softmax_ops as _softmax
 from .layers import BiasAct, Conv2d, GeGLU, GLU, Linear, ReGLU, SwiGLU  # noqa: F401
+from .memory import memory_modes, resolve_memory
 from .registry import ACTIVATIONS, get
 
 __all__ = ["Activation", "LogSoftmax", "Softmax", *layers.__all__, *(s.module for s in ACTIVATIONS.values())]
@@ -31,27 +34,39 @@ __all__ = ["Activation", "LogSoftmax", "Softmax", *layers.__all__, *(s.module fo
 class Activation(nn.Module):
     """Any registered activation by name: ``Activation("leaky_tanh", a=0.1)``."""
 
-    def __init__(self, name: str, inplace: bool = False, **params):
+    def __init__(self, name: str, inplace: bool = False, *, memory: str = "auto", **params):
         super().__init__()
         self.name = name
         self.params = get(name).resolve(params)
         self.inplace = inplace
+        self.memory = memory
+        memory_modes_check(name, memory, self.params)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return activation(x, self.name, inplace=self.inplace, **self.params)
+        return activation(x, self.name, inplace=self.inplace, memory=self.memory, **self.params)
 
     def extra_repr(self) -> str:
         parts = [repr(self.name)] + [f"{k}={v!r}" for k, v in self.params.items()]
         if self.inplace:
             parts.append("inplace=True")
+        if self.memory != "auto":
+            parts.append(f"memory={self.memory!r}")
         return ", ".join(parts)
+
+
+def memory_modes_check(name: str, memory: str, params: dict) -> None:
+    """Raises at construction, not at the first forward, for a memory mode this activation
+    does not have."""
+    if memory not in memory_modes(name, **params):
+        kernel, args = get(name).kernel_args(params)
+        resolve_memory(kernel, tuple(args), memory)  # raises with the reason
 
 
 def _make(spec):
     names = list(spec.params)
     takes_inplace = spec.torch_inplace or spec.name == "identity"
 
-    def __init__(self, *args, **kwargs):
+    def __init__(self, *args, memory: str = "auto", **kwargs):
         nn.Module.__init__(self)
         if spec.name == "identity":  # nn.Identity accepts and ignores any arguments
             args, kwargs = (), {}
@@ -61,14 +76,19 @@ def _make(spec):
         for n in names:
             setattr(self, n, bound.arguments[n])
         self.inplace = bound.arguments.get("inplace", False)
+        self.memory = memory
+        memory_modes_check(spec.name, memory, {n: getattr(self, n) for n in names})
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return activation(x, spec.name, inplace=self.inplace, **{n: getattr(self, n) for n in names})
+        return activation(x, spec.name, inplace=self.inplace, memory=self.memory,
+                          **{n: getattr(self, n) for n in names})
 
     def extra_repr(self) -> str:
         parts = [f"{n}={getattr(self, n)!r}" for n in names]
         if self.inplace:
             parts.append("inplace=True")
+        if self.memory != "auto":
+            parts.append(f"memory={self.memory!r}")
         return ", ".join(parts)
 
     P = inspect.Parameter
@@ -77,7 +97,7 @@ def _make(spec):
         + ([P("inplace", P.POSITIONAL_OR_KEYWORD, default=False)] if takes_inplace else [])
     )
     __init__.__signature__ = inspect.Signature(
-        [P("self", P.POSITIONAL_ONLY), *sig.parameters.values()]
+        [P("self", P.POSITIONAL_ONLY), *sig.parameters.values(), P("memory", P.KEYWORD_ONLY, default="auto")]
     )
     doc = f"Fused {spec.name}" + (f", a drop-in for torch.nn.{spec.torch_module}" if spec.torch_module else "")
     return type(spec.module, (nn.Module,), {

@@ -20,6 +20,7 @@ import functools
 import torch
 
 from . import _C  # noqa: F401  (loading it registers the ops)
+from .memory import mask_activation, resolve_memory
 
 _ops = torch.ops.fused_act
 
@@ -137,8 +138,12 @@ class _ActivationInplace(torch.autograd.Function):
         return _ops.activation_backward(grad, saved, ctx.act, ctx.params, ctx.saved == "output"), None, None
 
 
-def activation_op(x: torch.Tensor, act: str, params: list[float], inplace: bool = False) -> torch.Tensor:
-    """Runs kernel ``act`` on x (out of place, or in place with autograd support)."""
+def activation_op(x: torch.Tensor, act: str, params: list[float], inplace: bool = False,
+                  memory: str = "auto") -> torch.Tensor:
+    """Runs kernel ``act`` on x (out of place, or in place with autograd support), keeping for
+    backward what ``memory`` asks (fused_act/memory.py)."""
+    if resolve_memory(act, tuple(params), memory) == "mask":
+        return mask_activation(x, act, params, inplace)
     if not inplace:
         return _ops.activation(x, act, params)
     if torch.compiler.is_compiling():

@@ -46,7 +46,7 @@ def test_functional_exists_with_torch_signature(name):
     spec = ACTIVATIONS[name]
     fn = getattr(fused_act, name)
     sig = inspect.signature(fn)
-    assert list(sig.parameters) == ["x", *spec.params, "inplace"]
+    assert list(sig.parameters) == ["x", *spec.params, "inplace", "memory"]
     for p, default in spec.params.items():
         assert sig.parameters[p].default == default
 
@@ -61,7 +61,8 @@ def test_module_matches_torch_module(name):
     if spec.torch_module is None:
         return
     tcls = getattr(tnn, spec.torch_module)
-    ours = [p for p in inspect.signature(cls.__init__).parameters.values() if p.name != "self"]
+    # memory= is ours (keyword-only, fused_act/memory.py); the rest must be torch's
+    ours = [p for p in inspect.signature(cls.__init__).parameters.values() if p.name not in ("self", "memory")]
     if "__init__" in vars(tcls):  # Sigmoid, Tanh, ... take no arguments
         theirs = [p for p in inspect.signature(tcls.__init__).parameters.values() if p.name != "self"]
         theirs = [p for p in theirs if p.name not in ("min_value", "max_value")]  # deprecated aliases

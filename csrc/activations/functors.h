@@ -7,7 +7,9 @@
 //   d_output(y, p), d2_output(y, p)   f'(x) written in y, and d f'/dy      (kSaved: Output, Either, None)
 //   d_input(x, p),  d2_input(x, p)    f'(x), and f''(x)                    (kSaved: Input, Either)
 //   output_ok(p)          (kSaved == Either) whether the output form is valid for these parameters;
-//   invalid(p)            nullptr, or the rule the parameters break.
+//   invalid(p)            nullptr, or the rule the parameters break;
+//   kMaskable, d_mask(bit, p)   (piecewise-linear functors only) f' takes two values, d_mask(false, p)
+//                         and d_mask(true, p), so backward can keep one bit per element (mask.h).
 // T is float, double or at::vec::Vectorized of those; P is Params<float or double>. The body
 // uses only math.h primitives, so the CPU SIMD loop, the CUDA kernel and the CPU simulation of a
 // CUDA thread all run this same code. Reduced types are computed in float and rounded once.
@@ -67,6 +69,8 @@ struct Relu {
   FA_FN forward(T x, const P&) { return where(x < T(0), T(0), x); }
   FA_FN d_output(T y, const P&) { return where(y <= T(0), T(0), T(1)); }
   FA_FN d2_output(T, const P&) { return T(0); }
+  static constexpr bool kMaskable = true;
+  FA_FN d_mask(bool bit, const P&) { return bit ? T(1) : T(0); }
 };
 
 // F.leaky_relu(x, negative_slope). torch: x > 0 ? grad : grad * slope (slope at x = 0).
@@ -82,6 +86,8 @@ struct LeakyRelu {
   FA_FN d2_input(T, const P&) { return T(0); }
   FA_FN d_output(T y, const P& p) { return where(y > T(0), T(1), T(p[0])); }
   FA_FN d2_output(T, const P&) { return T(0); }
+  static constexpr bool kMaskable = true;
+  FA_FN d_mask(bool bit, const P& p) { return bit ? T(1) : T(p[0]); }
 };
 
 // F.elu(x, alpha): x > 0 ? x : alpha * expm1(x). torch's elu_backward(is_result=true):
@@ -361,6 +367,8 @@ struct Hardtanh {
     return where(y <= T(p[0]), T(0), where(y >= T(p[1]), T(0), T(1)));
   }
   FA_FN d2_output(T, const P&) { return T(0); }
+  static constexpr bool kMaskable = true;
+  FA_FN d_mask(bool bit, const P&) { return bit ? T(1) : T(0); }
 };
 
 // F.relu6 = hardtanh(x, 0, 6), same derivative convention.
@@ -371,6 +379,8 @@ struct Relu6 {
   FA_FN forward(T x, const P&) { return where(x < T(0), T(0), where(x > T(6), T(6), x)); }
   FA_FN d_output(T y, const P&) { return where(y <= T(0), T(0), where(y >= T(6), T(0), T(1))); }
   FA_FN d2_output(T, const P&) { return T(0); }
+  static constexpr bool kMaskable = true;
+  FA_FN d_mask(bool bit, const P&) { return bit ? T(1) : T(0); }
 };
 
 // F.hardsigmoid: relu6(x + 3) / 6. torch's hardsigmoid_backward: 1/6 for -3 < x < 3, else 0.
@@ -387,6 +397,8 @@ struct Hardsigmoid {
     return where(x <= T(-3), T(0), where(x >= T(3), T(0), T(1.0 / 6.0)));
   }
   FA_FN d2_input(T, const P&) { return T(0); }
+  static constexpr bool kMaskable = true;
+  FA_FN d_mask(bool bit, const P&) { return bit ? T(1.0 / 6.0) : T(0); }
 };
 
 // Hardswish (Howard et al. 2019, MobileNetV3): x relu6(x + 3) / 6; F.hardswish.

@@ -9,17 +9,20 @@ namespace fused_act::cpu {
 namespace DEFAULT {
 void run_elementwise(const ElementwiseArgs& a, const ChannelSum* sum);
 void run_softmax(const SoftmaxArgs& a);
+void run_mask(const MaskArgs& a);  // mask_kernels.cpp
 }
 #ifdef FUSED_ACT_CPU_AVX2
 namespace AVX2 {
 void run_elementwise(const ElementwiseArgs& a, const ChannelSum* sum);
 void run_softmax(const SoftmaxArgs& a);
+void run_mask(const MaskArgs& a);  // mask_kernels.cpp
 }
 #endif
 #ifdef FUSED_ACT_CPU_AVX512
 namespace AVX512 {
 void run_elementwise(const ElementwiseArgs& a, const ChannelSum* sum);
 void run_softmax(const SoftmaxArgs& a);
+void run_mask(const MaskArgs& a);  // mask_kernels.cpp
 }
 #endif
 
@@ -27,22 +30,24 @@ namespace {
 
 using Kernel = void (*)(const ElementwiseArgs&, const ChannelSum*);
 using SoftmaxKernel = void (*)(const SoftmaxArgs&);
+using MaskKernel = void (*)(const MaskArgs&);
 
 struct Isa {
   std::string name;
   Kernel kernel;
   SoftmaxKernel softmax;
+  MaskKernel mask;
 };
 
 const std::vector<Isa>& isas() {
   static const std::vector<Isa> list = {
 #ifdef FUSED_ACT_CPU_AVX512
-      {"AVX512", &AVX512::run_elementwise, &AVX512::run_softmax},
+      {"AVX512", &AVX512::run_elementwise, &AVX512::run_softmax, &AVX512::run_mask},
 #endif
 #ifdef FUSED_ACT_CPU_AVX2
-      {"AVX2", &AVX2::run_elementwise, &AVX2::run_softmax},
+      {"AVX2", &AVX2::run_elementwise, &AVX2::run_softmax, &AVX2::run_mask},
 #endif
-      {"DEFAULT", &DEFAULT::run_elementwise, &DEFAULT::run_softmax},
+      {"DEFAULT", &DEFAULT::run_elementwise, &DEFAULT::run_softmax, &DEFAULT::run_mask},
   };
   return list;
 }
@@ -80,5 +85,7 @@ const std::string& runtime_isa() { return chosen().name; }
 void run_elementwise(const ElementwiseArgs& a, const ChannelSum* sum) { chosen().kernel(a, sum); }
 
 void run_softmax(const SoftmaxArgs& a) { chosen().softmax(a); }
+
+void run_mask(const MaskArgs& a) { chosen().mask(a); }
 
 }  // namespace fused_act::cpu

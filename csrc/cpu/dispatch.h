@@ -7,6 +7,7 @@
 
 #include "../activations/elementwise.h"
 #include "../activations/softmax.h"
+#include "../activations/mask.h"
 
 namespace fused_act::cpu {
 
@@ -20,5 +21,6 @@ const std::string& runtime_isa();
 // One launch on the chosen instruction set; `sum` (may be null) is fused into it.
 void run_elementwise(const ElementwiseArgs& a, const ChannelSum* sum);
 void run_softmax(const SoftmaxArgs& a);  // cpu/softmax_kernels.cpp
+void run_mask(const MaskArgs& a);  // cpu/mask_kernels.cpp
 
 }  // namespace fused_act::cpu

@@ -9,6 +9,7 @@
 
 #include "../ops/register.h"
 #include "../ops/softmax_ops.h"
+#include "../ops/mask_ops.h"
 #include "launch.h"
 
 namespace fused_act {
@@ -36,11 +37,17 @@ void run_softmax_cuda(const SoftmaxArgs& a) {
   cuda::run_softmax(a, c10::cuda::getCurrentCUDAStream(device).stream(), sm_count(device));
 }
 
+void run_cuda_mask(const MaskArgs& a) {
+  const int device = c10::cuda::current_device();
+  cuda::run_mask(a, c10::cuda::getCurrentCUDAStream(device).stream(), sm_count(device));
+}
+
 }  // namespace
 
 TORCH_LIBRARY_IMPL(fused_act, CUDA, m) {
   register_impls<&run_cuda>(m);
   register_softmax_impls<&run_softmax_cuda>(m);
+  register_mask_impls<&run_cuda_mask>(m);
 }
 
 }  // namespace fused_act

@@ -63,11 +63,20 @@ std::string describe(const ActivationInfo& info, c10::ArrayRef<double> params) {
 
 const std::vector<ActivationInfo>& activation_infos() {
   static const std::vector<ActivationInfo> infos = {
-#define FA_INFO(F) {ActId::F, act::F::kName, split_names(act::F::kParams), act::F::kSaved, #F},
+#define FA_INFO(F) \
+  {ActId::F, act::F::kName, split_names(act::F::kParams), act::F::kSaved, #F, is_maskable<act::F>()},
       FUSED_ACT_FOR_EACH_ACTIVATION(FA_INFO)
 #undef FA_INFO
   };
   return infos;
+}
+
+std::vector<std::string> maskable_names() {
+  std::vector<std::string> out;
+  for (const ActivationInfo& info : activation_infos()) {
+    if (info.maskable) out.push_back(info.name);
+  }
+  return out;
 }
 
 const ActivationInfo& find_activation(std::string_view name) {

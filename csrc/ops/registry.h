@@ -8,7 +8,7 @@
 
 #include <c10/util/ArrayRef.h>
 
-#include "../activations/list.h"
+#include "../activations/mask.h"
 
 namespace fused_act {
 
@@ -18,9 +18,13 @@ struct ActivationInfo {
   std::vector<std::string> params;
   Saved saved;  // as declared by the functor (kEither resolved per call by saved_for)
   std::string functor;  // the struct in functors.h (names the kernels in the machine code)
+  bool maskable;        // backward can keep a 1-bit mask (activations/mask.h)
 };
 
 const std::vector<ActivationInfo>& activation_infos();
+
+// Names of the maskable activations, in list order.
+std::vector<std::string> maskable_names();
 
 // Looks the name up; unknown names raise an error that lists the known ones. `op` names the
 // caller in messages ("activation", "bias_act", ...).

@@ -1,0 +1,134 @@
+#include "mask_ops.h"
+
+#include <ATen/ATen.h>
+#include <c10/core/DeviceGuard.h>
+#include <c10/util/StringUtil.h>
+
+#include "../cpu/dispatch.h"
+#include "registry.h"
+
+namespace fused_act {
+
+namespace {
+
+const ActivationInfo& checked(const char* op, std::string_view act, c10::ArrayRef<double> params) {
+  const ActivationInfo& info = find_activation(act);
+  check_params(info, params);
+  TORCH_CHECK(info.maskable, "fused_act.", op, ": ", info.name,
+              " cannot keep a 1-bit mask (its derivative is not piecewise constant with two values); "
+              "maskable: ", c10::Join(", ", maskable_names()));
+  return info;
+}
+
+DType to_dtype(const char* op, const at::Tensor& t) {
+  switch (t.scalar_type()) {
+    case at::kFloat: return DType::kFloat;
+    case at::kDouble: return DType::kDouble;
+    case at::kHalf: return DType::kHalf;
+    case at::kBFloat16: return DType::kBFloat16;
+    default:
+      TORCH_CHECK_TYPE(false, "fused_act.", op, ": expected a floating-point tensor (float32, float64, float16 or ",
+                       "bfloat16), got ", t.scalar_type());
+  }
+}
+
+void check_device(const char* op, const at::Tensor& t) {
+  TORCH_CHECK(t.is_cpu() || t.is_cuda(), "fused_act.", op, ": expected a CPU or CUDA tensor, got one on ",
+              t.device());
+}
+
+// Dense tensors keep their layout (memory order is what the mask follows); others are
+// computed in row-major order. Forward and backward apply the same rule.
+at::Tensor dense_like(const at::Tensor& t) {
+  return t.is_non_overlapping_and_dense() ? at::empty_like(t) : at::empty(t.sizes(), t.options());
+}
+
+at::Tensor with_layout_of(const at::Tensor& t, const at::Tensor& ref) {
+  if (t.strides() == ref.strides() && t.is_non_overlapping_and_dense()) return t;
+  return at::empty_like(ref).copy_(t);
+}
+
+MaskArgs make_args(const ActivationInfo& info, bool backward, DType dtype, int64_t n,
+                   c10::ArrayRef<double> params) {
+  MaskArgs a{};
+  a.act = info.id;
+  a.backward = backward;
+  a.dtype = dtype;
+  a.n = n;
+  for (size_t i = 0; i < params.size(); ++i) a.params[i] = params[i];
+  return a;
+}
+
+void run_forward(const ActivationInfo& info, const at::Tensor& in, at::Tensor& out, at::Tensor& mask,
+                 c10::ArrayRef<double> params, MaskRunner run) {
+  MaskArgs a = make_args(info, false, to_dtype("activation_mask", out), out.numel(), params);
+  a.in = in.const_data_ptr();
+  a.out = out.data_ptr();
+  a.mask = mask.data_ptr<uint8_t>();
+  if (a.n > 0) run(a);
+}
+
+}  // namespace
+
+std::tuple<at::Tensor, at::Tensor> activation_mask(const at::Tensor& x, std::string_view act,
+                                                   c10::ArrayRef<double> params, MaskRunner run) {
+  const ActivationInfo& info = checked("activation_mask", act, params);
+  check_device("activation_mask", x);
+  to_dtype("activation_mask", x);
+  c10::OptionalDeviceGuard guard(x.device());
+  at::Tensor y = dense_like(x);
+  at::Tensor mask = at::empty({mask_bytes(x.numel())}, x.options().dtype(at::kByte));
+  run_forward(info, with_layout_of(x, y), y, mask, params, run);
+  return {y, mask};
+}
+
+at::Tensor activation_mask_(at::Tensor& x, std::string_view act, c10::ArrayRef<double> params, MaskRunner run) {
+  const ActivationInfo& info = checked("activation_mask_", act, params);
+  check_device("activation_mask_", x);
+  to_dtype("activation_mask_", x);
+  c10::OptionalDeviceGuard guard(x.device());
+  if (!x.is_non_overlapping_and_dense()) {  // strided views: compute beside, write back through the view
+    auto [y, mask] = activation_mask(x, act, params, run);
+    x.copy_(y);
+    return mask;
+  }
+  at::Tensor mask = at::empty({mask_bytes(x.numel())}, x.options().dtype(at::kByte));
+  run_forward(info, x, x, mask, params, run);
+  return mask;
+}
+
+at::Tensor activation_mask_backward(const at::Tensor& grad, const at::Tensor& mask, std::string_view act,
+                                    c10::ArrayRef<double> params, MaskRunner run) {
+  const char* op = "activation_mask_backward";
+  const ActivationInfo& info = checked(op, act, params);
+  check_device(op, grad);
+  const DType dtype = to_dtype(op, grad);
+  TORCH_CHECK_TYPE(mask.scalar_type() == at::kByte, "fused_act.", op, ": mask must be uint8, got ",
+                   mask.scalar_type());
+  TORCH_CHECK(mask.device() == grad.device(), "fused_act.", op, ": mask is on ", mask.device(), ", grad on ",
+              grad.device());
+  TORCH_CHECK(mask.dim() == 1 && mask.numel() == mask_bytes(grad.numel()), "fused_act.", op, ": mask has shape ",
+              mask.sizes(), ", expected [", mask_bytes(grad.numel()), "] (one bit per element of grad, which has ",
+              grad.numel(), ")");
+  c10::OptionalDeviceGuard guard(grad.device());
+  at::Tensor out = dense_like(grad);
+  const at::Tensor g = with_layout_of(grad, out);
+  const at::Tensor m = mask.contiguous();
+  MaskArgs a = make_args(info, true, dtype, out.numel(), params);
+  a.in = g.const_data_ptr();
+  a.out = out.data_ptr();
+  a.mask = const_cast<uint8_t*>(m.const_data_ptr<uint8_t>());
+  if (a.n > 0) run(a);
+  return out;
+}
+
+TORCH_LIBRARY_FRAGMENT(fused_act, m) {
+  m.def("activation_mask(Tensor x, str act, float[] params) -> (Tensor, Tensor)");
+  // Returns only the mask, which does not alias x, so functionalization accepts it.
+  m.def("activation_mask_(Tensor(a!) x, str act, float[] params) -> Tensor");
+  m.def("activation_mask_backward(Tensor grad, Tensor mask, str act, float[] params) -> Tensor");
+}
+
+TORCH_LIBRARY_IMPL(fused_act, CPU, m) { register_mask_impls<&cpu::run_mask>(m); }
+
+}  // namespace fused_act
