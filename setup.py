@@ -13,6 +13,7 @@ Environment:
 
 import os
 import platform
+from concurrent.futures import ThreadPoolExecutor
 import shutil
 import sys
 from pathlib import Path
@@ -136,32 +137,36 @@ def extension():
 
 
 class BuildIsaLibraries(build_clib):
-    """Compiles each per-instruction-set library in its own folder (they share their sources).
-    A source is recompiled when it, or any header under csrc/ (distutils tracks none), is newer
-    than its object file; the library is re-archived when any object changed."""
+    """Compiles each per-instruction-set library in its own folder (they share their sources),
+    MAX_JOBS sources at a time (distutils alone compiles one after another). A source is
+    recompiled when it, or any header under csrc/ (distutils tracks none), is newer than its
+    object file; a library is re-archived when any of its objects changed."""
 
     def build_libraries(self, libraries):
         headers = [p for ext in ("*.h", "*.cuh") for p in (ROOT / CSRC).rglob(ext)]
         newest_header = max((p.stat().st_mtime for p in headers), default=0.0)
+        jobs = []  # (library, source, object): compiled in parallel, MAX_JOBS at a time
         for name, info in libraries:
             out_dir = Path(self.build_temp, name)
-            objects, changed = [], False
             for src in info["sources"]:
                 obj = out_dir / Path(self.compiler.object_filenames([src])[0])
-                stale = not obj.exists() or obj.stat().st_mtime < max(newest_header, Path(src).stat().st_mtime)
-                if stale:
-                    self.compiler.compile(
-                        [src],
-                        output_dir=str(out_dir),
-                        macros=info["macros"],
-                        include_dirs=info["include_dirs"],
-                        extra_postargs=info["cflags"],
-                        debug=self.debug,
-                    )
-                    changed = True
-                objects.append(str(obj))
+                if not obj.exists() or obj.stat().st_mtime < max(newest_header, Path(src).stat().st_mtime):
+                    jobs.append((name, info, src, out_dir))
+
+        def compile_one(job):
+            name, info, src, out_dir = job
+            self.compiler.compile([src], output_dir=str(out_dir), macros=info["macros"],
+                                  include_dirs=info["include_dirs"], extra_postargs=info["cflags"], debug=self.debug)
+
+        workers = max(1, int(os.environ.get("MAX_JOBS") or os.cpu_count() or 1))
+        with ThreadPoolExecutor(workers) as pool:
+            list(pool.map(compile_one, jobs))  # list(): re-raise the first compile error
+        changed = {name for name, *_ in jobs}
+        for name, info in libraries:
             lib = Path(self.build_clib, self.compiler.library_filename(name))
-            if changed or not lib.exists():
+            if name in changed or not lib.exists():
+                objects = [str(Path(self.build_temp, name) / self.compiler.object_filenames([src])[0])
+                           for src in info["sources"]]
                 lib.unlink(missing_ok=True)
                 self.compiler.create_static_lib(objects, name, output_dir=self.build_clib, debug=self.debug)
 

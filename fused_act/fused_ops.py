@@ -132,12 +132,20 @@ def _(grad, a, u, act, params):
 def _bias_act_setup(ctx, inputs, output):
     x, bias, dim, act, params = inputs
     ctx.dim, ctx.act, ctx.params = dim % x.dim(), act, list(params)
-    ctx.from_output = saved_for(act, tuple(params)) != "input"
-    ctx.save_for_backward(output if ctx.from_output else x, bias)
+    ctx.saved = saved_for(act, tuple(params))
+    ctx.from_output = ctx.saved != "input"
+    if ctx.saved == "none":  # identity: dx = grad, keep only the (tiny) bias for its shape
+        ctx.save_for_backward(bias)
+    else:
+        ctx.save_for_backward(output if ctx.from_output else x, bias)
 
 
 def _bias_act_backward(ctx, grad):
-    saved, bias = ctx.saved_tensors
+    if ctx.saved == "none":
+        (bias,) = ctx.saved_tensors
+        saved = grad  # the output form of identity's derivative ignores its argument
+    else:
+        saved, bias = ctx.saved_tensors
     dx, db = _ops.bias_act_backward(grad, saved, bias, ctx.dim, ctx.act, ctx.params, ctx.from_output)
     return dx, db, None, None, None
 

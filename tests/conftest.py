@@ -80,6 +80,33 @@ def sample_input(name: str, params: dict, dtype, device, n: int = 4099, seed: in
     return x.to(device)
 
 
+ISAS = ["default", "avx2", "avx512"]
+
+
+def run_under_isa(isa: str, script: str) -> str:
+    """Runs `script` in a fresh Python with the kernels of instruction set `isa` forced
+    (ATEN_CPU_CAPABILITY is read at start-up) and returns its stdout, whose first word must be
+    the set the kernels used. torch trusts the variable even where the CPU lacks the
+    instructions (SIGILL), so sets this CPU or this build does not have are skipped."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    rank = {"DEFAULT": 0, "AVX2": 1, "AVX512": 2}
+    if rank[isa.upper()] > rank.get(torch.backends.cpu.get_cpu_capability(), 0):
+        pytest.skip(f"this CPU has no {isa}")
+    if isa.upper() not in fused_act.info()["cpu_isas_built"]:
+        pytest.skip(f"{isa} kernels not built")
+    env = {**os.environ, "ATEN_CPU_CAPABILITY": isa}
+    root = Path(__file__).resolve().parents[1]
+    out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, cwd=root,
+                         timeout=600)
+    assert out.returncode == 0, (out.stdout + out.stderr)[-3000:]
+    assert out.stdout.split()[0] == isa.upper(), f"asked for {isa}, kernels ran {out.stdout.split()[0]}"
+    return out.stdout
+
+
 def kernel_args(name, params):
     return ACTIVATIONS[name].kernel_args(params)
 

@@ -11,7 +11,7 @@ import torch
 
 import fused_act
 from fused_act.registry import ACTIVATIONS
-from conftest import BWD_TOL, CASE_IDS, CASES, DEVICES, DTYPES, FWD_TOL, assert_close, sample_input
+from conftest import BWD_TOL, CASE_IDS, CASES, DEVICES, DTYPES, FWD_TOL, ISAS, assert_close, run_under_isa, sample_input
 
 
 def reference(name, params, x64):
@@ -183,14 +183,10 @@ def test_inplace_version_counter_catches_stale_saved_tensor():
         z.sum().backward()
 
 
-@pytest.mark.parametrize("isa", ["default", "avx2", "avx512"])
+@pytest.mark.parametrize("isa", ISAS)
 def test_every_cpu_instruction_set_matches_reference(isa):
     """The kernels are built once per instruction set and picked at run time; force each one
-    (ATEN_CPU_CAPABILITY, read at start-up) in a fresh process and check all activations."""
-    import subprocess
-    import sys
-    from pathlib import Path
-
+    in a fresh process and check all activations."""
     script = r"""
 import torch, fused_act, sys
 from fused_act.registry import ACTIVATIONS
@@ -212,15 +208,4 @@ print(isa)
 print(bad)
 sys.exit(1 if bad else 0)
 """
-    import os
-
-    env = {**os.environ, "ATEN_CPU_CAPABILITY": isa}
-    root = Path(__file__).resolve().parents[1]
-    out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, cwd=root)
-    assert out.returncode == 0, out.stdout + out.stderr
-    ran = out.stdout.split()[0]
-    built = fused_act.info()["cpu_isas_built"]
-    supported = torch.backends.cpu.get_cpu_capability()
-    rank = {"DEFAULT": 0, "AVX2": 1, "AVX512": 2}
-    if isa.upper() in built and rank[isa.upper()] <= rank.get(supported, 0):
-        assert ran == isa.upper(), f"asked for {isa}, kernels ran {ran}"
+    run_under_isa(isa, script)

@@ -80,7 +80,11 @@ def test_a_kernel_for_every_activation_kind_form_and_dtype(sass):
 
 
 def test_packet_path_uses_128_bit_accesses(sass):
+    """The elementwise and mask kernels stream whole 16-byte packets (softmax reads rows with
+    per-thread strides and is not expected to)."""
     for name, lines in sass.items():
+        if "softmax" in name:
+            continue
         text = "\n".join(lines)
         assert "LDG.E.128" in text, name
         assert "STG.E.128" in text, name

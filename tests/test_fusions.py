@@ -357,3 +357,26 @@ def test_cuda_thread_body_glu_and_gated(threads, dtype):
         assert_close(y, y64.detach(), (2 * atol, 2 * rtol), "gated forward")
         assert_close(da, da64, (2 * atol, 2 * rtol), "gated grad a")
         assert_close(du, du64, (2 * atol, 2 * rtol), "gated grad u")
+
+
+def test_saved_bytes():
+    """What autograd keeps, counted by storage: docs/fusions.md's table."""
+    def saved(fn):
+        sizes = {}
+
+        def pack(t):
+            sizes[t.untyped_storage().data_ptr()] = t.untyped_storage().nbytes()
+            return t
+
+        with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+            fn()
+        return sum(sizes.values())
+
+    x = torch.randn(64, 32, requires_grad=True)
+    b = torch.randn(32, requires_grad=True)
+    assert saved(lambda: fused_act.bias_act(x, b, "identity")) == b.nbytes
+    assert saved(lambda: fused_act.bias_act(x, b, "relu")) == x.nbytes + b.nbytes  # y and b
+    assert saved(lambda: fused_act.bias_act(x, b, "gelu")) == x.nbytes + b.nbytes  # x and b
+    x2 = torch.randn(64, 64, requires_grad=True)
+    assert saved(lambda: fused_act.swiglu(x2)) == x2.nbytes
+    assert saved(lambda: F.silu(x2[:, :32]) * x2[:, 32:]) == x2.nbytes + x2.nbytes // 2

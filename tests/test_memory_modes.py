@@ -5,9 +5,6 @@ body on a simulated grid, the bytes autograd really keeps, and the errors."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 import torch
@@ -16,7 +13,7 @@ import fused_act
 from fused_act import _C
 from fused_act.memory import saved_bytes_per_element
 from fused_act.registry import ACTIVATIONS
-from conftest import BWD_TOL, CASE_IDS, CASES, DEVICES, DTYPES, FWD_TOL, assert_close, sample_input
+from conftest import BWD_TOL, CASE_IDS, CASES, DEVICES, DTYPES, FWD_TOL, ISAS, assert_close, run_under_isa, sample_input
 
 ops = torch.ops.fused_act
 
@@ -291,15 +288,9 @@ def test_modes_listed():
     assert "memory='mask'" in repr(fused_act.nn.ReLU(memory="mask"))
 
 
-@pytest.mark.parametrize("isa", ["default", "avx2", "avx512"])
+@pytest.mark.parametrize("isa", ISAS)
 def test_every_cpu_instruction_set(isa):
-    """The mask loop is built per instruction set too; force each one in a fresh process
-    (torch trusts ATEN_CPU_CAPABILITY, so a set the CPU lacks would die of SIGILL)."""
-    rank = {"DEFAULT": 0, "AVX2": 1, "AVX512": 2}
-    if rank[isa.upper()] > rank.get(torch.backends.cpu.get_cpu_capability(), 0):
-        pytest.skip(f"this CPU has no {isa}")
-    if isa.upper() not in _C.cpu_isas_built():
-        pytest.skip(f"{isa} not built")
+    """The mask loop is built per instruction set too; force each one in a fresh process."""
     script = r"""
 import torch, fused_act, sys
 for name in ["relu", "leaky_relu", "hardtanh", "relu6", "hardsigmoid"]:
@@ -315,8 +306,4 @@ for name in ["relu", "leaky_relu", "hardtanh", "relu6", "hardsigmoid"]:
             sys.exit(f"{name} {dtype} differs under {fused_act.info()['cpu_isa']}")
 print(fused_act.info()["cpu_isa"])
 """
-    env = {"ATEN_CPU_CAPABILITY": isa, "PYTHONPATH": str(Path(fused_act.__file__).parent.parent),
-           "PATH": "/usr/bin:/bin", "OMP_NUM_THREADS": "2"}
-    r = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=300)
-    assert r.returncode == 0, r.stderr[-2000:]
-    assert r.stdout.split()[0] == isa.upper()
+    run_under_isa(isa, script)
