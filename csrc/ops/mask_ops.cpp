@@ -5,6 +5,7 @@
 #include <c10/util/StringUtil.h>
 
 #include "../cpu/dispatch.h"
+#include "front.h"
 #include "registry.h"
 
 namespace fused_act {
@@ -20,32 +21,10 @@ const ActivationInfo& checked(const char* op, std::string_view act, c10::ArrayRe
   return info;
 }
 
-DType to_dtype(const char* op, const at::Tensor& t) {
-  switch (t.scalar_type()) {
-    case at::kFloat: return DType::kFloat;
-    case at::kDouble: return DType::kDouble;
-    case at::kHalf: return DType::kHalf;
-    case at::kBFloat16: return DType::kBFloat16;
-    default:
-      TORCH_CHECK_TYPE(false, "fused_act.", op, ": expected a floating-point tensor (float32, float64, float16 or ",
-                       "bfloat16), got ", t.scalar_type());
-  }
-}
-
-void check_device(const char* op, const at::Tensor& t) {
-  TORCH_CHECK(t.is_cpu() || t.is_cuda(), "fused_act.", op, ": expected a CPU or CUDA tensor, got one on ",
-              t.device());
-}
-
 // Dense tensors keep their layout (memory order is what the mask follows); others are
 // computed in row-major order. Forward and backward apply the same rule.
 at::Tensor dense_like(const at::Tensor& t) {
   return t.is_non_overlapping_and_dense() ? at::empty_like(t) : at::empty(t.sizes(), t.options());
-}
-
-at::Tensor with_layout_of(const at::Tensor& t, const at::Tensor& ref) {
-  if (t.strides() == ref.strides() && t.is_non_overlapping_and_dense()) return t;
-  return at::empty_like(ref).copy_(t);
 }
 
 MaskArgs make_args(const ActivationInfo& info, bool backward, DType dtype, int64_t n,
@@ -61,7 +40,7 @@ MaskArgs make_args(const ActivationInfo& info, bool backward, DType dtype, int64
 
 void run_forward(const ActivationInfo& info, const at::Tensor& in, at::Tensor& out, at::Tensor& mask,
                  c10::ArrayRef<double> params, MaskRunner run) {
-  MaskArgs a = make_args(info, false, to_dtype("activation_mask", out), out.numel(), params);
+  MaskArgs a = make_args(info, false, checked_dtype(out, "fused_act.activation_mask"), out.numel(), params);
   a.in = in.const_data_ptr();
   a.out = out.data_ptr();
   a.mask = mask.data_ptr<uint8_t>();
@@ -73,8 +52,8 @@ void run_forward(const ActivationInfo& info, const at::Tensor& in, at::Tensor& o
 std::tuple<at::Tensor, at::Tensor> activation_mask(const at::Tensor& x, std::string_view act,
                                                    c10::ArrayRef<double> params, MaskRunner run) {
   const ActivationInfo& info = checked("activation_mask", act, params);
-  check_device("activation_mask", x);
-  to_dtype("activation_mask", x);
+  check_device(x, "fused_act.activation_mask");
+  checked_dtype(x, "fused_act.activation_mask");
   c10::OptionalDeviceGuard guard(x.device());
   at::Tensor y = dense_like(x);
   at::Tensor mask = at::empty({mask_bytes(x.numel())}, x.options().dtype(at::kByte));
@@ -84,8 +63,8 @@ std::tuple<at::Tensor, at::Tensor> activation_mask(const at::Tensor& x, std::str
 
 at::Tensor activation_mask_(at::Tensor& x, std::string_view act, c10::ArrayRef<double> params, MaskRunner run) {
   const ActivationInfo& info = checked("activation_mask_", act, params);
-  check_device("activation_mask_", x);
-  to_dtype("activation_mask_", x);
+  check_device(x, "fused_act.activation_mask_");
+  checked_dtype(x, "fused_act.activation_mask_");
   c10::OptionalDeviceGuard guard(x.device());
   if (!x.is_non_overlapping_and_dense()) {  // strided views: compute beside, write back through the view
     auto [y, mask] = activation_mask(x, act, params, run);
@@ -101,8 +80,8 @@ at::Tensor activation_mask_backward(const at::Tensor& grad, const at::Tensor& ma
                                     c10::ArrayRef<double> params, MaskRunner run) {
   const char* op = "activation_mask_backward";
   const ActivationInfo& info = checked(op, act, params);
-  check_device(op, grad);
-  const DType dtype = to_dtype(op, grad);
+  check_device(grad, std::string("fused_act.") + op);
+  const DType dtype = checked_dtype(grad, std::string("fused_act.") + op);
   TORCH_CHECK_TYPE(mask.scalar_type() == at::kByte, "fused_act.", op, ": mask must be uint8, got ",
                    mask.scalar_type());
   TORCH_CHECK(mask.device() == grad.device(), "fused_act.", op, ": mask is on ", mask.device(), ", grad on ",

@@ -4,25 +4,13 @@
 #include <c10/core/DeviceGuard.h>
 
 #include "../cpu/dispatch.h"
+#include "front.h"
 
 namespace fused_act {
 
 namespace {
 
 const char* op_name(bool log) { return log ? "fused_act.log_softmax" : "fused_act.softmax"; }
-
-DType to_dtype(const at::Tensor& t, bool log) {
-  switch (t.scalar_type()) {
-    case at::kFloat: return DType::kFloat;
-    case at::kDouble: return DType::kDouble;
-    case at::kHalf: return DType::kHalf;
-    case at::kBFloat16: return DType::kBFloat16;
-    default:
-      TORCH_CHECK_TYPE(false, op_name(log),
-                       ": expected a floating-point tensor (float32, float64, float16 or bfloat16), got ",
-                       t.scalar_type());
-  }
-}
 
 // torch's rule: a 0-dim tensor takes dim 0 or -1, as if it had one dimension.
 int64_t wrap_dim(int64_t dim, const at::Tensor& t, bool log) {
@@ -32,17 +20,13 @@ int64_t wrap_dim(int64_t dim, const at::Tensor& t, bool log) {
   return dim < 0 ? dim + n : dim;
 }
 
-void check_device(const at::Tensor& t, bool log) {
-  TORCH_CHECK(t.is_cpu() || t.is_cuda(), op_name(log), ": expected a CPU or CUDA tensor, got one on ", t.device());
-}
-
 }  // namespace
 
 SoftmaxArgs softmax_args(const at::Tensor& in, const at::Tensor* grad, const at::Tensor& out, int64_t dim,
                          bool log) {
   const int64_t d = wrap_dim(dim, in, log);
   SoftmaxArgs a{};
-  a.dtype = to_dtype(in, log);
+  a.dtype = checked_dtype(in, op_name(log));
   a.log = log;
   a.backward = grad != nullptr;
   a.in = in.const_data_ptr();
@@ -59,8 +43,8 @@ SoftmaxArgs softmax_args(const at::Tensor& in, const at::Tensor* grad, const at:
 // The kernels index a contiguous (outer, D, inner) block, so strided inputs are made contiguous
 // first (one copy, which torch's own softmax also makes); the output is always contiguous.
 at::Tensor softmax(const at::Tensor& x, int64_t dim, bool log, SoftmaxRunner run) {
-  check_device(x, log);
-  to_dtype(x, log);
+  check_device(x, op_name(log));
+  checked_dtype(x, op_name(log));
   wrap_dim(dim, x, log);
   c10::OptionalDeviceGuard guard(x.device());
   const at::Tensor in = x.contiguous();
@@ -70,8 +54,8 @@ at::Tensor softmax(const at::Tensor& x, int64_t dim, bool log, SoftmaxRunner run
 }
 
 at::Tensor softmax_backward(const at::Tensor& grad, const at::Tensor& y, int64_t dim, bool log, SoftmaxRunner run) {
-  check_device(y, log);
-  to_dtype(y, log);
+  check_device(y, op_name(log));
+  checked_dtype(y, op_name(log));
   wrap_dim(dim, y, log);
   TORCH_CHECK(grad.sizes() == y.sizes(), op_name(log), " backward: grad has shape ", grad.sizes(), ", expected ",
               y.sizes());
