@@ -114,28 +114,21 @@ del _spec
 class Softmax(nn.Module):
     """Fused softmax, a drop-in for torch.nn.Softmax (dim=None picks torch's legacy dim, with its warning)."""
 
+    _op = "softmax"
+
     def __init__(self, dim: int | None = None):
         super().__init__()
         self.dim = dim
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        dim = self.dim if self.dim is not None else _softmax.legacy_dim("softmax", x.dim())
-        return _softmax.softmax(x, dim)
+        dim = self.dim if self.dim is not None else _softmax.legacy_dim(self._op, x.dim())
+        return getattr(_softmax, self._op)(x, dim)
 
     def extra_repr(self) -> str:
         return f"dim={self.dim}"
 
 
-class LogSoftmax(nn.Module):
+class LogSoftmax(Softmax):
     """Fused log_softmax, a drop-in for torch.nn.LogSoftmax."""
 
-    def __init__(self, dim: int | None = None):
-        super().__init__()
-        self.dim = dim
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        dim = self.dim if self.dim is not None else _softmax.legacy_dim("log_softmax", x.dim())
-        return _softmax.log_softmax(x, dim)
-
-    def extra_repr(self) -> str:
-        return f"dim={self.dim}"
+    _op = "log_softmax"

@@ -80,6 +80,19 @@ def sample_input(name: str, params: dict, dtype, device, n: int = 4099, seed: in
     return x.to(device)
 
 
+def assert_compiles_like_eager(model, x):
+    """torch.compile(fullgraph=True, aot_eager) of model: same output and parameter gradients."""
+    torch._dynamo.reset()
+    compiled = torch.compile(model, fullgraph=True, backend="aot_eager")
+    torch.testing.assert_close(compiled(x), model(x))
+    compiled(x).sum().backward()
+    grads = [p.grad.clone() for p in model.parameters()]
+    model.zero_grad()
+    model(x).sum().backward()
+    for a, b in zip(grads, [p.grad for p in model.parameters()]):
+        torch.testing.assert_close(a, b)
+
+
 ISAS = ["default", "avx2", "avx512"]
 
 

@@ -13,7 +13,8 @@ import fused_act
 from fused_act import _C
 from fused_act.memory import saved_bytes_per_element
 from fused_act.registry import ACTIVATIONS
-from conftest import BWD_TOL, CASE_IDS, CASES, DEVICES, DTYPES, FWD_TOL, ISAS, assert_close, run_under_isa, sample_input
+from conftest import (BWD_TOL, CASE_IDS, CASES, DEVICES, DTYPES, FWD_TOL, ISAS, assert_close,
+                      assert_compiles_like_eager, run_under_isa, sample_input)
 
 ops = torch.ops.fused_act
 
@@ -132,21 +133,12 @@ def test_opcheck(case, device):
 
 @pytest.mark.parametrize("inplace", [False, True])
 def test_compile_fullgraph(inplace):
-    torch._dynamo.reset()
     model = torch.nn.Sequential(
         torch.nn.Linear(16, 32), fused_act.nn.ReLU(inplace=inplace, memory="mask"),
         torch.nn.Linear(32, 32), fused_act.nn.Hardtanh(-0.5, 0.5, inplace, memory="mask"),
         torch.nn.Linear(32, 4), fused_act.nn.Hardsigmoid(inplace=inplace),
     ).double()
-    x = torch.randn(8, 16, dtype=torch.float64)
-    compiled = torch.compile(model, fullgraph=True, backend="aot_eager")
-    torch.testing.assert_close(compiled(x), model(x))
-    compiled(x).sum().backward()
-    grads = [p.grad.clone() for p in model.parameters()]
-    model.zero_grad()
-    model(x).sum().backward()
-    for a, b in zip(grads, [p.grad for p in model.parameters()]):
-        torch.testing.assert_close(a, b)
+    assert_compiles_like_eager(model, torch.randn(8, 16, dtype=torch.float64))
 
 
 @pytest.mark.parametrize("case", MASK_CASES, ids=MASK_IDS)

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 import fused_act
-from conftest import CASE_IDS, CASES, DEVICES
+from conftest import CASE_IDS, CASES, DEVICES, assert_compiles_like_eager
 
 ops = torch.ops.fused_act
 
@@ -29,22 +29,13 @@ def test_opcheck_every_op(case, device):
 
 @pytest.mark.parametrize("inplace", [False, True])
 def test_compile_fullgraph_model(inplace):
-    torch._dynamo.reset()
     model = torch.nn.Sequential(
         torch.nn.Linear(16, 32), fused_act.nn.LeakyReLU(0.1, inplace=inplace),
         torch.nn.Linear(32, 32), fused_act.nn.Activation("leaky_tanh", a=0.3),
         torch.nn.Linear(32, 32), fused_act.nn.GELU(approximate="tanh"),
         torch.nn.Linear(32, 4), fused_act.nn.ELU(inplace=inplace),
     ).double()
-    x = torch.randn(8, 16, dtype=torch.float64)
-    compiled = torch.compile(model, fullgraph=True, backend="aot_eager")
-    torch.testing.assert_close(compiled(x), model(x))
-    compiled(x).sum().backward()
-    grads = [p.grad.clone() for p in model.parameters()]
-    model.zero_grad()
-    model(x).sum().backward()
-    for a, b in zip(grads, [p.grad for p in model.parameters()]):
-        torch.testing.assert_close(a, b)
+    assert_compiles_like_eager(model, torch.randn(8, 16, dtype=torch.float64))
 
 
 def test_compile_inductor_fullgraph():
