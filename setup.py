@@ -106,6 +106,7 @@ def extension():
         f"{CSRC}/ops/registry.cpp",
         f"{CSRC}/ops/front.cpp",
         f"{CSRC}/ops/library.cpp",
+        f"{CSRC}/ops/autograd.cpp",
         f"{CSRC}/ops/activation_ops.cpp",
         f"{CSRC}/ops/bias_act_ops.cpp",
         f"{CSRC}/ops/gated_ops.cpp",

@@ -10,10 +10,12 @@ Models:
   * ``resnet18``: torchvision resnet18 (weights=None, 1000 classes), batch 8 of 3x64x64, SGD
     with momentum 0.9. Its ReLUs are ``inplace=True``; converted ones stay in place.
 
-Modes: ``eager`` and ``compile`` (``torch.compile(fullgraph=True)``, inductor). Under compile
-the converted model is converted with ``keep_inplace=False``: the in-place path of
-fused_act/ops.py does not compile yet (docs/convert.md), and under compile in-place buys
-nothing anyway (AOT autograd functionalises, inductor plans the buffers).
+Modes: ``eager`` and ``compile`` (``torch.compile(fullgraph=True)``, inductor). ``convert``
+runs with its defaults, so the MLPs' ``Linear -> activation`` pairs are folded into
+``fused_act.nn.Linear(activation=...)`` (the table's "folded layers"); resnet18 has nothing to
+fold (conv -> BatchNorm -> ReLU). Under compile the model is converted with
+``keep_inplace=False``: AOT autograd functionalises mutations and inductor plans the buffers, so
+in-place buys nothing there.
 
 Timing: both models start from the same weights; after ``--warmup`` steps of each, every
 repeat times one step of the original then one of the converted model (interleaved, so load
@@ -88,8 +90,8 @@ def make(name: str):
 def variants(name: str, mode: str):
     """{'original': (model, optimizer), 'converted': ...} from the same initial weights."""
     model, x, y, opt = make(name)
-    conv, _ = convert(copy.deepcopy(model), keep_inplace=(mode == "eager"))
-    out = {}
+    conv, report = convert(copy.deepcopy(model), keep_inplace=(mode == "eager"))
+    out = {"what": {k: sum(r.kind == k for r in report.replaced) for k in ("module", "fold")}}
     for label, m in (("original", model), ("converted", conv)):
         fwd = torch.compile(m, fullgraph=True) if mode == "compile" else m
         out[label] = (m, fwd, opt(m.parameters()))
@@ -159,6 +161,7 @@ def peak_rss(name: str, label: str) -> int | None:
 
 def time_steps(name: str, mode: str, warmup: int, repeats: int) -> dict:
     vs, x, y = variants(name, mode)
+    what = vs.pop("what")
     for label, (m, fwd, opt) in vs.items():
         for _ in range(warmup):  # compile happens here
             step(fwd, opt, x, y)
@@ -177,6 +180,7 @@ def time_steps(name: str, mode: str, warmup: int, repeats: int) -> dict:
         for label, (m, fwd, opt) in vs.items():
             res[label]["saved_bytes"] = saved_bytes(m, x)
     torch._dynamo.reset()
+    res["converted"]["what"] = what
     return res
 
 
@@ -213,13 +217,14 @@ def write(results: list[dict], machine: dict, args) -> None:
         "`saved`: bytes autograd keeps for backward (parameters excluded); `peak RSS`: rise of the "
         "process's peak RSS over three eager steps in a fresh process. See bench/model_step.py.",
         "",
-        "| model | mode | original ms median [IQR] | converted ms median [IQR] | speed-up (median) | min ms orig / conv | saved MiB orig | saved MiB conv | peak RSS MiB orig | peak RSS MiB conv |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| model | mode | converted: activations / folded layers | original ms median [IQR] | converted ms median [IQR] | speed-up (median) | min ms orig / conv | saved MiB orig | saved MiB conv | peak RSS MiB orig | peak RSS MiB conv |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in results:
         o, c = r["original"], r["converted"]
+        what = c.get("what", {})
         lines.append(
-            f"| {r['model']} | {r['mode']} | {o['median_ms']:.1f} [{o['q1_ms']:.1f}-{o['q3_ms']:.1f}] | "
+            f"| {r['model']} | {r['mode']} | {what.get('module', '?')} / {what.get('fold', '?')} | {o['median_ms']:.1f} [{o['q1_ms']:.1f}-{o['q3_ms']:.1f}] | "
             f"{c['median_ms']:.1f} [{c['q1_ms']:.1f}-{c['q3_ms']:.1f}] | {o['median_ms'] / c['median_ms']:.2f}x | "
             + (f"{o['min_ms']:.1f} / {c['min_ms']:.1f} | " if "min_ms" in o and "min_ms" in c else "- | ")
             + f"{mib(o.get('saved_bytes'))} | {mib(c.get('saved_bytes'))} | "

@@ -217,6 +217,11 @@ class _Target:
         return spec is self.spec and all(params.get(k) == v for k, v in self.params.items())
 
 
+def _fused_spec(m: nn.Module) -> ActivationSpec | None:
+    """The spec of a fused_act activation module, else None."""
+    return _FUSED_MODULES.get(type(m)) or (get(m.name) if type(m) is _fnn.Activation else None)
+
+
 def _fused_params(m: nn.Module, spec: ActivationSpec) -> dict:
     if isinstance(m, _fnn.Activation):
         return dict(m.params)
@@ -331,6 +336,7 @@ def convert(
     to: str | None = None,
     functional: bool = False,
     keep_inplace: bool = True,
+    fold: bool = True,
     **params,
 ) -> tuple[nn.Module, ConvertReport]:
     """Replaces the activations of ``model`` with fused_act ones; returns ``(model, report)``.
@@ -354,6 +360,10 @@ def convert(
         keep_inplace: keep each activation's ``inplace=True``. False makes every replacement out
             of place (for tools that cannot handle the in-place path; torch's own modules are
             then not equivalent memory-wise, but numerically the same).
+        fold: fold an ``nn.Linear`` / ``nn.Conv2d`` with a bias that a ``Sequential`` runs right
+            before a (converted) activation into ``fused_act.nn.Linear`` / ``Conv2d`` with that
+            ``activation``, and put an ``nn.Identity`` where the activation was (see
+            ``_fold_sequential``; with ``functional=True`` also in the traced graph).
 
     Module names, parameters, buffers and ``state_dict`` keys are unchanged: fused modules
     hold no state, so checkpoints load into the converted model and vice versa.
@@ -383,7 +393,7 @@ def convert(
         qn = tuple(names[key])
         cls = type(m)
         spec = _TORCH_MODULES.get(cls)
-        fused_spec = _FUSED_MODULES.get(cls) or (get(m.name) if cls is _fnn.Activation else None)
+        fused_spec = _fused_spec(m)
         if spec is not None:
             why = _selected(include, exclude, qn, m, spec)
             if why is None and _has_hooks(m):
@@ -411,6 +421,18 @@ def convert(
                     report.left.append(Left(qn, _describe(m), why))
                     continue
                 repl = target.module(inpl and keep_inplace)
+        elif cls in (_fnn.Linear, _fnn.Conv2d) and m.activation != "identity":
+            # A folded layer (from an earlier convert, or built so): to= changes its activation.
+            spec_m = get(m.activation)
+            if target is None or target.same_as(spec_m, m.activation_params):
+                report.already_fused.extend(qn)
+            elif why := _selected(include, exclude, qn, m, spec_m):
+                report.left.append(Left(qn, _describe(m), why))
+            else:
+                old = _describe(m)
+                m._set_activation(target.spec.name, target.params)
+                report.replaced.append(Replaced(qn, old, _describe(m)))
+            continue
         elif cls in _NO_EQUIVALENT:
             report.left.append(Left(qn, _describe(m), _NO_EQUIVALENT[cls]))
             continue
@@ -435,9 +457,12 @@ def convert(
     if id(model) in new:
         model = new[id(model)]
 
+    if fold:
+        _fold_sequential(model, include, exclude, report)
     _transformer_note(objs.values(), report)
     if functional:
-        model, freport = convert_functional(model, include, exclude, to=to, keep_inplace=keep_inplace, **params)
+        model, freport = convert_functional(model, include, exclude, to=to, keep_inplace=keep_inplace, fold=fold,
+                                            **params)
         report = report._merge(freport)
     return model, report
 
@@ -470,6 +495,80 @@ def _convert_attributes(m: nn.Module, qn: tuple[str, ...], target, include, excl
         new = (f"fused_act.activation(name={target.spec.name!r}, {target.params})" if target
                else f"fused_act.{act}")
         report.replaced.append(Replaced(an, _fn_name(value), new, "attribute"))
+
+
+# ------------------------------------------------------------------ folding Linear/Conv2d + activation
+
+
+# Exact types: a subclass may change forward (MultiheadAttention's out_proj is one).
+_FOLDABLE = (nn.Linear, nn.Conv2d)
+
+
+def _foldable_layer(m) -> str | None:
+    """None if the Linear/Conv2d ``m`` can absorb the activation after it, else why not."""
+    if m.bias is None:
+        return "has no bias: nothing to fuse into the activation"
+    if _has_hooks(m):
+        return "has hooks registered on it (they would be lost)"
+    return None
+
+
+def _activation_of(m) -> tuple[ActivationSpec, dict] | None:
+    """(spec, params) of a fused activation module that folding may absorb, else None."""
+    spec = _fused_spec(m)
+    if spec is None or _has_hooks(m) or getattr(m, "memory", "auto") != "auto":
+        return None  # a chosen memory mode is the activation's own; bias_act saves what it needs
+    return spec, _fused_params(m, spec)
+
+
+def _folded(layer: nn.Module, spec: ActivationSpec, params: dict) -> nn.Module:
+    """``layer`` as a fused_act.nn.Linear/Conv2d with ``spec``: built on the meta device (no
+    initialisation work), then given ``layer``'s own Parameter objects, so optimisers and tied
+    weights keep pointing at them."""
+    if type(layer) is nn.Linear:
+        new = _fnn.Linear(layer.in_features, layer.out_features, True, device="meta", dtype=layer.weight.dtype,
+                          activation=spec.name, **params)
+    else:
+        new = _fnn.Conv2d(layer.in_channels, layer.out_channels, layer.kernel_size, layer.stride, layer.padding,
+                          layer.dilation, layer.groups, True, layer.padding_mode, device="meta",
+                          dtype=layer.weight.dtype, activation=spec.name, **params)
+    new.weight, new.bias = layer.weight, layer.bias
+    return new.train(layer.training)
+
+
+def _fold_sequential(model: nn.Module, include, exclude, report: ConvertReport) -> None:
+    """Folds ``Linear/Conv2d -> activation`` pairs that are adjacent in an ``nn.Sequential``
+    (whose forward feeds each child's output only to the next child) into one fused layer.
+
+    The activation's slot gets an ``nn.Identity``, so the indices and ``state_dict`` keys of
+    later children do not move. A pair is skipped when either module is registered anywhere
+    else (a shared module may be used without its partner), has hooks, or the activation has a
+    memory mode of its own; the activation then stays a separate (fused) module."""
+    paths: dict[int, list[str]] = {}
+    for name, m in model.named_modules(remove_duplicate=False):
+        paths.setdefault(id(m), []).append(name)
+    seen = set()
+    for seq in list(model.modules()):
+        if id(seq) in seen or not isinstance(seq, nn.Sequential) or type(seq).forward is not nn.Sequential.forward:
+            continue
+        seen.add(id(seq))
+        keys = [k for k, c in seq._modules.items() if c is not None]
+        for k_layer, k_act in zip(keys, keys[1:]):
+            layer, act = seq._modules[k_layer], seq._modules[k_act]
+            found = _activation_of(act)
+            if found is None or type(layer) not in _FOLDABLE:
+                continue
+            spec, params = found
+            names = (*paths[id(layer)], *paths[id(act)])
+            why = (_foldable_layer(layer)
+                   or ("registered under several names" if len(paths[id(layer)]) + len(paths[id(act)]) > 2 else None)
+                   or _selected(include, exclude, tuple(paths[id(act)]), act, spec))
+            if why:
+                report.left.append(Left(names, f"{_describe(layer)} + {_describe(act)}", f"not folded: {why}", "fold"))
+                continue
+            new = _folded(layer, spec, params)
+            seq._modules[k_layer], seq._modules[k_act] = new, nn.Identity().train(act.training)
+            report.replaced.append(Replaced(names, f"{_describe(layer)} + {_describe(act)}", _describe(new), "fold"))
 
 
 def _transformer_note(modules, report: ConvertReport) -> None:
@@ -509,6 +608,7 @@ def convert_functional(
     *,
     to: str | None = None,
     keep_inplace: bool = True,
+    fold: bool = True,
     **params,
 ) -> tuple[fx.GraphModule, ConvertReport]:
     """Rewrites functional activation calls in ``forward`` into fused_act calls with torch.fx.
@@ -522,6 +622,8 @@ def convert_functional(
     activation name, the function's name (``"relu"``, ``"gelu"``) or a pattern on
     ``"<module path>:<node name>"``. Returns ``(graph_module, report)``; the original model is
     not modified. Parameters and buffers keep their names, so ``state_dict`` keys are unchanged.
+    With ``fold`` (default), a ``nn.Linear`` / ``nn.Conv2d`` call whose output only feeds a fused
+    activation becomes one ``fused_act.nn.Linear`` / ``Conv2d`` call (``_fold_graph``).
 
     Raises TypeError (with symbolic_trace's reason) for models fx cannot trace: Python control
     flow on tensor values, calls into non-torch libraries, ``*args`` forwards, ... For those,
@@ -598,11 +700,69 @@ def convert_functional(
         report.replaced.append(Replaced((where,), what + (f"({', '.join(f'{k}={v!r}' for k, v in vals.items())})"
                                                           if vals else ""),
                                         f"{new}({desc_args})", "call"))
+    if fold:
+        _fold_graph(gm, include, exclude, report)
     gm.graph.lint()
     gm.recompile()
     if not report.replaced and not report.left:
         report.notes.append("convert_functional: no functional activation calls in the traced forward")
     return gm, report
+
+
+def _graph_activation(gm: fx.GraphModule, node: fx.Node) -> tuple[ActivationSpec, dict] | None:
+    """(spec, params) if ``node`` applies a fused activation to its only input with constant
+    parameters (what convert_functional writes, or a fused module), else None."""
+    if node.op == "call_module":
+        return _activation_of(gm.get_submodule(node.target))
+    if node.op != "call_function" or not _hashable(node.target) or node.target not in _FUSED_FUNCTIONS:
+        return None
+    kwargs = dict(node.kwargs)
+    name = _FUSED_FUNCTIONS[node.target] or kwargs.pop("name", None)
+    kwargs.pop("inplace", None)
+    if len(node.args) != 1 or not isinstance(name, str) or kwargs.get("memory", "auto") != "auto":
+        return None
+    kwargs.pop("memory", None)
+    spec = get(name)
+    if set(kwargs) - set(spec.params) or any(isinstance(v, fx.Node) for v in kwargs.values()):
+        return None
+    return spec, spec.resolve(kwargs)
+
+
+def _fold_graph(gm: fx.GraphModule, include, exclude, report: ConvertReport) -> None:
+    """``_fold_sequential`` for traced forwards: ``act(self.fc(x))`` with ``self.fc`` an
+    nn.Linear/Conv2d called once in the graph, registered once, and read nowhere else (no
+    ``get_attr`` of its weight), whose output nothing but the activation uses."""
+    paths: dict[int, int] = {}
+    for _, m in gm.named_modules(remove_duplicate=False):
+        paths[id(m)] = paths.get(id(m), 0) + 1
+    uses: dict[str, int] = {}
+    for n in gm.graph.nodes:
+        if n.op in ("call_module", "get_attr"):
+            owner = n.target if n.op == "call_module" else n.target.rpartition(".")[0]
+            uses[owner] = uses.get(owner, 0) + 1
+    for node in list(gm.graph.nodes):
+        found = _graph_activation(gm, node)
+        x = node.args[0] if node.args else None
+        if found is None or not isinstance(x, fx.Node) or x.op != "call_module" or len(x.users) != 1:
+            continue
+        layer = gm.get_submodule(x.target)
+        if type(layer) not in _FOLDABLE:
+            continue
+        spec, params = found
+        where = (x.target, _node_where(node))
+        why = (_foldable_layer(layer)
+               or ("used more than once in forward or registered under several names"
+                   if uses.get(x.target, 0) != 1 or paths[id(layer)] != 1 else None)
+               or _selected(include, exclude, (where[1],),
+                            gm.get_submodule(node.target) if node.op == "call_module" else node.target, spec))
+        if why:
+            report.left.append(Left(where, f"{_describe(layer)} + {spec.name}", f"not folded: {why}", "fold"))
+            continue
+        new = _folded(layer, spec, params)
+        gm.add_submodule(x.target, new)  # same path: state_dict keys unchanged
+        node.replace_all_uses_with(x)
+        gm.graph.erase_node(node)
+        report.replaced.append(Replaced(where, f"{_describe(layer)} + {spec.name}", _describe(new), "fold"))
 
 
 def _hashable(x) -> bool:

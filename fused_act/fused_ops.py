@@ -34,16 +34,6 @@ def _channel_output(x: torch.Tensor, dim: int) -> torch.Tensor:
     return torch.empty(x.shape, dtype=x.dtype, device=x.device)
 
 
-def _bias_view(bias: torch.Tensor, ndim: int, dim: int) -> torch.Tensor:
-    shape = [1] * ndim
-    shape[dim] = -1
-    return bias.view(shape)
-
-
-def _other_dims(ndim: int, dim: int) -> list[int]:
-    return [d for d in range(ndim) if d != dim]
-
-
 def _f(a, act, params):
     return _ops.activation(a, act, params)
 
@@ -127,57 +117,8 @@ def _(grad, a, u, act, params):
 
 
 # ------------------------------------------------------------------ bias_act
-
-
-def _bias_act_setup(ctx, inputs, output):
-    x, bias, dim, act, params = inputs
-    ctx.dim, ctx.act, ctx.params = dim % x.dim(), act, list(params)
-    ctx.saved = saved_for(act, tuple(params))
-    ctx.from_output = ctx.saved != "input"
-    if ctx.saved == "none":  # identity: dx = grad, keep only the (tiny) bias for its shape
-        ctx.save_for_backward(bias)
-    else:
-        ctx.save_for_backward(output if ctx.from_output else x, bias)
-
-
-def _bias_act_backward(ctx, grad):
-    if ctx.saved == "none":
-        (bias,) = ctx.saved_tensors
-        saved = grad  # the output form of identity's derivative ignores its argument
-    else:
-        saved, bias = ctx.saved_tensors
-    dx, db = _ops.bias_act_backward(grad, saved, bias, ctx.dim, ctx.act, ctx.params, ctx.from_output)
-    return dx, db, None, None, None
-
-
-_register("bias_act", _bias_act_backward, _bias_act_setup)
-
-
-def _bias_act_backward_setup(ctx, inputs, output):
-    grad, saved, bias, dim, act, params, from_output = inputs
-    ctx.dim, ctx.act, ctx.params, ctx.from_output = dim % saved.dim(), act, list(params), from_output
-    ctx.save_for_backward(grad, saved, bias)
-
-
-def _bias_act_double_backward(ctx, g_dx, g_db):
-    """(dx, db) = (g f'(s), sum of dx over all but dim), s = x + bias or, from the output, y.
-    The incoming gradients act on dx as h = g_dx + g_db broadcast along dim."""
-    grad, saved, bias = ctx.saved_tensors
-    dim, act, params = ctx.dim, ctx.act, ctx.params
-    h = torch.zeros_like(grad) if g_dx is None else g_dx
-    if g_db is not None:
-        h = h + _bias_view(g_db, grad.dim(), dim)
-    d_grad, _ = _ops.bias_act_backward(h, saved, bias, dim, act, params, ctx.from_output)
-    if ctx.from_output:
-        d_saved = _ops.activation_double_backward(h, grad, saved, act, params, True)
-        return d_grad, d_saved, None, None, None, None, None
-    z = saved + _bias_view(bias, saved.dim(), dim)
-    d_saved = _ops.activation_double_backward(h, grad, z, act, params, False)
-    d_bias = d_saved.sum(_other_dims(saved.dim(), dim))
-    return d_grad, d_saved, d_bias, None, None, None, None
-
-
-_register("bias_act_backward", _bias_act_double_backward, _bias_act_backward_setup)
+# Autograd of bias_act and bias_act_backward is in C++ (csrc/ops/autograd.cpp), like the
+# plain activation's: it runs in every converted Linear/Conv2d.
 
 
 # ------------------------------------------------------------------ glu and gated

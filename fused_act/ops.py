@@ -61,45 +61,9 @@ def _(grad_grad, grad, saved, act, params, from_output):
 
 
 # ------------------------------------------------------------------ autograd
-
-
-def _forward_setup(ctx, inputs, output):
-    x, act, params = inputs
-    ctx.act, ctx.params = act, list(params)
-    ctx.saved = saved_for(act, tuple(params))
-    if ctx.saved == "input":
-        ctx.save_for_backward(x)
-    elif ctx.saved == "output":
-        ctx.save_for_backward(output)
-
-
-def _forward_backward(ctx, grad):
-    if ctx.saved == "none":
-        return grad, None, None
-    (saved,) = ctx.saved_tensors
-    return _ops.activation_backward(grad, saved, ctx.act, ctx.params, ctx.saved == "output"), None, None
-
-
-torch.library.register_autograd("fused_act::activation", _forward_backward, setup_context=_forward_setup)
-
-
-def _backward_setup(ctx, inputs, output):
-    grad, saved, act, params, from_output = inputs
-    ctx.act, ctx.params, ctx.from_output = act, list(params), from_output
-    ctx.save_for_backward(grad, saved)
-
-
-def _backward_backward(ctx, grad_grad):
-    grad, saved = ctx.saved_tensors
-    d_grad = d_saved = None
-    if ctx.needs_input_grad[0]:
-        d_grad = _ops.activation_backward(grad_grad, saved, ctx.act, ctx.params, ctx.from_output)
-    if ctx.needs_input_grad[1]:
-        d_saved = _ops.activation_double_backward(grad_grad, grad, saved, ctx.act, ctx.params, ctx.from_output)
-    return d_grad, d_saved, None, None, None
-
-
-torch.library.register_autograd("fused_act::activation_backward", _backward_backward, setup_context=_backward_setup)
+# activation and activation_backward have C++ autograd (csrc/ops/autograd.cpp: a Python
+# autograd kernel cost more than the kernels at training sizes). The double backward op is
+# the end of the chain:
 
 
 def _no_third_derivative(ctx, *grads):

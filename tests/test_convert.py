@@ -90,21 +90,23 @@ def tokens(dtype=torch.float32):
 
 
 ARCHS = {
-    # name: (builder, input, expected torch activation classes)
-    "resnet18": (lambda: torchvision.models.resnet18(weights=None), image, {nn.ReLU}),
+    # name: (builder, input, expected torch activation classes, Linear/Conv2d names folded with
+    # the activation after them: only where an nn.Sequential runs them back to back)
+    "resnet18": (lambda: torchvision.models.resnet18(weights=None), image, {nn.ReLU}, set()),
     "mobilenet_v3_small": (lambda: torchvision.models.mobilenet_v3_small(weights=None), image,
-                           {nn.Hardswish, nn.Hardsigmoid, nn.ReLU}),
-    "efficientnet_b0": (lambda: torchvision.models.efficientnet_b0(weights=None), image, {nn.SiLU, nn.Sigmoid}),
-    "transformer_block": (lambda: TransformerBlock(), tokens, {nn.GELU}),
-    "transformer_block_tanh": (lambda: TransformerBlock(approximate="tanh"), tokens, {nn.GELU}),
+                           {nn.Hardswish, nn.Hardsigmoid, nn.ReLU}, {"classifier.0"}),
+    "efficientnet_b0": (lambda: torchvision.models.efficientnet_b0(weights=None), image, {nn.SiLU, nn.Sigmoid},
+                        set()),
+    "transformer_block": (lambda: TransformerBlock(), tokens, {nn.GELU}, {"mlp.0"}),
+    "transformer_block_tanh": (lambda: TransformerBlock(approximate="tanh"), tokens, {nn.GELU}, {"mlp.0"}),
     "encoder_layer_gelu_module": (lambda: nn.TransformerEncoderLayer(32, 4, 64, activation=nn.GELU(),
-                                                                     batch_first=True), tokens, {nn.GELU}),
+                                                                     batch_first=True), tokens, {nn.GELU}, set()),
 }
 
 
 def build(name, dtype):
     torch.manual_seed(0)
-    builder, inp, _ = ARCHS[name]
+    builder, inp, *_ = ARCHS[name]
     return builder().to(dtype), inp(dtype)
 
 
@@ -133,9 +135,15 @@ def test_architecture_matches_original(arch, dtype, train):
     assert {type(m) for m in ref.modules() if type(m) in TORCH_ACTIVATIONS} == ARCHS[arch][2]
     model, report = convert(copy.deepcopy(ref))
     # Every torch activation replaced and listed, none left behind, names and state unchanged.
-    assert sorted(report.replaced_names) == expected_names
+    assert sorted(n for r in report.replaced if r.kind == "module" for n in r.names) == expected_names
     assert torch_activation_names(model) == []
     assert not any(type(m) in TORCH_ACTIVATIONS for m in model.modules())
+    folds = [r.names for r in report.replaced if r.kind == "fold"]
+    assert {layer for layer, _ in folds} == ARCHS[arch][3]
+    for layer, act in folds:
+        assert type(model.get_submodule(layer)) in (fused_act.nn.Linear, fused_act.nn.Conv2d)
+        assert model.get_submodule(layer).activation == ref.get_submodule(act).__class__.__name__.lower()
+        assert type(model.get_submodule(act)) is nn.Identity
     assert [n for n, _ in model.named_modules()] == [n for n, _ in ref.named_modules()]
     assert list(model.state_dict()) == list(ref.state_dict())
     assert_same_model(ref, model, x, train, **TOL[dtype])
@@ -143,9 +151,14 @@ def test_architecture_matches_original(arch, dtype, train):
 
 def test_report_lists_parameters_and_types():
     model, report = convert(torchvision.models.mobilenet_v3_small(weights=None))
-    kinds = {r.old.split("(")[0] for r in report.replaced}
+    kinds = {r.old.split("(")[0] for r in report.replaced if r.kind == "module"}
     assert kinds == {"nn.Hardswish", "nn.Hardsigmoid", "nn.ReLU"}
     assert all(r.new.startswith("fused_act.") for r in report.replaced)
+    [fold] = [r for r in report.replaced if r.kind == "fold"]
+    assert fold.names == ("classifier.0", "classifier.1")
+    assert fold.old == "nn.Linear(in_features=576, out_features=1024, bias=True) + fused_act.Hardswish(inplace=True)"
+    assert fold.new == ("fused_act.Linear(in_features=576, out_features=1024, bias=True, "
+                        "activation='hardswish')")
     text = str(report)
     assert f"replaced {len(report.replaced)} activation(s)" in text
     for n in report.replaced_names:
@@ -211,7 +224,7 @@ def test_nested_containers_and_shared_modules():
     model.dct = nn.ModuleDict({"a": nn.GELU(), "b": shared})
     model.act = shared
     before = torch_activation_names(model)
-    model, report = convert(model)
+    model, report = convert(model, fold=False)  # folding: test_fold_*
     assert sorted(report.replaced_names) == before
     # The shared module: one replacement, one report entry with all its names, shared everywhere.
     entry = [r for r in report.replaced if "act" in r.names]
@@ -238,7 +251,10 @@ def test_convert_twice_is_harmless():
     text = repr(once)
     twice, r2 = convert(once)
     assert twice is once and repr(twice) == text
-    assert not r2.changed and r2.left == [] and sorted(r2.already_fused) == sorted(r1.replaced_names)
+    # Already fused: every converted module but the folded activation (now an nn.Identity), and the folded layer.
+    assert [r.names for r in r1.replaced if r.kind == "fold"] == [("classifier.0", "classifier.1")]
+    fused = [n for r in r1.replaced if r.kind == "module" for n in r.names if n != "classifier.1"]
+    assert not r2.changed and r2.left == [] and sorted(r2.already_fused) == sorted(fused + ["classifier.0"])
     assert "already fused_act" in str(r2)
     assert_same_model(ref, twice, x, train=False, **TOL[torch.float32])
 
@@ -248,12 +264,13 @@ def test_train_eval_mode_preserved():
     model.eval()
     model[2].train()  # a mixed model: modes are per module
     model, _ = convert(model)
+    assert [type(m).__name__ for m in model.modules()] == ["Sequential", "Linear", "Identity", "Sequential", "GELU"]
     assert [m.training for m in model.modules()] == [False, False, False, True, True]
 
 
 def test_inplace_false_leaves_original_alone():
     ref = nn.Sequential(nn.Linear(3, 3), nn.ReLU(inplace=True), nn.Softplus(beta=2))
-    model, report = convert(ref, inplace=False)
+    model, report = convert(ref, inplace=False, fold=False)
     assert model is not ref and type(ref[1]) is nn.ReLU and type(ref[2]) is nn.Softplus
     assert type(model[1]) is fused_act.nn.ReLU and model[1].inplace and model[2].beta == 2
     assert model[0].weight is not ref[0].weight and torch.equal(model[0].weight, ref[0].weight)
@@ -313,7 +330,7 @@ def test_to_swaps_every_activation():
     expected = copy.deepcopy(ref)
     for i in (1, 3, 5):
         expected[i] = TorchLeakyTanh(0.1)
-    model, report = convert(copy.deepcopy(ref), to="leaky_tanh", a=0.1)
+    model, report = convert(copy.deepcopy(ref), to="leaky_tanh", a=0.1, fold=False)
     assert sorted(report.replaced_names) == ["1", "3", "5"]
     assert all(type(model[i]).__name__ in ("LeakyTanh", "Activation") for i in (1, 3, 5))
     # nn.ReLU(inplace=True) stays in place: LeakyTanh has no inplace flag, so the generic module does it.
@@ -322,11 +339,11 @@ def test_to_swaps_every_activation():
     x = torch.randn(5, 16, dtype=torch.float64)
     assert_same_model(expected, model, x, train=True, **TOL[torch.float64])
     # ... and again to another activation: the fused ones are swapped too.
-    model, report = convert(model, to="relu")
+    model, report = convert(model, to="relu", fold=False)
     assert sorted(report.replaced_names) == ["1", "3", "5"]
     assert [type(model[i]) for i in (1, 3, 5)] == [fused_act.nn.ReLU] * 3 and model[1].inplace
     # Already the target: nothing to do.
-    _, report = convert(model, to="relu")
+    _, report = convert(model, to="relu", fold=False)
     assert not report.changed and len(report.already_fused) == 3
 
 
@@ -373,6 +390,140 @@ def test_transformer_encoder_layer_function_attribute():
     assert not report.changed
 
 
+# ------------------------------------------------------------------ folding Linear/Conv2d + activation
+
+
+@pytest.mark.parametrize("act", ALL_TORCH, ids=lambda m: type(m).__name__)
+def test_fold_linear_and_conv_match_original(act):
+    """Every activation folded into a Linear and a Conv2d: float64 outputs and gradients
+    (bias included, from the fused backward) against the original torch model."""
+    torch.manual_seed(0)
+    ref = nn.Sequential(nn.Conv2d(3, 6, 3, padding=1), copy.deepcopy(act), nn.Flatten(),
+                        nn.Linear(6 * 5 * 5, 7), copy.deepcopy(act), nn.Linear(7, 3)).double()
+    model, report = convert(copy.deepcopy(ref))
+    assert [r.names for r in report.replaced if r.kind == "fold"] == [("0", "1"), ("3", "4")]
+    assert type(model[0]) is fused_act.nn.Conv2d and type(model[3]) is fused_act.nn.Linear
+    assert type(model[1]) is nn.Identity and type(model[4]) is nn.Identity
+    assert model[0].activation_params == {k: getattr(act, k) for k in model[0].activation_params}
+    assert list(model.state_dict()) == list(ref.state_dict())
+    x = torch.randn(4, 3, 5, 5, dtype=torch.float64, generator=torch.Generator().manual_seed(3)) * 3
+    assert_same_model(ref, model, x, train=True, **TOL[torch.float64])
+
+
+def test_fold_keeps_parameter_objects_and_trains():
+    """The folded layer holds the original Parameters: an optimiser made before convert trains
+    the converted model exactly as the original trains."""
+    torch.manual_seed(0)
+    ref = nn.Sequential(nn.Linear(8, 16), nn.SiLU(), nn.Linear(16, 2)).double()
+    model = copy.deepcopy(ref)
+    weights = [model[0].weight, model[0].bias]
+    opts = [torch.optim.SGD(m.parameters(), lr=0.1, momentum=0.9) for m in (ref, model)]
+    model, _ = convert(model)
+    assert [model[0].weight, model[0].bias] == weights and type(model[0]) is fused_act.nn.Linear
+    x = torch.randn(32, 8, dtype=torch.float64)
+    for _ in range(3):
+        for m, opt in zip((ref, model), opts):
+            opt.zero_grad()
+            m(x).square().mean().backward()
+            opt.step()
+    for a, b in zip(ref.parameters(), model.parameters()):
+        torch.testing.assert_close(b, a, rtol=1e-12, atol=1e-12)
+
+
+def test_fold_skips_what_it_cannot_fold():
+    shared = nn.Tanh()
+    hooked = nn.Linear(4, 4)
+    hooked.register_forward_hook(lambda *a: None)
+
+    class Custom(nn.Sequential):  # a forward of its own: children may not run back to back
+        def forward(self, x):
+            return self[1](x) + self[0](x)
+
+    class MyLinear(nn.Linear):
+        pass
+
+    model = nn.Sequential(
+        nn.Linear(4, 4), shared, nn.Linear(4, 4, bias=False), nn.ReLU(), hooked, nn.GELU(),
+        nn.Linear(4, 4), fused_act.nn.ReLU(memory="mask"), nn.Linear(4, 4), nn.ELU(), MyLinear(4, 4), nn.SiLU(),
+        Custom(nn.Linear(4, 4), nn.Sigmoid()), nn.Linear(4, 4), shared)
+    ref = copy.deepcopy(model)
+    model, report = convert(model, exclude="9")
+    left = {r.names: r.reason for r in report.left if r.kind == "fold"}
+    assert left == {
+        ("0", "1", "14"): "not folded: registered under several names",
+        ("2", "3"): "not folded: has no bias: nothing to fuse into the activation",
+        ("4", "5"): "not folded: has hooks registered on it (they would be lost)",
+        ("13", "1", "14"): "not folded: registered under several names",
+    }
+    assert not any(r.kind == "fold" for r in report.replaced)  # mask memory, excluded ELU, subclass, Custom
+    assert [type(m) for m in model if isinstance(m, nn.Linear)] == [nn.Linear] * 5 + [MyLinear, nn.Linear]
+    assert_same_model(ref, model, torch.randn(3, 4), train=True, **TOL[torch.float32])
+
+
+def test_fold_then_to_changes_the_folded_activation():
+    ref = nn.Sequential(nn.Linear(4, 4), nn.ReLU()).double()
+    model, _ = convert(copy.deepcopy(ref))
+    assert model[0].activation == "relu"
+    model, report = convert(model, to="leaky_tanh", a=0.1)
+    assert model[0].activation == "leaky_tanh" and model[0].activation_params == {"a": 0.1}
+    assert [(r.names, r.kind) for r in report.replaced] == [(("0",), "module")]
+    x = torch.randn(16, 4, dtype=torch.float64)
+    h = F.linear(x, ref[0].weight, ref[0].bias)
+    torch.testing.assert_close(model(x), torch.where(h >= 0, torch.tanh(h), 0.1 * torch.tanh(h)))
+    _, report = convert(model, to="leaky_tanh", a=0.1)
+    assert not report.changed and report.already_fused == ["0"]
+
+
+class MLPBlock(nn.Module):
+    """A transformer MLP written out in forward, as most model code does (not a Sequential)."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc1, self.act, self.fc2 = nn.Linear(8, 32), nn.GELU(approximate="tanh"), nn.Linear(32, 8)
+        self.gate = nn.Linear(8, 8)
+
+    def forward(self, x):
+        h = self.fc2(self.act(self.fc1(x)))
+        g = self.gate(h)
+        return F.silu(self.gate(x)) * torch.sigmoid(g) + F.relu(self.fc2.weight.sum() * h)
+
+
+def test_fold_in_traced_forward():
+    torch.manual_seed(0)
+    ref = MLPBlock().double()
+    gm, report = convert(copy.deepcopy(ref), functional=True)
+    folds = {r.names[0]: r for r in report.replaced if r.kind == "fold"}
+    left = {r.names[0]: r.reason for r in report.left if r.kind == "fold"}
+    assert list(folds) == ["fc1"] and type(gm.fc1) is fused_act.nn.Linear and gm.fc1.activation == "gelu"
+    assert gm.fc1.activation_params == {"approximate": "tanh"}
+    # gate is called twice, fc2's weight is read in forward: neither may become a fused layer.
+    assert left == {"gate": "not folded: used more than once in forward or registered under several names"}
+    assert type(gm.gate) is nn.Linear and type(gm.fc2) is nn.Linear
+    assert list(gm.state_dict()) == list(ref.state_dict())
+    assert_same_model(ref, gm, torch.randn(4, 8, dtype=torch.float64), train=True, **TOL[torch.float64])
+
+
+def test_folded_mlp_compiles_and_exports():
+    """E1's six-layer MLP, converted and folded: torch.compile(fullgraph=True) and torch.export
+    against the original torch model."""
+    torch.manual_seed(0)
+    layers = [nn.Flatten()]
+    for i in range(6):
+        layers += [nn.Linear(784 if i == 0 else 64, 64), nn.Sigmoid()]
+    ref = nn.Sequential(*layers, nn.Linear(64, 10))
+    model, report = convert(copy.deepcopy(ref))
+    assert sum(r.kind == "fold" for r in report.replaced) == 6
+    x = torch.rand(16, 1, 28, 28)
+    y_ref, g_ref = run_step(ref, x)
+    compiled = torch.compile(model, fullgraph=True, backend="aot_eager")
+    for runner in (compiled, torch.export.export(model, (x,)).module()):
+        y, g = run_step(runner, x, params_of=model if runner is compiled else runner)
+        torch.testing.assert_close(y, y_ref, **TOL[torch.float32])
+        for n in g_ref:
+            torch.testing.assert_close(g[n], g_ref[n], **TOL[torch.float32])
+    torch._dynamo.reset()
+
+
 # ------------------------------------------------------------------ functional calls
 
 
@@ -398,9 +549,13 @@ def test_convert_functional_matches_original():
     ref = Functional().double()
     gm, report = convert_functional(ref)
     assert isinstance(gm, torch.fx.GraphModule) and type(ref.act) is nn.GELU  # ref untouched
-    kinds = sorted(r.old.split("(")[0] for r in report.replaced)
+    kinds = sorted(r.old.split("(")[0] for r in report.replaced if r.kind == "call")
     assert kinds == sorted(["F.relu", "torch.tanh", "Tensor.sigmoid", "F.leaky_relu", "F.gelu", "F.hardtanh",
                             "F.softplus", "torch.sigmoid", "F.silu", "F.relu", "F.elu_", "F.mish"])
+    # F.relu(self.lin(x)) is folded into the Linear; self.out's nn.Tanh is torch's (not converted here).
+    assert [(r.names[0], r.kind) for r in report.replaced if r.kind == "fold"] == [("lin", "fold")]
+    assert type(gm.lin) is fused_act.nn.Linear and gm.lin.activation == "relu" and gm.lin.weight is ref.lin.weight
+    assert type(ref.lin) is nn.Linear
     assert [r.what for r in report.left] == ["torch.prelu"]
     assert not any(n.op == "call_function" and n.target in (F.relu, torch.tanh, F.gelu, F.elu_)
                    for n in gm.graph.nodes)
@@ -409,7 +564,7 @@ def test_convert_functional_matches_original():
     assert_same_model(ref, gm, x, train=True, **TOL[torch.float64])
     # Again on the converted graph: nothing left to do.
     _, r2 = convert_functional(gm)
-    assert not r2.changed and len(r2.already_fused) == 12
+    assert not r2.changed and len(r2.already_fused) == 11  # the 12th call is inside gm.lin now
 
 
 def test_convert_with_functional_does_both():

@@ -1,0 +1,224 @@
+// Autograd for the ops every converted model runs (activation, bias_act and their backward
+// ops), in C++ at the Autograd key, as ATen and torchvision do.
+//
+// Why not torch.library.register_autograd (which the other ops use): its Python kernel cost
+// ~30 us per forward and ~100 us per backward here, and torch's own activations have none, so a
+// converted 6-layer MLP ran a training step 14% slower than the original (bench/model_step.py,
+// 2026-11-25: 21.2 vs 18.6 ms). These kernels call the ops through the dispatcher, so
+// torch.compile / torch.export still see them (AOT autograd traces this code with fake
+// tensors) and the backward ops' own autograd gives the double backward. The third derivative
+// raises in activation_double_backward's autograd (fused_act/ops.py).
+#include <ATen/ATen.h>
+#include <ATen/core/dispatch/Dispatcher.h>
+#include <torch/autograd.h>
+#include <torch/library.h>
+
+#include "front.h"
+
+namespace fused_act {
+
+namespace {
+
+using at::Tensor;
+using c10::ArrayRef;
+using c10::string_view;
+using torch::autograd::AutogradContext;
+using torch::autograd::variable_list;
+
+// The ops, called through the dispatcher (below Autograd when a guard says so).
+template <class Sig>
+c10::TypedOperatorHandle<Sig> op(const char* name) {
+  return c10::Dispatcher::singleton().findSchemaOrThrow(name, "").typed<Sig>();
+}
+
+Tensor activation_op(const Tensor& x, string_view act, ArrayRef<double> p) {
+  static const auto h = op<Tensor(const Tensor&, string_view, ArrayRef<double>)>("fused_act::activation");
+  return h.call(x, act, p);
+}
+
+Tensor activation_backward_op(const Tensor& g, const Tensor& s, string_view act, ArrayRef<double> p, bool out) {
+  static const auto h = op<Tensor(const Tensor&, const Tensor&, string_view, ArrayRef<double>, bool)>(
+      "fused_act::activation_backward");
+  return h.call(g, s, act, p, out);
+}
+
+Tensor activation_double_backward_op(const Tensor& gg, const Tensor& g, const Tensor& s, string_view act,
+                                     ArrayRef<double> p, bool out) {
+  static const auto h =
+      op<Tensor(const Tensor&, const Tensor&, const Tensor&, string_view, ArrayRef<double>, bool)>(
+          "fused_act::activation_double_backward");
+  return h.call(gg, g, s, act, p, out);
+}
+
+Tensor bias_act_op(const Tensor& x, const Tensor& b, int64_t dim, string_view act, ArrayRef<double> p) {
+  static const auto h = op<Tensor(const Tensor&, const Tensor&, int64_t, string_view, ArrayRef<double>)>(
+      "fused_act::bias_act");
+  return h.call(x, b, dim, act, p);
+}
+
+std::tuple<Tensor, Tensor> bias_act_backward_op(const Tensor& g, const Tensor& s, const Tensor& b, int64_t dim,
+                                                string_view act, ArrayRef<double> p, bool out) {
+  static const auto h = op<std::tuple<Tensor, Tensor>(const Tensor&, const Tensor&, const Tensor&, int64_t,
+                                                      string_view, ArrayRef<double>, bool)>(
+      "fused_act::bias_act_backward");
+  return h.call(g, s, b, dim, act, p, out);
+}
+
+// What every Function keeps besides tensors.
+void keep(AutogradContext* ctx, string_view act, ArrayRef<double> params) {
+  ctx->saved_data["act"] = std::string(act);
+  ctx->saved_data["params"] = params.vec();
+}
+std::string act_of(AutogradContext* ctx) { return ctx->saved_data["act"].toStringRef(); }
+std::vector<double> params_of(AutogradContext* ctx) { return ctx->saved_data["params"].toDoubleVector(); }
+
+// bias as a tensor broadcasting along `dim` of an ndim-dimensional tensor.
+Tensor bias_view(const Tensor& bias, int64_t ndim, int64_t dim) {
+  std::vector<int64_t> shape(ndim, 1);
+  shape[dim] = -1;
+  return bias.view(shape);
+}
+
+Tensor or_zeros(const Tensor& t, const Tensor& like) { return t.defined() ? t : at::zeros_like(like); }
+
+class ActivationFn : public torch::autograd::Function<ActivationFn> {
+ public:
+  static Tensor forward(AutogradContext* ctx, const Tensor& x, string_view act, ArrayRef<double> params) {
+    const Saved saved = saved_for(checked_activation(act, params), params);
+    Tensor y;
+    {
+      at::AutoDispatchBelowADInplaceOrView guard;
+      y = activation_op(x, act, params);
+    }
+    keep(ctx, act, params);
+    ctx->saved_data["saved"] = static_cast<int64_t>(saved);
+    if (saved == Saved::kInput) ctx->save_for_backward({x});
+    if (saved == Saved::kOutput) ctx->save_for_backward({y});
+    return y;
+  }
+
+  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    const auto saved = static_cast<Saved>(ctx->saved_data["saved"].toInt());
+    if (saved == Saved::kNone) return {grads[0], Tensor(), Tensor()};
+    const Tensor s = ctx->get_saved_variables()[0];
+    return {activation_backward_op(grads[0], s, act_of(ctx), params_of(ctx), saved == Saved::kOutput), Tensor(),
+            Tensor()};
+  }
+};
+
+class ActivationBackwardFn : public torch::autograd::Function<ActivationBackwardFn> {
+ public:
+  static Tensor forward(AutogradContext* ctx, const Tensor& grad, const Tensor& saved, string_view act,
+                        ArrayRef<double> params, bool from_output) {
+    at::AutoDispatchBelowADInplaceOrView guard;
+    keep(ctx, act, params);
+    ctx->saved_data["from_output"] = from_output;
+    ctx->save_for_backward({grad, saved});
+    return activation_backward_op(grad, saved, act, params, from_output);
+  }
+
+  // d/dgrad = gg f'(s); d/dsaved from the double-backward kernel.
+  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    const auto v = ctx->get_saved_variables();
+    const std::string act = act_of(ctx);
+    const std::vector<double> p = params_of(ctx);
+    const bool out = ctx->saved_data["from_output"].toBool();
+    const Tensor gg = or_zeros(grads[0], v[1]);
+    Tensor d_grad, d_saved;
+    if (ctx->needs_input_grad(0)) d_grad = activation_backward_op(gg, v[1], act, p, out);
+    if (ctx->needs_input_grad(1)) d_saved = activation_double_backward_op(gg, v[0], v[1], act, p, out);
+    return {d_grad, d_saved, Tensor(), Tensor(), Tensor()};
+  }
+};
+
+class BiasActFn : public torch::autograd::Function<BiasActFn> {
+ public:
+  static Tensor forward(AutogradContext* ctx, const Tensor& x, const Tensor& bias, int64_t dim, string_view act,
+                        ArrayRef<double> params) {
+    const Saved saved = saved_for(checked_activation(act, params), params);
+    Tensor y;
+    {
+      at::AutoDispatchBelowADInplaceOrView guard;
+      y = bias_act_op(x, bias, dim, act, params);  // checks dim and shapes
+    }
+    keep(ctx, act, params);
+    ctx->saved_data["dim"] = c10::maybe_wrap_dim(dim, x.dim());
+    ctx->saved_data["saved"] = static_cast<int64_t>(saved);
+    // Identity keeps only the (tiny) bias, for its shape; the output form keeps y, which
+    // already holds the bias.
+    if (saved == Saved::kNone) ctx->save_for_backward({bias});
+    else ctx->save_for_backward({saved == Saved::kInput ? x : y, bias});
+    return y;
+  }
+
+  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    const auto saved = static_cast<Saved>(ctx->saved_data["saved"].toInt());
+    const auto v = ctx->get_saved_variables();
+    // The output form of identity's derivative ignores its argument: grad stands in for it.
+    const Tensor& s = saved == Saved::kNone ? grads[0] : v[0];
+    const Tensor& bias = saved == Saved::kNone ? v[0] : v[1];
+    auto [dx, db] = bias_act_backward_op(grads[0], s, bias, ctx->saved_data["dim"].toInt(), act_of(ctx),
+                                         params_of(ctx), saved != Saved::kInput);
+    return {dx, db, Tensor(), Tensor(), Tensor()};
+  }
+};
+
+class BiasActBackwardFn : public torch::autograd::Function<BiasActBackwardFn> {
+ public:
+  static variable_list forward(AutogradContext* ctx, const Tensor& grad, const Tensor& saved, const Tensor& bias,
+                               int64_t dim, string_view act, ArrayRef<double> params, bool from_output) {
+    at::AutoDispatchBelowADInplaceOrView guard;
+    auto [dx, db] = bias_act_backward_op(grad, saved, bias, dim, act, params, from_output);
+    keep(ctx, act, params);
+    ctx->saved_data["dim"] = c10::maybe_wrap_dim(dim, saved.dim());
+    ctx->saved_data["from_output"] = from_output;
+    ctx->save_for_backward({grad, saved, bias});
+    return {dx, db};
+  }
+
+  // (dx, db) = (g f'(s), dx summed over all dims but `dim`), s = x + bias or, from the output,
+  // y. The incoming gradients act on dx as h = g_dx + g_db broadcast along dim.
+  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    const auto v = ctx->get_saved_variables();
+    const Tensor &grad = v[0], &saved = v[1], &bias = v[2];
+    const int64_t dim = ctx->saved_data["dim"].toInt();
+    const std::string act = act_of(ctx);
+    const std::vector<double> p = params_of(ctx);
+    const bool out = ctx->saved_data["from_output"].toBool();
+    Tensor h = or_zeros(grads[0], grad);
+    if (grads[1].defined()) h = h + bias_view(grads[1], grad.dim(), dim);
+    const Tensor d_grad = std::get<0>(bias_act_backward_op(h, saved, bias, dim, act, p, out));
+    if (out) {
+      return {d_grad, activation_double_backward_op(h, grad, saved, act, p, true), Tensor(), Tensor(), Tensor(),
+              Tensor(), Tensor()};
+    }
+    const Tensor z = saved + bias_view(bias, saved.dim(), dim);
+    const Tensor d_saved = activation_double_backward_op(h, grad, z, act, p, false);
+    std::vector<int64_t> others;
+    for (int64_t d = 0; d < saved.dim(); ++d)
+      if (d != dim) others.push_back(d);
+    return {d_grad, d_saved, d_saved.sum(others), Tensor(), Tensor(), Tensor(), Tensor()};
+  }
+};
+
+}  // namespace
+
+TORCH_LIBRARY_IMPL(fused_act, Autograd, m) {
+  m.impl("activation", [](const Tensor& x, string_view act, ArrayRef<double> params) {
+    return ActivationFn::apply(x, act, params);
+  });
+  m.impl("activation_backward", [](const Tensor& grad, const Tensor& saved, string_view act, ArrayRef<double> params,
+                                   bool from_output) {
+    return ActivationBackwardFn::apply(grad, saved, act, params, from_output);
+  });
+  m.impl("bias_act", [](const Tensor& x, const Tensor& bias, int64_t dim, string_view act, ArrayRef<double> params) {
+    return BiasActFn::apply(x, bias, dim, act, params);
+  });
+  m.impl("bias_act_backward", [](const Tensor& grad, const Tensor& saved, const Tensor& bias, int64_t dim,
+                                 string_view act, ArrayRef<double> params, bool from_output) {
+    auto r = BiasActBackwardFn::apply(grad, saved, bias, dim, act, params, from_output);
+    return std::make_tuple(r[0], r[1]);
+  });
+}
+
+}  // namespace fused_act
