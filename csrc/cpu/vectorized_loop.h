@@ -149,7 +149,10 @@ void vectorized_map(const ElementwiseArgs& a, const Op& op, const ChannelSum* su
     };
     // Full blocks two at a time, then the tail. Loads and stores of a known full width skip
     // the masked path, and two independent blocks per iteration overlap the latency of
-    // exp/div chains: in-cache throughput (65536 float32) rose from ~0.6x to ~XX of ATen's.
+    // exp/div chains. In cache (65536 float32, 1 thread, ATen's time / ours) this took relu's
+    // forward from 0.53 to 0.71 and sigmoid's backward from 0.67 to 0.78; the rest of the gap
+    // is the op's fixed cost (~2.5 us more than ATen's per call). Memory-bound sizes were
+    // already at ATen's speed.
     int64_t c = c0;
     for (; c + 2 * W <= c1; c += 2 * W) {
       block.template operator()<true>(c);
