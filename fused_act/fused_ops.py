@@ -1,5 +1,6 @@
 """Python side of the fused ops (csrc/ops/bias_act_ops.cpp, gated_ops.cpp): fake kernels for
-torch.compile / torch.export, and autograd, twice differentiable.
+torch.compile / torch.export, and autograd of glu and gated, twice differentiable (bias_act's
+autograd is C++: csrc/ops/autograd.cpp).
 
     bias_act(x, bias, dim, act, params)                 y = f(x + bias along dim)
     bias_act_backward(grad, saved, bias, dim, act, params, from_output) -> (grad_x, grad_bias)
@@ -10,7 +11,7 @@ torch.compile / torch.export, and autograd, twice differentiable.
 
 bias_act keeps x and the bias for backward, or only its output when f's derivative can be
 written with it (then y already holds the bias). The backward ops are differentiable too: their
-derivatives below are built from the activation ops, whose own double backward is a kernel.
+derivatives are built from the activation ops, whose own double backward is a kernel.
 """
 
 from __future__ import annotations

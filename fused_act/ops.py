@@ -1,5 +1,6 @@
 """Python side of the torch operators in ``torch.ops.fused_act``: fake (meta) kernels for
-torch.compile / torch.export, and autograd.
+torch.compile / torch.export, the in-place path, and the end of the autograd chain (the
+autograd of activation and activation_backward is C++: csrc/ops/autograd.cpp).
 
 The C++ ops (csrc/ops/activation_ops.cpp) take the kernel name and a float list of parameters:
 
