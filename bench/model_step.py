@@ -88,14 +88,16 @@ def make(name: str):
 
 
 def variants(name: str, mode: str):
-    """{'original': (model, optimizer), 'converted': ...} from the same initial weights."""
+    """({'original': (model, compiled or model, optimizer), 'converted': ...}, x, y, what convert
+    did: {'module': activations swapped, 'fold': layers folded}), from the same initial weights."""
     model, x, y, opt = make(name)
     conv, report = convert(copy.deepcopy(model), keep_inplace=(mode == "eager"))
-    out = {"what": {k: sum(r.kind == k for r in report.replaced) for k in ("module", "fold")}}
+    what = {k: sum(r.kind == k for r in report.replaced) for k in ("module", "fold")}
+    out = {}
     for label, m in (("original", model), ("converted", conv)):
         fwd = torch.compile(m, fullgraph=True) if mode == "compile" else m
         out[label] = (m, fwd, opt(m.parameters()))
-    return out, x, y
+    return out, x, y, what
 
 
 def step(fwd, optimizer, x, y):
@@ -135,7 +137,7 @@ def _status_kib(field: str) -> int:
 
 def peak_rss_child(name: str, label: str) -> None:
     """Run in a subprocess: print the rise of peak RSS (bytes) over three eager steps."""
-    vs, x, y = variants(name, "eager")
+    vs, x, y, _ = variants(name, "eager")
     for other in [k for k in vs if k != label]:
         del vs[other]
     m, fwd, opt = vs[label]
@@ -160,8 +162,7 @@ def peak_rss(name: str, label: str) -> int | None:
 
 
 def time_steps(name: str, mode: str, warmup: int, repeats: int) -> dict:
-    vs, x, y = variants(name, mode)
-    what = vs.pop("what")
+    vs, x, y, what = variants(name, mode)
     for label, (m, fwd, opt) in vs.items():
         for _ in range(warmup):  # compile happens here
             step(fwd, opt, x, y)

@@ -547,11 +547,9 @@ def _fold_sequential(model: nn.Module, include, exclude, report: ConvertReport) 
     paths: dict[int, list[str]] = {}
     for name, m in model.named_modules(remove_duplicate=False):
         paths.setdefault(id(m), []).append(name)
-    seen = set()
-    for seq in list(model.modules()):
-        if id(seq) in seen or not isinstance(seq, nn.Sequential) or type(seq).forward is not nn.Sequential.forward:
+    for seq in list(model.modules()):  # each module once, shared ones included
+        if not isinstance(seq, nn.Sequential) or type(seq).forward is not nn.Sequential.forward:
             continue
-        seen.add(id(seq))
         keys = [k for k, c in seq._modules.items() if c is not None]
         for k_layer, k_act in zip(keys, keys[1:]):
             layer, act = seq._modules[k_layer], seq._modules[k_act]
