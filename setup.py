@@ -1,6 +1,7 @@
 """Build of the fused_act extension.
 
     pip install --no-build-isolation -e .      (needs torch already installed)
+    python setup.py build_ext --inplace        (the same build, incremental, while iterating)
 
 Environment:
     FUSED_ACT_CUDA=1|0       force the CUDA kernels on (error if impossible) or off; default: on
@@ -9,13 +10,22 @@ Environment:
                              DEFAULT_CUDA_ARCHS below when none is visible.
     MAX_JOBS                 parallel compile jobs (ninja).
     FUSED_ACT_DEBUG=1        -O0 -g.
+
+Layout of the build (docs/build.md): the kernels are compiled by a ninja file of our own,
+one object per (activation x backend), so that a change to one activation's functor rebuilds
+only that activation's objects; the op fronts and registration are the extension's sources,
+compiled by torch's BuildExtension. Everything lives under ./build, also for
+`pip install -e .`, so every build is incremental.
 """
 
 import os
 import platform
-from concurrent.futures import ThreadPoolExecutor
+import re
+import shlex
 import shutil
+import subprocess
 import sys
+import sysconfig
 from pathlib import Path
 
 # torch guesses CUDA_HOME from nvcc's path (/usr/local here) and then cannot find libcudart:
@@ -25,21 +35,52 @@ if "CUDA_HOME" not in os.environ and Path("/usr/local/cuda/bin/nvcc").exists():
 
 import torch  # noqa: E402
 from setuptools import setup  # noqa: E402
-from setuptools.command.build_clib import build_clib  # noqa: E402
 from torch.utils import cpp_extension  # noqa: E402
 
-ROOT = Path(__file__).parent
-CSRC = "csrc"
+ROOT = Path(__file__).resolve().parent
+CSRC = ROOT / "csrc"
+BUILD = ROOT / "build"
 DEFAULT_CUDA_ARCHS = "7.5;8.0;8.6;8.9;9.0;10.0;12.0+PTX"
 
-# Per-instruction-set builds of csrc/cpu/kernels.cpp and softmax_kernels.cpp (name, compiler flags). Flags as PyTorch's
-# own CPU_CAPABILITY builds; the run-time choice is in csrc/cpu/dispatch.cpp. DEFAULT is built
-# into the extension itself, and linked first, so that inline functions the variants share
-# resolve to the baseline copy.
-CPU_ISAS = [
+# Instruction sets of the CPU kernels (name, compiler flags), as PyTorch's own CPU_CAPABILITY
+# builds; the run-time choice is in csrc/cpu/dispatch.cpp. DEFAULT is built on every machine
+# (without ISA flags: any x86-64, or NEON on aarch64 through ATen's vec headers).
+X86_ISAS = [
     ("AVX2", ["-mavx2", "-mfma", "-mf16c"]),
     ("AVX512", ["-mavx512f", "-mavx512bw", "-mavx512vl", "-mavx512dq", "-mfma"]),
 ]
+
+# Sources compiled once per activation (see csrc/activations/list.h). Each gets
+# FUSED_ACT_ACTIVATION (the functor) and FUSED_ACT_ACTIVATION_HEADER defined.
+CPU_PER_ACTIVATION = "cpu/activation_kernels.cpp"  # also once per instruction set
+CUDA_PER_ACTIVATION = "cuda/activation_kernels.cu"
+HOST_PER_ACTIVATION = ["ops/activation_traits.cpp", "simulation/activation_threads.cpp"]
+
+HOST_SOURCES = [  # the extension's own sources (torch's BuildExtension)
+    "cpu/dispatch.cpp",
+    "ops/registry.cpp",
+    "ops/front.cpp",
+    "ops/library.cpp",
+    "ops/autograd.cpp",
+    "ops/activation_ops.cpp",
+    "ops/bias_act_ops.cpp",
+    "ops/gated_ops.cpp",
+    "ops/softmax_ops.cpp",
+    "ops/mask_ops.cpp",
+    "simulation/elementwise_simulation.cpp",
+    "simulation/mask_simulation.cpp",
+    "simulation/softmax_simulation.cpp",
+    "python_module.cpp",
+]
+CUDA_HOST_SOURCES = ["cuda/ops_cuda.cpp"]
+
+
+def activations() -> list[tuple[str, str]]:
+    """(functor, snake_case name) for each entry of the C++ list, in order. The functor's
+    header is csrc/activations/act/<snake_case name>.h."""
+    text = (CSRC / "activations" / "list.h").read_text()
+    names = re.findall(r"^\s*X\((\w+)\)", text, re.M)
+    return [(n, re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", n).lower()) for n in names]
 
 
 def want_cuda() -> bool:
@@ -69,123 +110,149 @@ def cuda_arch_list() -> str:
     return archs or "visible GPUs"
 
 
-def common_flags(debug: bool) -> list[str]:
-    # -fopenmp only at compile time: at::parallel_for's OpenMP pragmas then call the libgomp
-    # that libtorch_cpu already loads, instead of linking a second OpenMP runtime.
-    return ["-O0", "-g"] if debug else ["-O3", "-fopenmp"]
+def cpu_isas() -> list[tuple[str, list[str]]]:
+    isas = [("DEFAULT", [])]
+    if platform.machine().lower() in ("x86_64", "amd64"):
+        isas += X86_ISAS
+    return isas
 
 
-def isa_libraries(debug: bool):
-    """build_clib entries: the CPU kernel sources once per instruction set, with its own flags."""
-    if platform.machine().lower() not in ("x86_64", "amd64"):
-        return [], []
-    abi = f"-D_GLIBCXX_USE_CXX11_ABI={int(torch._C._GLIBCXX_USE_CXX11_ABI)}"
-    libs, macros = [], []
-    for name, flags in CPU_ISAS:
-        libs.append((
-            f"fused_act_cpu_{name.lower()}",
-            {
-                "sources": [f"{CSRC}/cpu/kernels.cpp", f"{CSRC}/cpu/softmax_kernels.cpp", f"{CSRC}/cpu/mask_kernels.cpp"],
-                "include_dirs": cpp_extension.include_paths(),
-                "macros": [("CPU_CAPABILITY", name), (f"CPU_CAPABILITY_{name}", None)],
-                "cflags": ["-std=c++20", "-fPIC", "-Wno-unknown-pragmas", abi, *common_flags(debug), *flags],
-            },
-        ))
-        macros.append((f"FUSED_ACT_CPU_{name}", None))
-    return libs, macros
+class KernelBuild:
+    """The per-activation objects, as a ninja file of our own: torch's BuildExtension compiles
+    every source once with one set of flags, and these need a source compiled many times
+    (per activation, per instruction set). ninja's depfiles make the rebuild exact: touching
+    act/gelu.h recompiles gelu's objects and nothing else."""
+
+    def __init__(self, debug: bool, cuda: bool):
+        self.debug = debug
+        self.cuda = cuda
+        self.dir = BUILD / f"kernels-{sysconfig.get_platform()}-{sys.implementation.cache_tag}"
+        self.rules: dict[str, str] = {}
+        self.builds: list[str] = []
+        self.objects: list[Path] = []
+
+    def common_cxx(self) -> list[str]:
+        abi = f"-D_GLIBCXX_USE_CXX11_ABI={int(torch._C._GLIBCXX_USE_CXX11_ABI)}"
+        incs = [f"-I{p}" for p in [str(CSRC), *cpp_extension.include_paths()]]
+        # -fopenmp only at compile time: at::parallel_for's OpenMP pragmas then call the libgomp
+        # that libtorch_cpu already loads, instead of linking a second OpenMP runtime.
+        opt = ["-O0", "-g"] if self.debug else ["-O3", "-fopenmp"]
+        return ["-std=c++20", "-fPIC", "-Wno-unknown-pragmas", abi, *opt, *incs]
+
+    def add(self, rule: str, source: str, obj: str, flags: list[str]) -> None:
+        out = self.dir / obj
+        self.objects.append(out)
+        self.builds.append(
+            f"build {esc(out)}: {rule} {esc(CSRC / source)}\n  flags = {' '.join(shlex.quote(f) for f in flags)}\n"
+        )
+
+    def plan(self) -> list[Path]:
+        cxx = shutil.which(os.environ.get("CXX", "c++")) or "c++"
+        self.rules["cxx"] = (
+            f"rule cxx\n  command = {cxx} -MMD -MF $out.d {' '.join(map(shlex.quote, self.common_cxx()))} "
+            "$flags -c $in -o $out\n  depfile = $out.d\n  deps = gcc\n  description = CXX $out\n"
+        )
+        acts = activations()
+        # Link order matters: an inline function compiled into several objects resolves to the
+        # first copy the linker sees, so the DEFAULT (no ISA flags) objects come before the
+        # AVX2 / AVX-512 ones (the extension's own objects come first of all).
+        for isa, isa_flags in cpu_isas():
+            defs = [f"-DCPU_CAPABILITY={isa}", f"-DCPU_CAPABILITY_{isa}", *isa_flags]
+            sub = f"cpu/{isa.lower()}"
+            for functor, snake in acts:
+                self.add("cxx", CPU_PER_ACTIVATION, f"{sub}/{snake}.o", [*defs, *act_defs(functor, snake)])
+            self.add("cxx", "cpu/softmax_kernels.cpp", f"{sub}/softmax.o", defs)
+        host_opt = [] if self.debug else ["-O2"]  # traits and simulated CUDA threads: scalar host code
+        for source in HOST_PER_ACTIVATION:
+            sub = Path(source).parent.name
+            for functor, snake in acts:
+                self.add("cxx", source, f"{sub}/{snake}.o", [*host_opt, *act_defs(functor, snake)])
+        if self.cuda:
+            nvcc = str(Path(cpp_extension.CUDA_HOME, "bin", "nvcc"))
+            abi = f"-D_GLIBCXX_USE_CXX11_ABI={int(torch._C._GLIBCXX_USE_CXX11_ABI)}"
+            incs = [f"-I{p}" for p in [str(CSRC), *cpp_extension.include_paths(device_type="cuda")]]
+            opt = ["-O0", "-g", "-G"] if self.debug else ["-O3"]
+            arch = cpp_extension._get_cuda_arch_flags()
+            flags = [*cpp_extension.COMMON_NVCC_FLAGS, "--compiler-options", "-fPIC", "-std=c++20", abi, *opt,
+                     *arch, *incs]
+            self.rules["nvcc"] = (
+                f"rule nvcc\n  command = {nvcc} --generate-dependencies-with-compile --dependency-output $out.d "
+                f"{' '.join(map(shlex.quote, flags))} $flags -c $in -o $out\n"
+                "  depfile = $out.d\n  deps = gcc\n  description = NVCC $out\n"
+            )
+            for functor, snake in acts:
+                self.add("nvcc", CUDA_PER_ACTIVATION, f"cuda/{snake}.o", act_defs(functor, snake))
+            self.add("nvcc", "cuda/softmax_kernels.cu", "cuda/softmax.o", [])
+        return self.objects
+
+    def run(self) -> None:
+        self.dir.mkdir(parents=True, exist_ok=True)
+        text = "ninja_required_version = 1.3\n\n" + "\n".join(self.rules.values()) + "\n" + "\n".join(self.builds)
+        path = self.dir / "build.ninja"
+        if not path.exists() or path.read_text() != text:
+            path.write_text(text)
+        jobs = os.environ.get("MAX_JOBS") or str(os.cpu_count() or 1)
+        subprocess.check_call([ninja_binary(), "-C", str(self.dir), "-j", jobs])
+
+
+def act_defs(functor: str, snake: str) -> list[str]:
+    return [f"-DFUSED_ACT_ACTIVATION={functor}", f'-DFUSED_ACT_ACTIVATION_HEADER="activations/act/{snake}.h"']
+
+
+def esc(path: Path) -> str:
+    return str(path).replace("$", "$$").replace(" ", "$ ").replace(":", "$:")
+
+
+def ninja_binary() -> str:
+    found = shutil.which("ninja")
+    if found:
+        return found
+    import ninja  # the PyPI package (requirements.txt), when its bin folder is not on PATH
+
+    return str(Path(ninja.BIN_DIR, "ninja"))
 
 
 def extension():
     debug = os.environ.get("FUSED_ACT_DEBUG") == "1"
-    libraries, isa_macros = isa_libraries(debug)
-    sources = [
-        f"{CSRC}/cpu/kernels.cpp",  # the DEFAULT build; first, see CPU_ISAS
-        f"{CSRC}/cpu/softmax_kernels.cpp",  # likewise
-        f"{CSRC}/cpu/mask_kernels.cpp",  # likewise
-        f"{CSRC}/cpu/dispatch.cpp",
-        f"{CSRC}/ops/registry.cpp",
-        f"{CSRC}/ops/front.cpp",
-        f"{CSRC}/ops/library.cpp",
-        f"{CSRC}/ops/autograd.cpp",
-        f"{CSRC}/ops/activation_ops.cpp",
-        f"{CSRC}/ops/bias_act_ops.cpp",
-        f"{CSRC}/ops/gated_ops.cpp",
-        f"{CSRC}/ops/cuda_simulation.cpp",
-        f"{CSRC}/ops/softmax_ops.cpp",
-        f"{CSRC}/ops/softmax_simulation.cpp",
-        f"{CSRC}/ops/mask_ops.cpp",
-        f"{CSRC}/ops/cuda_mask_simulation.cpp",
-        f"{CSRC}/python_module.cpp",
-    ]
-    macros = [("CPU_CAPABILITY", "DEFAULT"), ("CPU_CAPABILITY_DEFAULT", None), *isa_macros]
-    cxx = ["-std=c++20", *common_flags(debug)]
+    cuda = want_cuda()
+    kernels = KernelBuild(debug, cuda)
+    objects = kernels.plan()
+    macros = [(f"FUSED_ACT_CPU_{isa}", None) for isa, _ in cpu_isas() if isa != "DEFAULT"]
+    sources = [f"csrc/{s}" for s in HOST_SOURCES]
     kwargs = dict(
         name="fused_act._C",
         define_macros=macros,
-        extra_compile_args={"cxx": cxx},
+        extra_compile_args={"cxx": ["-std=c++20", *(["-O0", "-g"] if debug else ["-O3"])]},
+        extra_objects=[str(o) for o in objects],
+        depends=[str(o) for o in objects],  # relink when a kernel object changed
     )
-    if want_cuda():
+    if cuda:
         archs = cuda_arch_list()
-        sources += [f"{CSRC}/cuda/kernels.cu", f"{CSRC}/cuda/softmax_kernels.cu", f"{CSRC}/cuda/mask_kernels.cu",
-                    f"{CSRC}/cuda/ops_cuda.cpp"]
+        sources += [f"csrc/{s}" for s in CUDA_HOST_SOURCES]
         macros += [("FUSED_ACT_WITH_CUDA", None), ("FUSED_ACT_CUDA_ARCHS", f'"{archs}"')]
-        nvcc = ["-O0", "-g", "-G"] if debug else ["-O3"]
-        kwargs["extra_compile_args"]["nvcc"] = [*nvcc, "-std=c++20", "--expt-relaxed-constexpr"]
+        kwargs["extra_compile_args"]["nvcc"] = ["-std=c++20"]
         ext = cpp_extension.CUDAExtension(sources=sources, **kwargs)
     else:
         ext = cpp_extension.CppExtension(sources=sources, **kwargs)
-    return ext, libraries
-
-
-class BuildIsaLibraries(build_clib):
-    """Compiles each per-instruction-set library in its own folder (they share their sources),
-    MAX_JOBS sources at a time (distutils alone compiles one after another). A source is
-    recompiled when it, or any header under csrc/ (distutils tracks none), is newer than its
-    object file; a library is re-archived when any of its objects changed."""
-
-    def build_libraries(self, libraries):
-        headers = [p for ext in ("*.h", "*.cuh") for p in (ROOT / CSRC).rglob(ext)]
-        newest_header = max((p.stat().st_mtime for p in headers), default=0.0)
-        jobs = []  # (library, source, object): compiled in parallel, MAX_JOBS at a time
-        for name, info in libraries:
-            out_dir = Path(self.build_temp, name)
-            for src in info["sources"]:
-                obj = out_dir / Path(self.compiler.object_filenames([src])[0])
-                if not obj.exists() or obj.stat().st_mtime < max(newest_header, Path(src).stat().st_mtime):
-                    jobs.append((name, info, src, out_dir))
-
-        def compile_one(job):
-            name, info, src, out_dir = job
-            self.compiler.compile([src], output_dir=str(out_dir), macros=info["macros"],
-                                  include_dirs=info["include_dirs"], extra_postargs=info["cflags"], debug=self.debug)
-
-        workers = max(1, int(os.environ.get("MAX_JOBS") or os.cpu_count() or 1))
-        with ThreadPoolExecutor(workers) as pool:
-            list(pool.map(compile_one, jobs))  # list(): re-raise the first compile error
-        changed = {name for name, *_ in jobs}
-        for name, info in libraries:
-            lib = Path(self.build_clib, self.compiler.library_filename(name))
-            if name in changed or not lib.exists():
-                objects = [str(Path(self.build_temp, name) / self.compiler.object_filenames([src])[0])
-                           for src in info["sources"]]
-                lib.unlink(missing_ok=True)
-                self.compiler.create_static_lib(objects, name, output_dir=self.build_clib, debug=self.debug)
+    return ext, kernels
 
 
 class BuildExtension(cpp_extension.BuildExtension):
-    """Builds the per-instruction-set libraries first: plain build_ext (as in editable
-    installs) only links against them."""
+    """Builds the kernel objects first, and keeps every object under ./build: an editable
+    install (pip install -e .) otherwise compiles in a fresh temporary folder each time."""
+
+    def finalize_options(self):
+        super().finalize_options()
+        self.build_temp = str(BUILD / f"temp-{sysconfig.get_platform()}-{sys.implementation.cache_tag}")
 
     def run(self):
-        if self.distribution.has_c_libraries():
-            self.run_command("build_clib")
+        KERNELS.run()
         super().run()
 
 
-ext, libraries = extension()
+EXT, KERNELS = extension()
 
 setup(
-    ext_modules=[ext],
-    libraries=libraries,
-    cmdclass={"build_ext": BuildExtension, "build_clib": BuildIsaLibraries},
+    ext_modules=[EXT],
+    cmdclass={"build_ext": BuildExtension},
 )

@@ -1,6 +1,7 @@
-// The elementwise computations every backend runs (forward, backward, double backward), built
-// from the functors, and the dispatch from run-time values (activation id, kind, dtype) to a
-// concrete op type. Backends only supply a loop; every instantiation comes from here.
+// The elementwise computations every backend runs (forward, backward, double backward, and the
+// fused kinds), built from a functor, and the dispatch from run-time values (kind, form, dtype)
+// to a concrete op type for one activation. Backends only supply a loop; each activation's
+// instantiations live in that activation's own objects (setup.py builds one per activation).
 #pragma once
 
 #include <type_traits>
@@ -167,51 +168,49 @@ struct GatedBackwardOp {
   }
 };
 
-// Calls f(op) with the op object for (act, kind, from_output) in compute type C. Only the
-// derivative forms a functor defines are instantiated; the op front never asks for another.
-template <class C, class F>
+// Calls f(op) with the op object of activation Act for (kind, from_output) in compute type C.
+// Only the derivative forms a functor defines are instantiated; the op front never asks for
+// another.
+template <class Act, class C, class F>
 inline void visit_elementwise_op(const ElementwiseArgs& a, F&& f) {
   const Params<C> p = make_params<C>(a.params);
-  visit_activation(a.act, [&](auto functor) {
-    using Act = decltype(functor);
-    switch (a.kind) {
-      case Kind::kForward:
-        f(ForwardOp<Act, C>{p});
-        return;
-      case Kind::kBiasForward:
-        f(BiasForwardOp<Act, C>{p});
-        return;
-      case Kind::kBiasBackward:  // the output form of bias_act's backward is kBackward
-        if constexpr (has_input_form<Act>()) f(BiasBackwardOp<Act, C>{p});
-        return;
-      case Kind::kGatedForward:
-        f(GatedForwardOp<Act, C>{p});
-        return;
-      case Kind::kGatedBackward:
-        f(GatedBackwardOp<Act, C>{p});
-        return;
-      case Kind::kBackward:
-      case Kind::kDoubleBackward:
-        break;
-    }
-    auto with_form = [&](auto from_output) {
-      constexpr bool kFromOutput = decltype(from_output)::value;
-      if (a.kind == Kind::kBackward) {
-        f(BackwardOp<Act, kFromOutput, C>{p});
-      } else {
-        f(DoubleBackwardOp<Act, kFromOutput, C>{p});
-      }
-    };
-    if constexpr (has_output_form<Act>() && has_input_form<Act>()) {
-      if (a.from_output) {
-        with_form(std::true_type{});
-      } else {
-        with_form(std::false_type{});
-      }
+  switch (a.kind) {
+    case Kind::kForward:
+      f(ForwardOp<Act, C>{p});
+      return;
+    case Kind::kBiasForward:
+      f(BiasForwardOp<Act, C>{p});
+      return;
+    case Kind::kBiasBackward:  // the output form of bias_act's backward is kBackward
+      if constexpr (has_input_form<Act>()) f(BiasBackwardOp<Act, C>{p});
+      return;
+    case Kind::kGatedForward:
+      f(GatedForwardOp<Act, C>{p});
+      return;
+    case Kind::kGatedBackward:
+      f(GatedBackwardOp<Act, C>{p});
+      return;
+    case Kind::kBackward:
+    case Kind::kDoubleBackward:
+      break;
+  }
+  auto with_form = [&](auto from_output) {
+    constexpr bool kFromOutput = decltype(from_output)::value;
+    if (a.kind == Kind::kBackward) {
+      f(BackwardOp<Act, kFromOutput, C>{p});
     } else {
-      with_form(std::bool_constant<has_output_form<Act>()>{});
+      f(DoubleBackwardOp<Act, kFromOutput, C>{p});
     }
-  });
+  };
+  if constexpr (has_output_form<Act>() && has_input_form<Act>()) {
+    if (a.from_output) {
+      with_form(std::true_type{});
+    } else {
+      with_form(std::false_type{});
+    }
+  } else {
+    with_form(std::bool_constant<has_output_form<Act>()>{});
+  }
 }
 
 // Calls f(scalar_t{}) for the storage type.

@@ -1,11 +1,13 @@
-// The one C++ list of activations. Op registration, the CPU and CUDA kernel instantiations and
-// the Python-visible metadata are all generated from it; fused_act/registry.py is the Python
-// list, and tests/test_registry.py checks that the two agree.
+// The one C++ list of activations. Op registration, the per-activation kernel objects (setup.py
+// reads this list: one translation unit per activation and backend, built from the functor in
+// act/<snake_case of the name>.h) and the Python-visible metadata are all generated from it;
+// fused_act/registry.py is the Python list, and tests/test_registry.py checks that they agree.
 //
-// Adding an activation: a functor in functors.h, a line here, an entry in fused_act/registry.py.
+// Adding an activation: its functor in act/<name>.h, a line here, an entry in fused_act/registry.py.
+//
+// Only names here, no math: the op fronts and dispatch tables include this file, and a change
+// to one functor must rebuild only that activation's objects.
 #pragma once
-
-#include "functors.h"
 
 #define FUSED_ACT_FOR_EACH_ACTIVATION(X) \
   X(Identity)                            \
@@ -40,19 +42,12 @@ enum class ActId : int {
       kCount
 };
 
-// Calls f(Functor{}) for the functor with this id.
-template <class F>
-inline void visit_activation(ActId id, F&& f) {
-  switch (id) {
-#define FA_CASE(Functor)  \
-  case ActId::Functor:    \
-    f(act::Functor{});    \
-    break;
-    FUSED_ACT_FOR_EACH_ACTIVATION(FA_CASE)
-#undef FA_CASE
-    default:
-      break;
-  }
-}
+constexpr int kNumActivations = static_cast<int>(ActId::kCount);
+
+namespace act {
+#define FA_DECLARE(F) struct F;
+FUSED_ACT_FOR_EACH_ACTIVATION(FA_DECLARE)
+#undef FA_DECLARE
+}  // namespace act
 
 }  // namespace fused_act

@@ -52,17 +52,4 @@ struct MaskArgs {
 
 constexpr int64_t mask_bytes(int64_t n) { return (n + 7) / 8; }
 
-// Calls f(Functor{}) if the activation is maskable; returns whether it is.
-template <class F>
-inline bool visit_maskable(ActId id, F&& f) {
-  bool found = false;
-  visit_activation(id, [&](auto functor) {
-    if constexpr (is_maskable<decltype(functor)>()) {
-      found = true;
-      f(functor);
-    }
-  });
-  return found;
-}
-
 }  // namespace fused_act

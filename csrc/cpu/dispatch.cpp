@@ -2,52 +2,43 @@
 
 #include <ATen/Version.h>
 
-namespace fused_act::cpu {
+#include "kernels.h"
 
-// One declaration per build of kernels.cpp and softmax_kernels.cpp; setup.py defines FUSED_ACT_CPU_AVX2 / _AVX512 when
-// it builds those variants (x86-64 with a compiler that accepts the flags).
-namespace DEFAULT {
-void run_elementwise(const ElementwiseArgs& a, const ChannelSum* sum);
-void run_softmax(const SoftmaxArgs& a);
-void run_mask(const MaskArgs& a);  // mask_kernels.cpp
-}
-#ifdef FUSED_ACT_CPU_AVX2
-namespace AVX2 {
-void run_elementwise(const ElementwiseArgs& a, const ChannelSum* sum);
-void run_softmax(const SoftmaxArgs& a);
-void run_mask(const MaskArgs& a);  // mask_kernels.cpp
-}
-#endif
-#ifdef FUSED_ACT_CPU_AVX512
-namespace AVX512 {
-void run_elementwise(const ElementwiseArgs& a, const ChannelSum* sum);
-void run_softmax(const SoftmaxArgs& a);
-void run_mask(const MaskArgs& a);  // mask_kernels.cpp
-}
-#endif
+namespace fused_act::cpu {
 
 namespace {
 
-using Kernel = void (*)(const ElementwiseArgs&, const ChannelSum*);
-using SoftmaxKernel = void (*)(const SoftmaxArgs&);
+using ElementwiseKernel = void (*)(const ElementwiseArgs&, const ChannelSum*);
 using MaskKernel = void (*)(const MaskArgs&);
+using SoftmaxKernel = void (*)(const SoftmaxArgs&);
 
+// One instruction set's kernels, indexed by ActId.
 struct Isa {
   std::string name;
-  Kernel kernel;
+  ElementwiseKernel elementwise[kNumActivations];
+  MaskKernel mask[kNumActivations];
   SoftmaxKernel softmax;
-  MaskKernel mask;
 };
 
+template <template <class> class Kernels>
+Isa make_isa(const char* name, SoftmaxKernel softmax) {
+#define FA_ELEMENTWISE(F) &Kernels<act::F>::elementwise,
+#define FA_MASK(F) &Kernels<act::F>::mask,
+  return {name, {FUSED_ACT_FOR_EACH_ACTIVATION(FA_ELEMENTWISE)}, {FUSED_ACT_FOR_EACH_ACTIVATION(FA_MASK)}, softmax};
+#undef FA_ELEMENTWISE
+#undef FA_MASK
+}
+
+// setup.py defines FUSED_ACT_CPU_AVX2 / _AVX512 when it builds those sets (x86-64).
 const std::vector<Isa>& isas() {
   static const std::vector<Isa> list = {
 #ifdef FUSED_ACT_CPU_AVX512
-      {"AVX512", &AVX512::run_elementwise, &AVX512::run_softmax, &AVX512::run_mask},
+      make_isa<AVX512::ActivationKernels>("AVX512", &AVX512::run_softmax),
 #endif
 #ifdef FUSED_ACT_CPU_AVX2
-      {"AVX2", &AVX2::run_elementwise, &AVX2::run_softmax, &AVX2::run_mask},
+      make_isa<AVX2::ActivationKernels>("AVX2", &AVX2::run_softmax),
 #endif
-      {"DEFAULT", &DEFAULT::run_elementwise, &DEFAULT::run_softmax, &DEFAULT::run_mask},
+      make_isa<DEFAULT::ActivationKernels>("DEFAULT", &DEFAULT::run_softmax),
   };
   return list;
 }
@@ -82,10 +73,12 @@ const std::vector<std::string>& built_isas() {
 
 const std::string& runtime_isa() { return chosen().name; }
 
-void run_elementwise(const ElementwiseArgs& a, const ChannelSum* sum) { chosen().kernel(a, sum); }
+void run_elementwise(const ElementwiseArgs& a, const ChannelSum* sum) {
+  chosen().elementwise[static_cast<int>(a.act)](a, sum);
+}
 
 void run_softmax(const SoftmaxArgs& a) { chosen().softmax(a); }
 
-void run_mask(const MaskArgs& a) { chosen().mask(a); }
+void run_mask(const MaskArgs& a) { chosen().mask[static_cast<int>(a.act)](a); }
 
 }  // namespace fused_act::cpu

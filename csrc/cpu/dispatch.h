@@ -1,13 +1,12 @@
-// Run-time choice among the per-instruction-set builds of cpu/kernels.cpp and
-// cpu/softmax_kernels.cpp.
+// Run-time choice among the per-instruction-set builds of the CPU kernels (cpu/kernels.h).
 #pragma once
 
 #include <string>
 #include <vector>
 
 #include "../activations/elementwise.h"
-#include "../activations/softmax.h"
 #include "../activations/mask.h"
+#include "../activations/softmax.h"
 
 namespace fused_act::cpu {
 
@@ -20,7 +19,7 @@ const std::string& runtime_isa();
 
 // One launch on the chosen instruction set; `sum` (may be null) is fused into it.
 void run_elementwise(const ElementwiseArgs& a, const ChannelSum* sum);
-void run_softmax(const SoftmaxArgs& a);  // cpu/softmax_kernels.cpp
-void run_mask(const MaskArgs& a);  // cpu/mask_kernels.cpp
+void run_softmax(const SoftmaxArgs& a);
+void run_mask(const MaskArgs& a);
 
 }  // namespace fused_act::cpu

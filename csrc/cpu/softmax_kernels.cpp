@@ -1,5 +1,5 @@
 // softmax / log_softmax CPU kernels, for one instruction set: built once per entry of setup.py's
-// CPU_ISAS like kernels.cpp, so this becomes fused_act::cpu::{DEFAULT,AVX2,AVX512}::run_softmax.
+// CPU_ISAS, so this becomes fused_act::cpu::{DEFAULT,AVX2,AVX512}::run_softmax (cpu/kernels.h).
 // The per-element math is activations/softmax.h's SoftmaxOp, called on at::vec::Vectorized.
 #define FUSED_ACT_CPU_VEC 1
 

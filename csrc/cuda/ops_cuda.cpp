@@ -25,10 +25,21 @@ int sm_count(int device) {
   return count;
 }
 
+using ElementwiseKernel = void (*)(const ElementwiseArgs&, cudaStream_t, int);
+using MaskKernel = void (*)(const MaskArgs&, cudaStream_t, int);
+
+// Indexed by ActId; each entry lives in that activation's object (activation_kernels.cu).
+#define FA_ELEMENTWISE(F) &cuda::ActivationKernels<act::F>::elementwise,
+#define FA_MASK(F) &cuda::ActivationKernels<act::F>::mask,
+constexpr ElementwiseKernel kElementwise[] = {FUSED_ACT_FOR_EACH_ACTIVATION(FA_ELEMENTWISE)};
+constexpr MaskKernel kMask[] = {FUSED_ACT_FOR_EACH_ACTIVATION(FA_MASK)};
+#undef FA_ELEMENTWISE
+#undef FA_MASK
+
 // Leaves channel sums (the bias gradient) to the front, which reduces with ATen.
 bool run_cuda(const ElementwiseArgs& a, const ChannelSum*) {
   const int device = c10::cuda::current_device();
-  cuda::run_elementwise(a, c10::cuda::getCurrentCUDAStream(device).stream(), sm_count(device));
+  kElementwise[static_cast<int>(a.act)](a, c10::cuda::getCurrentCUDAStream(device).stream(), sm_count(device));
   return false;
 }
 
@@ -39,7 +50,7 @@ void run_softmax_cuda(const SoftmaxArgs& a) {
 
 void run_cuda_mask(const MaskArgs& a) {
   const int device = c10::cuda::current_device();
-  cuda::run_mask(a, c10::cuda::getCurrentCUDAStream(device).stream(), sm_count(device));
+  kMask[static_cast<int>(a.act)](a, c10::cuda::getCurrentCUDAStream(device).stream(), sm_count(device));
 }
 
 }  // namespace

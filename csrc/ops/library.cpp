@@ -2,7 +2,7 @@
 #include <torch/library.h>
 
 #include "../cpu/dispatch.h"
-#include "cuda_simulation.h"
+#include "../simulation/simulation.h"
 #include "register.h"
 
 namespace fused_act {

@@ -27,20 +27,9 @@ at::Tensor dense_like(const at::Tensor& t) {
   return t.is_non_overlapping_and_dense() ? at::empty_like(t) : at::empty(t.sizes(), t.options());
 }
 
-MaskArgs make_args(const ActivationInfo& info, bool backward, DType dtype, int64_t n,
-                   c10::ArrayRef<double> params) {
-  MaskArgs a{};
-  a.act = info.id;
-  a.backward = backward;
-  a.dtype = dtype;
-  a.n = n;
-  for (size_t i = 0; i < params.size(); ++i) a.params[i] = params[i];
-  return a;
-}
-
 void run_forward(const ActivationInfo& info, const at::Tensor& in, at::Tensor& out, at::Tensor& mask,
                  c10::ArrayRef<double> params, MaskRunner run) {
-  MaskArgs a = make_args(info, false, checked_dtype(out, "fused_act.activation_mask"), out.numel(), params);
+  MaskArgs a = make_mask_args(info.id, false, checked_dtype(out, "fused_act.activation_mask"), out.numel(), params);
   a.in = in.const_data_ptr();
   a.out = out.data_ptr();
   a.mask = mask.data_ptr<uint8_t>();
@@ -48,6 +37,16 @@ void run_forward(const ActivationInfo& info, const at::Tensor& in, at::Tensor& o
 }
 
 }  // namespace
+
+MaskArgs make_mask_args(ActId act, bool backward, DType dtype, int64_t n, c10::ArrayRef<double> params) {
+  MaskArgs a{};
+  a.act = act;
+  a.backward = backward;
+  a.dtype = dtype;
+  a.n = n;
+  for (size_t i = 0; i < params.size() && i < kMaxParams; ++i) a.params[i] = params[i];
+  return a;
+}
 
 std::tuple<at::Tensor, at::Tensor> activation_mask(const at::Tensor& x, std::string_view act,
                                                    c10::ArrayRef<double> params, MaskRunner run) {
@@ -93,7 +92,7 @@ at::Tensor activation_mask_backward(const at::Tensor& grad, const at::Tensor& ma
   at::Tensor out = dense_like(grad);
   const at::Tensor g = with_layout_of(grad, out);
   const at::Tensor m = mask.contiguous();
-  MaskArgs a = make_args(info, true, dtype, out.numel(), params);
+  MaskArgs a = make_mask_args(info.id, true, dtype, out.numel(), params);
   a.in = g.const_data_ptr();
   a.out = out.data_ptr();
   a.mask = const_cast<uint8_t*>(m.const_data_ptr<uint8_t>());

@@ -15,6 +15,9 @@ namespace fused_act {
 
 using MaskRunner = void (*)(const MaskArgs&);
 
+// A mask launch over n elements; the front fills in the pointers.
+MaskArgs make_mask_args(ActId act, bool backward, DType dtype, int64_t n, c10::ArrayRef<double> params);
+
 // (y, mask): y = f(x), laid out as x when x is dense, else contiguous; mask bit k belongs to
 // element k of y in memory order.
 std::tuple<at::Tensor, at::Tensor> activation_mask(const at::Tensor& x, std::string_view act,

@@ -5,6 +5,8 @@
 #include <c10/util/Exception.h>
 #include <c10/util/StringUtil.h>
 
+#include "traits.h"
+
 namespace fused_act {
 
 namespace {
@@ -23,28 +25,8 @@ Params<double> padded(c10::ArrayRef<double> params) {
   return p;
 }
 
-// Detection of the optional functor hooks.
-template <class A, class = void>
-struct HasInvalid : std::false_type {};
-template <class A>
-struct HasInvalid<A, std::void_t<decltype(A::invalid(std::declval<Params<double>>()))>> : std::true_type {};
-
-template <class A>
-const char* invalid_for(const Params<double>& p) {
-  if constexpr (HasInvalid<A>::value) {
-    return A::invalid(p);
-  } else {
-    return nullptr;
-  }
-}
-
-template <class A>
-Saved resolve_saved(const Params<double>& p) {
-  if constexpr (A::kSaved == Saved::kEither) {
-    return A::output_ok(p) ? Saved::kOutput : Saved::kInput;
-  } else {
-    return A::kSaved;
-  }
+ActivationInfo info(ActId id, const char* functor, const ActivationTraits& t) {
+  return {id, t.name, split_names(t.params), t.saved, functor, t.maskable, &t};
 }
 
 std::string describe(const ActivationInfo& info, c10::ArrayRef<double> params) {
@@ -63,8 +45,7 @@ std::string describe(const ActivationInfo& info, c10::ArrayRef<double> params) {
 
 const std::vector<ActivationInfo>& activation_infos() {
   static const std::vector<ActivationInfo> infos = {
-#define FA_INFO(F) \
-  {ActId::F, act::F::kName, split_names(act::F::kParams), act::F::kSaved, #F, is_maskable<act::F>()},
+#define FA_INFO(F) info(ActId::F, #F, traits<act::F>()),
       FUSED_ACT_FOR_EACH_ACTIVATION(FA_INFO)
 #undef FA_INFO
   };
@@ -92,15 +73,12 @@ void check_params(const ActivationInfo& info, c10::ArrayRef<double> params) {
   TORCH_CHECK(params.size() == info.params.size(), "fused_act.", info.name, ": expected ",
               info.params.size(), " parameter(s) (", c10::Join(", ", info.params), "), got ",
               params.size());
-  const char* why = nullptr;
-  visit_activation(info.id, [&](auto functor) { why = invalid_for<decltype(functor)>(padded(params)); });
+  const char* why = info.traits->invalid(padded(params));
   TORCH_CHECK_VALUE(why == nullptr, "fused_act.", describe(info, params), ": ", why ? why : "");
 }
 
 Saved saved_for(const ActivationInfo& info, c10::ArrayRef<double> params) {
-  Saved saved = Saved::kNone;
-  visit_activation(info.id, [&](auto functor) { saved = resolve_saved<decltype(functor)>(padded(params)); });
-  return saved;
+  return info.traits->saved_for(padded(params));
 }
 
 }  // namespace fused_act

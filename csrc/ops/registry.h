@@ -8,17 +8,21 @@
 
 #include <c10/util/ArrayRef.h>
 
-#include "../activations/mask.h"
+#include "../activations/list.h"
+#include "../activations/common.h"
 
 namespace fused_act {
+
+struct ActivationTraits;  // traits.h
 
 struct ActivationInfo {
   ActId id;
   std::string name;
   std::vector<std::string> params;
   Saved saved;  // as declared by the functor (kEither resolved per call by saved_for)
-  std::string functor;  // the struct in functors.h (names the kernels in the machine code)
+  std::string functor;  // the functor's struct (names the kernels in the machine code)
   bool maskable;        // backward can keep a 1-bit mask (activations/mask.h)
+  const ActivationTraits* traits;
 };
 
 const std::vector<ActivationInfo>& activation_infos();
@@ -26,8 +30,7 @@ const std::vector<ActivationInfo>& activation_infos();
 // Names of the maskable activations, in list order.
 std::vector<std::string> maskable_names();
 
-// Looks the name up; unknown names raise an error that lists the known ones. `op` names the
-// caller in messages ("activation", "bias_act", ...).
+// Looks the name up; unknown names raise an error that lists the known ones.
 const ActivationInfo& find_activation(std::string_view name);
 
 // Raises "fused_act.<name>: ..." unless params has the right length and values.

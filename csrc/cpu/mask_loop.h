@@ -1,10 +1,10 @@
-// CPU loops of the mask ops (activations/mask.h), for one instruction set: built like
-// kernels.cpp, once per CPU_CAPABILITY, and picked at run time in dispatch.cpp.
+// The CPU loops of the mask ops (activations/mask.h) for one activation, compiled into that
+// activation's kernel object once per instruction set (cpu/activation_kernels.cpp).
 //
 // Work goes in blocks of kBlock elements staged in the compute type: SIMD computes y, f' and a
 // 0/1 value per lane, and a plain byte loop (which the compiler vectorizes) packs 8 lanes per
 // mask byte. Threads split the mask bytes, so no two threads write the same byte.
-#define FUSED_ACT_CPU_VEC 1
+#pragma once
 
 #include <algorithm>
 #include <array>
@@ -18,8 +18,7 @@
 
 namespace fused_act::cpu {
 namespace CPU_CAPABILITY {
-
-namespace {
+namespace mask_loop {
 
 // 8 mask bytes; a whole number of SIMD vectors of every width (16 floats under AVX-512) and
 // of half/bfloat16 storage vectors (32 under AVX-512).
@@ -169,21 +168,6 @@ void mask_backward(const MaskArgs& a) {
   });
 }
 
-}  // namespace
-
-void run_mask(const MaskArgs& a) {
-  visit_dtype(a.dtype, [&](auto storage) {
-    using scalar_t = decltype(storage);
-    visit_maskable(a.act, [&](auto functor) {
-      using Act = decltype(functor);
-      if (a.backward) {
-        mask_backward<scalar_t, Act>(a);
-      } else {
-        mask_forward<scalar_t, Act>(a);
-      }
-    });
-  });
-}
-
+}  // namespace mask_loop
 }  // namespace CPU_CAPABILITY
 }  // namespace fused_act::cpu

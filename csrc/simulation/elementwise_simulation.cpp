@@ -1,20 +1,17 @@
-// The CUDA kernel's per-thread body (cuda/elementwise_thread.cuh), compiled for the host and run
-// over a simulated grid. Every thread's share of the work, the 128-bit packet path, the scalar
-// path (misaligned pointers, rows of odd length) and the tail run exactly as on the GPU, minus
-// concurrency. Two test-only ops reach it:
+// Test-only ops around the CUDA elementwise kernel's per-thread body run on the host
+// (simulation.h, activation_threads.cpp):
 //   _simulate_cuda_elementwise: one flat launch on given tensors, optionally one thread only
 //     (to check which elements each thread owns); returns whether the packet path was taken;
 //   _set_cuda_simulation(n): while n > 0 every op's CPU registration runs this instead of the
 //     CPU kernels (bias_act, glu, ... with their real operand layouts).
-#include "cuda_simulation.h"
+#include "simulation.h"
 
 #include <atomic>
 
 #include <ATen/ATen.h>
 #include <torch/library.h>
 
-#include "../cuda/elementwise_thread.cuh"
-#include "front.h"
+#include "../ops/front.h"
 
 namespace fused_act {
 
@@ -50,19 +47,18 @@ void set_simulation(int64_t nthreads) {
 }  // namespace
 
 bool simulate_cuda_launch(const ElementwiseArgs& a, int64_t nthreads, int64_t only_thread) {
-  bool vectorized = false;
-  visit_dtype(a.dtype, [&](auto storage) {
-    using S = decltype(storage);
-    visit_elementwise_op<opmath_t<S>>(a, [&](const auto& op) {
-      using Op = std::decay_t<decltype(op)>;
-      const auto t = cuda::make_operands<S, Op::kInputs, Op::kOutputs>(a);
-      vectorized = cuda::can_vectorize(t);
-      for (int64_t tid = 0; tid < nthreads; ++tid) {
-        if (only_thread < 0 || tid == only_thread) cuda::elementwise_body(tid, nthreads, t, op, vectorized);
-      }
-    });
-  });
-  return vectorized;
+#define FA_ENTRY(F) &SimulatedThreads<act::F>::elementwise,
+  static constexpr bool (*kThreads[])(const ElementwiseArgs&, int64_t, int64_t) = {
+      FUSED_ACT_FOR_EACH_ACTIVATION(FA_ENTRY)};
+#undef FA_ENTRY
+  return kThreads[static_cast<int>(a.act)](a, nthreads, only_thread);
+}
+
+bool simulate_cuda_mask(const MaskArgs& a, int64_t nthreads) {
+#define FA_ENTRY(F) &SimulatedThreads<act::F>::mask,
+  static constexpr bool (*kThreads[])(const MaskArgs&, int64_t) = {FUSED_ACT_FOR_EACH_ACTIVATION(FA_ENTRY)};
+#undef FA_ENTRY
+  return kThreads[static_cast<int>(a.act)](a, nthreads);
 }
 
 int64_t simulated_cuda_threads() { return g_simulated_threads.load(std::memory_order_relaxed); }

@@ -6,7 +6,7 @@
 #include <ATen/ATen.h>
 #include <torch/library.h>
 
-#include "softmax_ops.h"
+#include "../ops/softmax_ops.h"
 
 namespace fused_act {
 

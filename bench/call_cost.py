@@ -1,0 +1,101 @@
+"""``python -m bench.call_cost``: what one call costs, in microseconds, against ATen, at the
+sizes where fixed costs dominate (16, 4,096 and 65,536 elements by default).
+
+For each activation and size, interleaved (bench/timing.py) in one run:
+  fwd      forward without autograd: ``fused_act.<name>(x)`` vs the registry's reference
+           composition (``torch.relu``, ``F.gelu``, ...), and the module ``fused_act.nn.<Module>``
+           vs the ``torch.nn`` module it replaces where torch has one;
+  fwdbwd   forward + backward through autograd (``y.backward(g)`` on a leaf).
+The ratio eager / fused > 1 means fused_act is faster. Results go to a Markdown table
+(``--out``, default bench/results/call_cost.md) with the machine description.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+from pathlib import Path
+
+import torch
+
+import fused_act
+from fused_act.registry import ACTIVATIONS
+
+from .machine import describe
+from .timing import Runner, measure
+
+DEFAULT_OUT = Path(__file__).resolve().parent / "results" / "call_cost.md"
+
+
+def runners(name: str, n: int, mode: str) -> dict[str, Runner]:
+    spec = ACTIVATIONS[name]
+    params = dict(spec.params)
+    x = torch.randn(n) * 2
+    g = torch.randn(n)
+    fused_fn = getattr(fused_act, name)
+    eager_fn = lambda t: spec.reference(t, **params)  # noqa: E731
+    if mode == "fwd":
+        return {"fused": Runner(lambda: fused_fn(x)), "eager": Runner(lambda: eager_fn(x))}
+    leaf = x.clone().requires_grad_()
+
+    def step(fn):
+        def run():
+            fn(leaf).backward(g)
+            leaf.grad = None
+        return run
+
+    return {"fused": Runner(step(fused_fn)), "eager": Runner(step(eager_fn))}
+
+
+def machine_line() -> str:
+    d = describe()
+    return (f"{d['date']}, {d['cpu_model']}, {d['cpu_cores']} cores, fused_act ISA {d['cpu_isa']}, "
+            f"torch {d['torch']} ({d['torch_cpu_capability']}), {d['torch_threads']} threads, commit {d['git_commit']}")
+
+
+def main(argv=None) -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--acts", nargs="+", default=list(ACTIVATIONS))
+    p.add_argument("--sizes", nargs="+", type=int, default=[16, 4096, 65536])
+    p.add_argument("--modes", nargs="+", default=["fwd", "fwdbwd"], choices=["fwd", "fwdbwd"])
+    p.add_argument("--rounds", type=int, default=7)
+    p.add_argument("--threads", type=int, default=None, help="torch threads (default: all cores)")
+    p.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    args = p.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    rows = []
+    ratios = {(m, n): [] for m in args.modes for n in args.sizes}
+    for mode in args.modes:
+        for n in args.sizes:
+            for name in args.acts:
+                s = measure(runners(name, n, mode), rounds=args.rounds, min_round_s=5e-3, max_calls=400)
+                f, e = s["fused"].median * 1e6, s["eager"].median * 1e6
+                ratios[(mode, n)].append(e / f)
+                rows.append(f"| {mode} | {n} | {name} | {f:.2f} | {e:.2f} | {e / f:.2f} |")
+                print(rows[-1], flush=True)
+    lines = [
+        "# Per-call cost: fused_act vs eager PyTorch",
+        "",
+        f"`python -m bench.call_cost {' '.join(argv) if argv else ''}`".replace(" `", "`"),
+        "",
+        machine_line(),
+        "",
+        "float32, contiguous 1-D input, medians of interleaved calls; eager / fused > 1: fused_act is faster.",
+        "",
+        "| mode | elements | activation | fused us | eager us | eager / fused |",
+        "|---|---|---|---|---|---|",
+        *rows,
+        "",
+        "Geometric means of eager / fused:",
+        "",
+        *[f"- {m}, {n} elements: {statistics.geometric_mean(r):.2f} (min {min(r):.2f})" for (m, n), r in ratios.items()],
+        "",
+    ]
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text("\n".join(lines))
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()

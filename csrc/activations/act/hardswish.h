@@ -1,0 +1,26 @@
+// One activation functor; the contract every functor follows is in ../functor.h.
+#pragma once
+
+#include "../functor.h"
+
+namespace fused_act::act {
+
+// Hardswish (Howard et al. 2019, MobileNetV3): x relu6(x + 3) / 6; F.hardswish.
+// torch's hardswish_backward: 0 for x <= -3, x/3 + 1/2 for -3 < x < 3, 1 from 3 on.
+struct Hardswish {
+  static constexpr const char* kName = "hardswish";
+  static constexpr const char* kParams = "";
+  static constexpr Saved kSaved = Saved::kInput;
+  // x times the clamped factor, as torch, so that -inf gives NaN (-inf * 0) like F.hardswish.
+  FA_FN forward(T x, const P&) {
+    return x * where(x <= T(-3), T(0), where(x >= T(3), T(1), (x + T(3)) * T(1.0 / 6.0)));
+  }
+  FA_FN d_input(T x, const P&) {
+    return where(x <= T(-3), T(0), where(x < T(3), x * T(1.0 / 3.0) + T(0.5), T(1)));
+  }
+  FA_FN d2_input(T x, const P&) {
+    return where(x <= T(-3), T(0), where(x < T(3), T(1.0 / 3.0), T(0)));
+  }
+};
+
+}  // namespace fused_act::act

@@ -1,0 +1,28 @@
+// One activation functor; the contract every functor follows is in ../functor.h.
+#pragma once
+
+#include "../functor.h"
+
+namespace fused_act::act {
+
+// F.hardtanh(x, min_val, max_val). torch's hardtanh_backward: 0 where x <= min or x >= max.
+// Clamping is monotone and exact, so the same test on y is the same test on x.
+struct Hardtanh {
+  static constexpr const char* kName = "hardtanh";
+  static constexpr const char* kParams = "min_val,max_val";
+  static constexpr Saved kSaved = Saved::kOutput;
+  static const char* invalid(const Params<double>& p) {
+    return p[0] <= p[1] ? nullptr : "min_val cannot be greater than max_val";
+  }
+  FA_FN forward(T x, const P& p) {
+    return where(x < T(p[0]), T(p[0]), where(x > T(p[1]), T(p[1]), x));
+  }
+  FA_FN d_output(T y, const P& p) {
+    return where(y <= T(p[0]), T(0), where(y >= T(p[1]), T(0), T(1)));
+  }
+  FA_FN d2_output(T, const P&) { return T(0); }
+  static constexpr bool kMaskable = true;
+  FA_FN d_mask(bool bit, const P&) { return bit ? T(1) : T(0); }
+};
+
+}  // namespace fused_act::act

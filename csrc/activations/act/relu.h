@@ -1,0 +1,21 @@
+// One activation functor; the contract every functor follows is in ../functor.h.
+#pragma once
+
+#include "../functor.h"
+
+namespace fused_act::act {
+
+// F.relu. torch's threshold_backward(grad, y, 0) passes grad where y > 0 is false only for
+// y <= 0, so the derivative is 0 at x = 0 and NaN inputs pass the gradient through.
+struct Relu {
+  static constexpr const char* kName = "relu";
+  static constexpr const char* kParams = "";
+  static constexpr Saved kSaved = Saved::kOutput;
+  FA_FN forward(T x, const P&) { return where(x < T(0), T(0), x); }
+  FA_FN d_output(T y, const P&) { return where(y <= T(0), T(0), T(1)); }
+  FA_FN d2_output(T, const P&) { return T(0); }
+  static constexpr bool kMaskable = true;
+  FA_FN d_mask(bool bit, const P&) { return bit ? T(1) : T(0); }
+};
+
+}  // namespace fused_act::act

@@ -1,0 +1,20 @@
+// One activation functor; the contract every functor follows is in ../functor.h.
+#pragma once
+
+#include "../functor.h"
+
+namespace fused_act::act {
+
+// F.relu6 = hardtanh(x, 0, 6), same derivative convention.
+struct Relu6 {
+  static constexpr const char* kName = "relu6";
+  static constexpr const char* kParams = "";
+  static constexpr Saved kSaved = Saved::kOutput;
+  FA_FN forward(T x, const P&) { return where(x < T(0), T(0), where(x > T(6), T(6), x)); }
+  FA_FN d_output(T y, const P&) { return where(y <= T(0), T(0), where(y >= T(6), T(0), T(1))); }
+  FA_FN d2_output(T, const P&) { return T(0); }
+  static constexpr bool kMaskable = true;
+  FA_FN d_mask(bool bit, const P&) { return bit ? T(1) : T(0); }
+};
+
+}  // namespace fused_act::act
