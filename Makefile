@@ -1,6 +1,7 @@
 # Set-up and the project's main commands. Each target creates what it needs.
 #   make demo   venv + build + the kernel check and the main job (train e1, one epoch)
 #   make test   venv + build + the test suite
+#   make lint   ruff (lint + format check) and clang-format check; make format rewrites
 # FUSED_ACT_CUDA=1|0 forces the CUDA kernels on or off (default: on when torch has CUDA and nvcc
 # is found); TORCH_CUDA_ARCH_LIST picks GPU architectures (see setup.py).
 
@@ -9,7 +10,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 export MAX_JOBS ?= 2
 
-.PHONY: venv install demo test test-fast bench clean
+.PHONY: venv install demo test lint format clean
 
 $(VENV)/.requirements: requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +31,18 @@ demo: install
 
 test: install
 	$(PY) -m pytest -q
+
+CXX_SOURCES = $(shell find csrc bench -name '*.h' -o -name '*.cuh' -o -name '*.cpp' -o -name '*.cu')
+
+lint: venv
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/clang-format --dry-run --Werror $(CXX_SOURCES)
+
+format: venv
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/clang-format -i $(CXX_SOURCES)
 
 clean:
 	rm -rf build fused_act/*.so *.egg-info

@@ -158,6 +158,11 @@ class KernelBuild:
         # AVX2 / AVX-512 ones (the extension's own objects come first of all).
         for isa, isa_flags in cpu_isas():
             defs = [f"-DCPU_CAPABILITY={isa}", f"-DCPU_CAPABILITY_{isa}", *isa_flags]
+            if isa == "DEFAULT" and len(cpu_isas()) > 1 and not self.debug:
+                # On x86-64 the baseline runs only on CPUs without AVX2 (or when forced): -O2
+                # compiles its 22 objects in 60% of -O3's time (9.4 vs 15.3 s for elu).
+                # Elsewhere (aarch64: NEON through ATen's vec headers) it is the main build.
+                defs.append("-O2")
             sub = f"cpu/{isa.lower()}"
             for functor, snake in acts:
                 self.add("cxx", CPU_PER_ACTIVATION, f"{sub}/{snake}.o", [*defs, *act_defs(functor, snake)])
@@ -173,8 +178,16 @@ class KernelBuild:
             incs = [f"-I{p}" for p in [str(CSRC), *cpp_extension.include_paths(device_type="cuda")]]
             opt = ["-O0", "-g", "-G"] if self.debug else ["-O3"]
             arch = cpp_extension._get_cuda_arch_flags()
-            flags = [*cpp_extension.COMMON_NVCC_FLAGS, "--compiler-options", "-fPIC", "-std=c++20", abi, *opt,
-                     *arch, *incs]
+            flags = [
+                *cpp_extension.COMMON_NVCC_FLAGS,
+                "--compiler-options",
+                "-fPIC",
+                "-std=c++20",
+                abi,
+                *opt,
+                *arch,
+                *incs,
+            ]
             self.rules["nvcc"] = (
                 f"rule nvcc\n  command = {nvcc} --generate-dependencies-with-compile --dependency-output $out.d "
                 f"{' '.join(map(shlex.quote, flags))} $flags -c $in -o $out\n"
@@ -215,6 +228,7 @@ def ninja_binary() -> str:
 def extension():
     debug = os.environ.get("FUSED_ACT_DEBUG") == "1"
     cuda = want_cuda()
+    archs = cuda_arch_list() if cuda else ""
     kernels = KernelBuild(debug, cuda)
     objects = kernels.plan()
     macros = [(f"FUSED_ACT_CPU_{isa}", None) for isa, _ in cpu_isas() if isa != "DEFAULT"]
@@ -227,7 +241,6 @@ def extension():
         depends=[str(o) for o in objects],  # relink when a kernel object changed
     )
     if cuda:
-        archs = cuda_arch_list()
         sources += [f"csrc/{s}" for s in CUDA_HOST_SOURCES]
         macros += [("FUSED_ACT_WITH_CUDA", None), ("FUSED_ACT_CUDA_ARCHS", f'"{archs}"')]
         kwargs["extra_compile_args"]["nvcc"] = ["-std=c++20"]

@@ -1,10 +1,10 @@
 """``python -m bench``: run a plan (or a subset chosen by flags), write CSV/JSON, render the report.
 
-    python -m bench                         # the committed report for this machine (plan 'full')
-    python -m bench --quick                 # a few activations, 2^20: about a minute
-    python -m bench --acts elu mish --dtypes float32 float16 --sizes 16 20 24 --modes fwdbwd
-    python -m bench report bench/results    # re-render a report from its results.json
-    python -m bench guard                   # the regression guard (exit status 1 on a regression)
+python -m bench                         # the committed report for this machine (plan 'full')
+python -m bench --quick                 # a few activations, 2^20: about a minute
+python -m bench --acts elu mish --dtypes float32 float16 --sizes 16 20 24 --modes fwdbwd
+python -m bench report bench/results    # re-render a report from its results.json
+python -m bench guard                   # the regression guard (exit status 1 on a regression)
 """
 
 from __future__ import annotations
@@ -25,10 +25,17 @@ DEFAULT_OUT = Path(__file__).resolve().parent / "results"
 def _run_args(p: argparse.ArgumentParser):
     p.add_argument("--quick", action="store_true", help="plan 'quick' instead of 'full'")
     p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
-    p.add_argument("--out", type=Path, default=None, help=f"results folder (default {DEFAULT_OUT}, or "
-                   "bench/results/cuda for CUDA, bench/results/custom for a flag-chosen subset)")
+    p.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help=f"results folder (default {DEFAULT_OUT}, or "
+        "bench/results/cuda for CUDA, bench/results/custom for a flag-chosen subset)",
+    )
     p.add_argument("--rounds", type=int, default=7, help="interleaved rounds per case")
-    p.add_argument("--warmup", type=int, default=1, help="untimed calls per provider before the rounds (after the one check call)")
+    p.add_argument(
+        "--warmup", type=int, default=1, help="untimed calls per provider before the rounds (after the one check call)"
+    )
     g = p.add_argument_group("subset (any of these replaces the plan by one section built from them)")
     g.add_argument("--acts", nargs="+")
     g.add_argument("--dtypes", nargs="+", choices=list(DTYPES))
@@ -46,6 +53,7 @@ def _sections(a) -> tuple[list[Section], str]:
     s = Section("custom")
     if a.acts:
         import fused_act
+
         bad = set(a.acts) - set(fused_act.ACTIVATIONS)
         if bad:
             sys.exit(f"unknown activation(s) {sorted(bad)}; known: {', '.join(fused_act.ACTIVATIONS)}")
@@ -69,9 +77,11 @@ def main(argv=None) -> int:
         return 0
     if argv[:1] == ["guard"]:
         from . import guard
+
         return guard.main(argv[1:])
-    p = argparse.ArgumentParser(prog="python -m bench", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="python -m bench", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     _run_args(p)
     a = p.parse_args(argv)
     a.device = a.device or ("cuda" if torch.cuda.is_available() else "cpu")

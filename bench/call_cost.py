@@ -42,6 +42,7 @@ def runners(name: str, n: int, mode: str) -> dict[str, Runner]:
         def run():
             fn(leaf).backward(g)
             leaf.grad = None
+
         return run
 
     return {"fused": Runner(step(fused_fn)), "eager": Runner(step(eager_fn))}
@@ -49,8 +50,10 @@ def runners(name: str, n: int, mode: str) -> dict[str, Runner]:
 
 def machine_line() -> str:
     d = describe()
-    return (f"{d['date']}, {d['cpu_model']}, {d['cpu_cores']} cores, fused_act ISA {d['cpu_isa']}, "
-            f"torch {d['torch']} ({d['torch_cpu_capability']}), {d['torch_threads']} threads, commit {d['git_commit']}")
+    return (
+        f"{d['date']}, {d['cpu_model']}, {d['cpu_cores']} cores, fused_act ISA {d['cpu_isa']}, "
+        f"torch {d['torch']} ({d['torch_cpu_capability']}), {d['torch_threads']} threads, commit {d['git_commit']}"
+    )
 
 
 def main(argv=None) -> None:
@@ -89,7 +92,10 @@ def main(argv=None) -> None:
         "",
         "Geometric means of eager / fused:",
         "",
-        *[f"- {m}, {n} elements: {statistics.geometric_mean(r):.2f} (min {min(r):.2f})" for (m, n), r in ratios.items()],
+        *[
+            f"- {m}, {n} elements: {statistics.geometric_mean(r):.2f} (min {min(r):.2f})"
+            for (m, n), r in ratios.items()
+        ],
         "",
     ]
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -25,8 +25,7 @@ MODES = ("fwd", "bwd", "fwdbwd")
 VARIANTS = ("alloc", "inplace")
 PROVIDERS = ("fused", "eager", "compile")
 BASELINES = ("copy", "clone")  # memory-bandwidth limit: into an existing buffer / a fresh one
-DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16,
-          "float16": torch.float16, "float64": torch.float64}
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16, "float64": torch.float64}
 
 
 @dataclass(frozen=True)
@@ -132,8 +131,9 @@ class Section:
 
     def cases(self, device: str) -> list[Case]:
         out = []
-        for t, dt, n, act, mode, var in itertools.product(self.threads, self.dtypes, self.sizes, self.acts,
-                                                          self.modes, self.variants):
+        for t, dt, n, act, mode, var in itertools.product(
+            self.threads, self.dtypes, self.sizes, self.acts, self.modes, self.variants
+        ):
             c = Case(act, dt, n, mode, var, t, device, tuple(self.providers))
             if valid(c):
                 out.append(c)
@@ -154,25 +154,51 @@ def plan(name: str, device: str = "cpu") -> list[Section]:
         sizes_sweep = [1 << k for k in (12, 16, 20, 24, 26)]
         sections = [
             Section("headline: every activation, every mode, float32, 2^24"),
-            Section("fused vs eager: float32 and bfloat16, 2^16 / 2^20 / 2^24",
-                    dtypes=["float32", "bfloat16"], sizes=[1 << 16, 1 << 20, big], modes=["fwd", "fwdbwd"],
-                    variants=["alloc"], providers=["fused", "eager"]),
+            Section(
+                "fused vs eager: float32 and bfloat16, 2^16 / 2^20 / 2^24",
+                dtypes=["float32", "bfloat16"],
+                sizes=[1 << 16, 1 << 20, big],
+                modes=["fwd", "fwdbwd"],
+                variants=["alloc"],
+                providers=["fused", "eager"],
+            ),
             # the two forms the size plots show: in place forward vs copy_, allocating fwd+bwd vs clone
-            Section("size sweep, fwd in place", acts=SWEEP_ACTS, sizes=sizes_sweep, modes=["fwd"],
-                    variants=["inplace"]),
-            Section("size sweep, fwd+bwd allocating", acts=SWEEP_ACTS, sizes=sizes_sweep, modes=["fwdbwd"],
-                    variants=["alloc"]),
+            Section(
+                "size sweep, fwd in place", acts=SWEEP_ACTS, sizes=sizes_sweep, modes=["fwd"], variants=["inplace"]
+            ),
+            Section(
+                "size sweep, fwd+bwd allocating",
+                acts=SWEEP_ACTS,
+                sizes=sizes_sweep,
+                modes=["fwdbwd"],
+                variants=["alloc"],
+            ),
         ]
         if cores > 1 and device == "cpu":
-            sections.append(Section("one thread", sizes=[big], modes=["fwd", "fwdbwd"], variants=["alloc"],
-                                    providers=["fused", "eager"], threads=[1]))
+            sections.append(
+                Section(
+                    "one thread",
+                    sizes=[big],
+                    modes=["fwd", "fwdbwd"],
+                    variants=["alloc"],
+                    providers=["fused", "eager"],
+                    threads=[1],
+                )
+            )
         return sections
     if name == "quick":
         acts = ["relu", "gelu", "softsign", "elu", "mish"]
         return [
             Section("quick: five activations, 2^20", acts=acts, sizes=[1 << 20]),
-            Section("quick: bfloat16", acts=acts, dtypes=["bfloat16"], sizes=[1 << 20], modes=["fwd", "fwdbwd"],
-                    variants=["alloc"], providers=["fused", "eager"]),
+            Section(
+                "quick: bfloat16",
+                acts=acts,
+                dtypes=["bfloat16"],
+                sizes=[1 << 20],
+                modes=["fwd", "fwdbwd"],
+                variants=["alloc"],
+                providers=["fused", "eager"],
+            ),
         ]
     raise ValueError(f"unknown plan {name!r}: full or quick")
 
@@ -189,5 +215,16 @@ def expand(sections: list[Section], device: str = "cpu") -> list[Case]:
                 c = Case(**{**c.as_dict(), "providers": provs})
             merged[c.key] = c
     order = {a: i for i, a in enumerate(ACTIVATIONS)}
-    return sorted(merged.values(), key=lambda c: (c.device, -c.threads, c.dtype != "float32", c.dtype, c.size,
-                                                 order[c.act], MODES.index(c.mode), VARIANTS.index(c.variant)))
+    return sorted(
+        merged.values(),
+        key=lambda c: (
+            c.device,
+            -c.threads,
+            c.dtype != "float32",
+            c.dtype,
+            c.size,
+            order[c.act],
+            MODES.index(c.mode),
+            VARIANTS.index(c.variant),
+        ),
+    )

@@ -18,8 +18,8 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import torch
 from tqdm import tqdm
@@ -37,6 +37,7 @@ RESULTS = Path(__file__).resolve().parent / "results"
 def fwd_bwd(fn: Callable[..., torch.Tensor], inputs: list[torch.Tensor], grad: torch.Tensor) -> Callable[[], object]:
     def run():
         return torch.autograd.grad(fn(*inputs), inputs, grad)
+
     return run
 
 

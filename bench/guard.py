@@ -47,8 +47,15 @@ class Verdict:
         return self.ratio > margin and self.ratio_q25 > 1.0
 
 
-def run_guard(acts=None, modes=("fwd", "fwdbwd"), size: int = 1 << 20, rounds: int = 9, device: str | None = None,
-              threads: int = 1, target_s: float = 5e-3) -> list[Verdict]:
+def run_guard(
+    acts=None,
+    modes=("fwd", "fwdbwd"),
+    size: int = 1 << 20,
+    rounds: int = 9,
+    device: str | None = None,
+    threads: int = 1,
+    target_s: float = 5e-3,
+) -> list[Verdict]:
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     threads0 = torch.get_num_threads()
     if device == "cpu":
@@ -72,16 +79,20 @@ def run_guard(acts=None, modes=("fwd", "fwdbwd"), size: int = 1 << 20, rounds: i
                         acc.append(got[id(r)])
                     ratios.append(got[id(f)] / got[id(e)])
                 q = statistics.quantiles(ratios, n=4, method="inclusive")
-                out.append(Verdict(act, mode, statistics.median(fs), statistics.median(es),
-                                   statistics.median(ratios), q[0], q[2]))
+                out.append(
+                    Verdict(
+                        act, mode, statistics.median(fs), statistics.median(es), statistics.median(ratios), q[0], q[2]
+                    )
+                )
     finally:
         torch.set_num_threads(threads0)
     return out
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m bench guard", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="python -m bench guard", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--acts", nargs="+", default=GUARD_ACTS)
     p.add_argument("--size", type=int, default=20, help="log2 of the element count")
     p.add_argument("--margin", type=float, default=MARGIN)
@@ -92,8 +103,10 @@ def main(argv=None) -> int:
     bad = [v for v in verdicts if v.failed(a.margin)]
     for v in verdicts:
         flag = "FAIL" if v in bad else "ok"
-        print(f"{flag:4} {v.act:18} {v.mode:6} fused {v.fused_s * 1e3:8.3f} ms  eager {v.eager_s * 1e3:8.3f} ms  "
-              f"fused/eager {v.ratio:.2f} [{v.ratio_q25:.2f}, {v.ratio_q75:.2f}]")
+        print(
+            f"{flag:4} {v.act:18} {v.mode:6} fused {v.fused_s * 1e3:8.3f} ms  eager {v.eager_s * 1e3:8.3f} ms  "
+            f"fused/eager {v.ratio:.2f} [{v.ratio_q25:.2f}, {v.ratio_q75:.2f}]"
+        )
     print(f"{len(bad)} regression(s) beyond {a.margin}x, {time.time() - t0:.1f} s")
     return 1 if bad else 0
 

@@ -29,10 +29,12 @@ def cpu_model() -> str:
 def git_commit() -> str:
     """HEAD, with '+dirty' when the working tree differs from it (results of uncommitted code)."""
     try:
-        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True,
-                              check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO,
-                               capture_output=True, text=True).stdout.strip()
+        head = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO, capture_output=True, text=True
+        ).stdout.strip()
         return head + ("+dirty" if dirty else "")
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
@@ -69,6 +71,10 @@ def describe(device: str = "cpu") -> dict:
     if device == "cuda":
         props = torch.cuda.get_device_properties(0)
         bw = gpu_peak_bandwidth(0)
-        d.update(gpu=props.name, gpu_memory_gib=round(props.total_memory / 2**30, 1),
-                 gpu_sm=f"{props.major}.{props.minor}", gpu_peak_bandwidth_gbs=round(bw / 1e9, 1) if bw else None)
+        d.update(
+            gpu=props.name,
+            gpu_memory_gib=round(props.total_memory / 2**30, 1),
+            gpu_sm=f"{props.major}.{props.minor}",
+            gpu_peak_bandwidth_gbs=round(bw / 1e9, 1) if bw else None,
+        )
     return d

@@ -8,7 +8,7 @@ activation memory a network holds between forward and backward, per activation l
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 

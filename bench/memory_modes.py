@@ -27,8 +27,11 @@ def fwd_bwd(fn, x, g):
 
 def providers(name: str) -> dict:
     spec = ACTIVATIONS[name]
-    out = {f"fused memory={m!r}": (lambda t, m=m: fused_act.activation(t, name, memory=m))
-           for m in fused_act.memory_modes(name) if m != "auto"}
+    out = {
+        f"fused memory={m!r}": (lambda t, m=m: fused_act.activation(t, name, memory=m))
+        for m in fused_act.memory_modes(name)
+        if m != "auto"
+    }
     out["eager torch"] = lambda t: spec.reference(t, **spec.params)
     return out
 
@@ -42,8 +45,10 @@ def main() -> None:
     a = ap.parse_args()
     dtype = getattr(torch, a.dtype)
     n = 1 << a.log2n
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, cpu_isa {fused_act.info()['cpu_isa']}, "
-          f"n = 2^{a.log2n}, {a.dtype}, {a.reps} rounds, forward + backward")
+    print(
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads, cpu_isa {fused_act.info()['cpu_isa']}, "
+        f"n = 2^{a.log2n}, {a.dtype}, {a.reps} rounds, forward + backward"
+    )
     for name in a.acts:
         x = torch.randn(n, dtype=dtype).requires_grad_()
         g = torch.randn(n, dtype=dtype)

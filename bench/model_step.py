@@ -153,8 +153,12 @@ def peak_rss_child(name: str, label: str) -> None:
 
 
 def peak_rss(name: str, label: str) -> int | None:
-    r = subprocess.run([sys.executable, "-m", "bench.model_step", "--rss-child", name, label],
-                       capture_output=True, text=True, cwd=Path(__file__).resolve().parent.parent)
+    r = subprocess.run(
+        [sys.executable, "-m", "bench.model_step", "--rss-child", name, label],
+        capture_output=True,
+        text=True,
+        cwd=Path(__file__).resolve().parent.parent,
+    )
     if r.returncode != 0:
         print(r.stderr[-2000:], file=sys.stderr)
         return None
@@ -175,8 +179,12 @@ def time_steps(name: str, mode: str, warmup: int, repeats: int) -> dict:
     res = {}
     for label, ts in times.items():
         q = statistics.quantiles(ts, n=4) if len(ts) >= 4 else [min(ts), 0, max(ts)]
-        res[label] = {"median_ms": 1e3 * statistics.median(ts), "q1_ms": 1e3 * q[0], "q3_ms": 1e3 * q[2],
-                      "min_ms": 1e3 * min(ts)}
+        res[label] = {
+            "median_ms": 1e3 * statistics.median(ts),
+            "q1_ms": 1e3 * q[0],
+            "q3_ms": 1e3 * q[2],
+            "min_ms": 1e3 * min(ts),
+        }
     if mode == "eager":
         for label, (m, fwd, opt) in vs.items():
             res[label]["saved_bytes"] = saved_bytes(m, x)
@@ -206,8 +214,9 @@ def write(results: list[dict], machine: dict, args) -> None:
         for r in kept:
             r.setdefault("note", "from an earlier run")
         results = kept + results
-    (RESULTS / "model_step.json").write_text(json.dumps({"machine": machine, "args": vars(args),
-                                                         "results": results}, indent=2))
+    (RESULTS / "model_step.json").write_text(
+        json.dumps({"machine": machine, "args": vars(args), "results": results}, indent=2)
+    )
     lines = [
         "# One training step: fused_act.convert(model) vs the original",
         "",
@@ -218,20 +227,27 @@ def write(results: list[dict], machine: dict, args) -> None:
         "`saved`: bytes autograd keeps for backward (parameters excluded); `peak RSS`: rise of the "
         "process's peak RSS over three eager steps in a fresh process. See bench/model_step.py.",
         "",
-        "| model | mode | converted: activations / folded layers | original ms median [IQR] | converted ms median [IQR] | speed-up (median) | min ms orig / conv | saved MiB orig | saved MiB conv | peak RSS MiB orig | peak RSS MiB conv |",
+        "| model | mode | converted: activations / folded layers | original ms median [IQR] "
+        "| converted ms median [IQR] | speed-up (median) | min ms orig / conv | saved MiB orig | saved MiB conv "
+        "| peak RSS MiB orig | peak RSS MiB conv |",
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in results:
         o, c = r["original"], r["converted"]
         what = c.get("what", {})
         lines.append(
-            f"| {r['model']} | {r['mode']} | {what.get('module', '?')} / {what.get('fold', '?')} | {o['median_ms']:.1f} [{o['q1_ms']:.1f}-{o['q3_ms']:.1f}] | "
+            f"| {r['model']} | {r['mode']} | {what.get('module', '?')} / {what.get('fold', '?')} | "
+            f"{o['median_ms']:.1f} [{o['q1_ms']:.1f}-{o['q3_ms']:.1f}] | "
             f"{c['median_ms']:.1f} [{c['q1_ms']:.1f}-{c['q3_ms']:.1f}] | {o['median_ms'] / c['median_ms']:.2f}x | "
             + (f"{o['min_ms']:.1f} / {c['min_ms']:.1f} | " if "min_ms" in o and "min_ms" in c else "- | ")
             + f"{mib(o.get('saved_bytes'))} | {mib(c.get('saved_bytes'))} | "
-            f"{mib(o.get('peak_rss'))} | {mib(c.get('peak_rss'))} |")
-    lines += ["", "Shared CPU: other processes may have been running; interleaving spreads their load over "
-              "both columns, the IQR shows how much it varied."]
+            f"{mib(o.get('peak_rss'))} | {mib(c.get('peak_rss'))} |"
+        )
+    lines += [
+        "",
+        "Shared CPU: other processes may have been running; interleaving spreads their load over "
+        "both columns, the IQR shows how much it varied.",
+    ]
     (RESULTS / "model_step.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 

@@ -13,14 +13,27 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 from .targets import SIZE  # noqa: E402
 
-STYLE = {"fused": ("C0", "o", "-"), "eager": ("C1", "s", "-"), "compile": ("C2", "^", "-"),
-         "copy": ("0.3", "", "--"), "clone": ("0.6", "", ":")}
+STYLE = {
+    "fused": ("C0", "o", "-"),
+    "eager": ("C1", "s", "-"),
+    "compile": ("C2", "^", "-"),
+    "copy": ("0.3", "", "--"),
+    "clone": ("0.6", "", ":"),
+}
 
 
 def _series(rows, act, mode, variant, provider, dtype, threads, device):
-    pts = sorted((r["size"], r) for r in rows if r["act"] == act and r["mode"] == mode and r["variant"] == variant
-                 and r["provider"] == provider and r["dtype"] == dtype and r["threads"] == threads
-                 and r["device"] == device)
+    pts = sorted(
+        (r["size"], r)
+        for r in rows
+        if r["act"] == act
+        and r["mode"] == mode
+        and r["variant"] == variant
+        and r["provider"] == provider
+        and r["dtype"] == dtype
+        and r["threads"] == threads
+        and r["device"] == device
+    )
     return [p for _, p in pts]
 
 
@@ -55,8 +68,15 @@ def size_plots(rows, out: Path, device: str, threads: int, peak_gbs: float | Non
                         ax.fill_between(xs, lo, hi, color=color, alpha=0.2, linewidth=0)
                     else:
                         ys = [r["gbs"] for r in s]
-                    ax.plot(xs, ys, color=color, marker=marker, linestyle=ls, markersize=4,
-                            label=p if p not in ("copy", "clone") else f"{p}_ (limit)" if p == "copy" else p)
+                    ax.plot(
+                        xs,
+                        ys,
+                        color=color,
+                        marker=marker,
+                        linestyle=ls,
+                        markersize=4,
+                        label=p if p not in ("copy", "clone") else f"{p}_ (limit)" if p == "copy" else p,
+                    )
                 if kind == "gbs" and peak_gbs:
                     ax.axhline(peak_gbs, color="r", linestyle="-.", linewidth=1, label="GPU peak")
                 ax.set_xscale("log", base=2)
@@ -68,8 +88,10 @@ def size_plots(rows, out: Path, device: str, threads: int, peak_gbs: float | Non
                 if j == 0:
                     ax.set_ylabel("median time (ms)" if kind == "time" else "achieved GB/s")
         axes[0][0].legend(fontsize=8)
-        fig.suptitle(f"float32, {device}, {threads} thread(s)" + ("; shaded: interquartile range" if kind == "time"
-                                                                 else "; bytes = what the op must move"))
+        fig.suptitle(
+            f"float32, {device}, {threads} thread(s)"
+            + ("; shaded: interquartile range" if kind == "time" else "; bytes = what the op must move")
+        )
         fig.tight_layout()
         name = f"{kind}_vs_size.png"
         fig.savefig(out / name, dpi=90)
@@ -85,8 +107,9 @@ def speedup_plot(checks: list[dict], out: Path) -> list[str]:
     fig, ax = plt.subplots(figsize=(max(8, 0.5 * len(acts)), 4))
     w = 0.27
     xs = range(len(acts))
-    for k, (key, label, color) in enumerate((("eager_speedup", "eager / fused", "C1"),
-                                             ("compile_speedup", "compile / fused", "C2"))):
+    for k, (key, label, color) in enumerate(
+        (("eager_speedup", "eager / fused", "C1"), ("compile_speedup", "compile / fused", "C2"))
+    ):
         ax.bar([x + (k - 0.5) * w for x in xs], [c[key] or 0 for c in checks], w, label=label, color=color)
     ax.bar([x + 1.5 * w for x in xs], [1 / c["limit_alloc"] for c in checks], w, label="limit / fused", color="0.5")
     ax.axhline(1.0, color="k", linewidth=0.8)
@@ -101,9 +124,17 @@ def speedup_plot(checks: list[dict], out: Path) -> list[str]:
 
 
 def memory_plot(rows, out: Path, device: str, threads: int) -> list[str]:
-    sel = [r for r in rows if r["mode"] == "fwdbwd" and r["variant"] == "alloc" and r["size"] == SIZE
-           and r["dtype"] == "float32" and r["threads"] == threads and r["device"] == device
-           and r["saved_bytes"] is not None]
+    sel = [
+        r
+        for r in rows
+        if r["mode"] == "fwdbwd"
+        and r["variant"] == "alloc"
+        and r["size"] == SIZE
+        and r["dtype"] == "float32"
+        and r["threads"] == threads
+        and r["device"] == device
+        and r["saved_bytes"] is not None
+    ]
     if not sel:
         return []
     acts = list(dict.fromkeys(r["act"] for r in sel))
@@ -111,8 +142,9 @@ def memory_plot(rows, out: Path, device: str, threads: int) -> list[str]:
     w = 0.27
     for k, p in enumerate(("fused", "eager", "compile")):
         vals = {r["act"]: r["saved_bytes"] / 2**20 for r in sel if r["provider"] == p}
-        ax.bar([i + (k - 1) * w for i in range(len(acts))], [vals.get(a, 0) for a in acts], w, label=p,
-               color=STYLE[p][0])
+        ax.bar(
+            [i + (k - 1) * w for i in range(len(acts))], [vals.get(a, 0) for a in acts], w, label=p, color=STYLE[p][0]
+        )
     ax.set_xticks(range(len(acts)), acts, rotation=60, ha="right", fontsize=8)
     ax.set_ylabel("MiB saved for backward")
     ax.set_title(f"bytes autograd keeps between forward and backward (float32, 2^{SIZE.bit_length() - 1})")

@@ -32,9 +32,27 @@ def _table(header, rows):
 
 
 def _machine(meta):
-    keys = ["date", "git_commit", "cpu_model", "cpu_cores", "cpu_isa", "torch_threads", "gpu", "gpu_sm",
-            "gpu_memory_gib", "gpu_peak_bandwidth_gbs", "torch", "torch_cuda", "cuda_kernels_built", "python",
-            "rounds", "warmup", "wall_s", "load_start", "load_end"]
+    keys = [
+        "date",
+        "git_commit",
+        "cpu_model",
+        "cpu_cores",
+        "cpu_isa",
+        "torch_threads",
+        "gpu",
+        "gpu_sm",
+        "gpu_memory_gib",
+        "gpu_peak_bandwidth_gbs",
+        "torch",
+        "torch_cuda",
+        "cuda_kernels_built",
+        "python",
+        "rounds",
+        "warmup",
+        "wall_s",
+        "load_start",
+        "load_end",
+    ]
     return _table(["", ""], [[k, meta.get(k)] for k in keys if meta.get(k) is not None])
 
 
@@ -43,22 +61,48 @@ def _targets(checks, threads, device):
         return "_No float32 2^24 forward+backward cases in this run: targets not evaluated._"
     rows = []
     for c in checks:
-        rows.append([c["act"], f"{c['fused_ms']:.3g}", _x(c["limit_alloc"]), _x(c["limit_inplace"]),
-                     _x(c["eager_speedup"]), _x(c["compile_speedup"]), _x(c["thread_scaling"]),
-                     "yes" if not c["miss"] else "**no**",
-                     " / ".join(_x(c[k]) or "-" for k in ("min_limit_alloc", "min_limit_inplace",
-                                                          "min_eager_speedup", "min_compile_speedup")),
-                     c["load1"]])
-    text = [f"Forward+backward, float32, {_size(SIZE)} elements, {device}, {threads} threads. "
-            f"Targets: fused / limit <= {LIMIT_MAX} (allocating vs the clone-based limit, in place vs the "
-            "copy_-based limit), compile / fused >= 1, eager / fused >= "
-            + ", ".join(f"{v:g} ({k})" for k, v in EAGER_MIN.items()) + " and >= 1 for the others.\n",
-            _table(["activation", "fused ms", "fused / limit (alloc)", "fused / limit (in place)", "eager / fused",
-                    "compile / fused", "1-thread / all", "all met",
-                    "fastest calls: limit alloc / in place / eager / compile", "load"], rows),
-            "\nVerdicts use the medians. The fastest-call ratios say what the kernels cost when no other "
-            "process got in the way; where the two disagree, the machine's load (1-minute load average when "
-            "the case started; 2 cores) moved the medians."]
+        rows.append(
+            [
+                c["act"],
+                f"{c['fused_ms']:.3g}",
+                _x(c["limit_alloc"]),
+                _x(c["limit_inplace"]),
+                _x(c["eager_speedup"]),
+                _x(c["compile_speedup"]),
+                _x(c["thread_scaling"]),
+                "yes" if not c["miss"] else "**no**",
+                " / ".join(
+                    _x(c[k]) or "-"
+                    for k in ("min_limit_alloc", "min_limit_inplace", "min_eager_speedup", "min_compile_speedup")
+                ),
+                c["load1"],
+            ]
+        )
+    text = [
+        f"Forward+backward, float32, {_size(SIZE)} elements, {device}, {threads} threads. "
+        f"Targets: fused / limit <= {LIMIT_MAX} (allocating vs the clone-based limit, in place vs the "
+        "copy_-based limit), compile / fused >= 1, eager / fused >= "
+        + ", ".join(f"{v:g} ({k})" for k, v in EAGER_MIN.items())
+        + " and >= 1 for the others.\n",
+        _table(
+            [
+                "activation",
+                "fused ms",
+                "fused / limit (alloc)",
+                "fused / limit (in place)",
+                "eager / fused",
+                "compile / fused",
+                "1-thread / all",
+                "all met",
+                "fastest calls: limit alloc / in place / eager / compile",
+                "load",
+            ],
+            rows,
+        ),
+        "\nVerdicts use the medians. The fastest-call ratios say what the kernels cost when no other "
+        "process got in the way; where the two disagree, the machine's load (1-minute load average when "
+        "the case started; 2 cores) moved the medians.",
+    ]
     misses = [(c["act"], m) for c in checks for m in c["miss"]]
     text.append("\n**Missed targets and why** (inferred from this run):\n")
     text += [f"- `{a}`: {m}" for a, m in misses] or ["- none"]
@@ -68,12 +112,24 @@ def _targets(checks, threads, device):
 def _eager_grid(ix: Index, rows, device, threads):
     """Issue #2's table: eager / fused and fused / limit for fwd and fwd+bwd, float32 and
     bfloat16, 2^16, 2^20, 2^24."""
-    sizes = sorted({r["size"] for r in rows if r["provider"] == "eager" and r["variant"] == "alloc"
-                    and r["threads"] == threads and r["device"] == device})
+    sizes = sorted(
+        {
+            r["size"]
+            for r in rows
+            if r["provider"] == "eager"
+            and r["variant"] == "alloc"
+            and r["threads"] == threads
+            and r["device"] == device
+        }
+    )
     dtypes = [d for d in ("float32", "bfloat16", "float16", "float64") if any(r["dtype"] == d for r in rows)]
     acts = list(dict.fromkeys(r["act"] for r in rows))
-    cols = [(d, n) for d in dtypes for n in sizes
-            if any(ix.get(device, threads, d, n, a, "fwdbwd", "alloc", "eager") for a in acts)]
+    cols = [
+        (d, n)
+        for d in dtypes
+        for n in sizes
+        if any(ix.get(device, threads, d, n, a, "fwdbwd", "alloc", "eager") for a in acts)
+    ]
     if not cols:
         return ""
     out = []
@@ -87,8 +143,10 @@ def _eager_grid(ix: Index, rows, device, threads):
                 cells.append("" if not (f and e) else f"{e['median_s'] / f['median_s']:.2f} / {f['ratio_limit']:.2f}")
             body.append([a] + cells)
         head = ["activation"] + [f"{d} {_size(n)}" for d, n in cols]
-        out.append(f"**{'forward' if mode == 'fwd' else 'forward+backward'}** "
-                   "(each cell: eager / fused speedup, then fused / limit; allocating)\n\n" + _table(head, body))
+        out.append(
+            f"**{'forward' if mode == 'fwd' else 'forward+backward'}** "
+            "(each cell: eager / fused speedup, then fused / limit; allocating)\n\n" + _table(head, body)
+        )
     return "\n\n".join(out)
 
 
@@ -109,9 +167,21 @@ def _modes(ix, rows, device, threads, dtype="float32", size=SIZE):
                 cells += [_ms(f["limit_s"]), f"{f['gbs']:.1f}", _x(f["ratio_limit"])]
                 body.append(cells)
             if body:
-                out.append(f"**{mode} / {var}**\n\n" + _table(
-                    ["activation", "fused ms [IQR]", "eager ms [IQR]", "compile ms [IQR]", "limit ms", "fused GB/s",
-                     "fused / limit"], body))
+                out.append(
+                    f"**{mode} / {var}**\n\n"
+                    + _table(
+                        [
+                            "activation",
+                            "fused ms [IQR]",
+                            "eager ms [IQR]",
+                            "compile ms [IQR]",
+                            "limit ms",
+                            "fused GB/s",
+                            "fused / limit",
+                        ],
+                        body,
+                    )
+                )
     return "\n\n".join(out)
 
 
@@ -126,8 +196,17 @@ def _baselines(rows, device):
         cp = sorted(sel.get((t, n, "copy"), [None]))
         cl = sorted(sel.get((t, n, "clone"), [None]))
         c, k = cp[len(cp) // 2], cl[len(cl) // 2]
-        body.append([t, _size(n), len(cp), _ms(c), f"{8 * n / c / 1e9:.1f}" if c else "", _ms(k),
-                     f"{8 * n / k / 1e9:.1f}" if k else ""])
+        body.append(
+            [
+                t,
+                _size(n),
+                len(cp),
+                _ms(c),
+                f"{8 * n / c / 1e9:.1f}" if c else "",
+                _ms(k),
+                f"{8 * n / k / 1e9:.1f}" if k else "",
+            ]
+        )
     return _table(["threads", "size", "cases", "copy_ ms", "copy_ GB/s", "clone ms", "clone GB/s"], body)
 
 
@@ -137,18 +216,30 @@ def _compile(rows, device):
         return ""
     body = [[r["act"], r["dtype"], _size(r["size"]), r["mode"], r["variant"], f"{r['compile_s']:.2f}"] for r in sel]
     total = sum(r["compile_s"] for r in sel)
-    return (f"{len(sel)} compilations, {total:.0f} s in all (first call after `torch._dynamo.reset()`; not in "
-            "the timings).\n\n<details><summary>per case</summary>\n\n"
-            + _table(["activation", "dtype", "size", "mode", "variant", "compile s"], body) + "\n\n</details>")
+    return (
+        f"{len(sel)} compilations, {total:.0f} s in all (first call after `torch._dynamo.reset()`; not in "
+        "the timings).\n\n<details><summary>per case</summary>\n\n"
+        + _table(["activation", "dtype", "size", "mode", "variant", "compile s"], body)
+        + "\n\n</details>"
+    )
 
 
 def _memory(rows, device, threads):
     acts = list(dict.fromkeys(r["act"] for r in rows))
     body = []
     for a in acts:
-        got = {r["provider"]: r for r in rows if r["act"] == a and r["mode"] == "fwdbwd" and r["variant"] == "alloc"
-               and r["size"] == SIZE and r["dtype"] == "float32" and r["threads"] == threads
-               and r["device"] == device and r["saved_bytes"] is not None}
+        got = {
+            r["provider"]: r
+            for r in rows
+            if r["act"] == a
+            and r["mode"] == "fwdbwd"
+            and r["variant"] == "alloc"
+            and r["size"] == SIZE
+            and r["dtype"] == "float32"
+            and r["threads"] == threads
+            and r["device"] == device
+            and r["saved_bytes"] is not None
+        }
         if not got:
             continue
         nb = 4 * SIZE
@@ -166,8 +257,10 @@ def _memory(rows, device, threads):
     head = ["activation", "fused MiB (tensors)", "eager MiB (tensors)", "compile MiB (tensors)"]
     if device == "cuda":
         head += ["fused peak MiB", "eager peak MiB", "compile peak MiB"]
-    return ("Bytes autograd keeps for backward, fwd+bwd allocating, float32 2^24 (distinct storages; in "
-            "parentheses, in units of one 2^24 float32 tensor).\n\n" + _table(head, body))
+    return (
+        "Bytes autograd keeps for backward, fwd+bwd allocating, float32 2^24 (distinct storages; in "
+        "parentheses, in units of one 2^24 float32 tensor).\n\n" + _table(head, body)
+    )
 
 
 def _threads(ix, rows, device):
@@ -190,9 +283,18 @@ def _threads(ix, rows, device):
             body.append(cells)
     if not body:
         return ""
-    return (f"float32 {_size(SIZE)}, allocating; each cell: ms on {lo} thread / on {hi} threads.\n\n"
-            + _table(["activation", "fwd fused", "fwd eager", f"fwd fused / limit ({lo} thr)", "fwd+bwd fused",
-                      "fwd+bwd eager", f"fwd+bwd fused / limit ({lo} thr)"], body))
+    return f"float32 {_size(SIZE)}, allocating; each cell: ms on {lo} thread / on {hi} threads.\n\n" + _table(
+        [
+            "activation",
+            "fwd fused",
+            "fwd eager",
+            f"fwd fused / limit ({lo} thr)",
+            "fwd+bwd fused",
+            "fwd+bwd eager",
+            f"fwd+bwd fused / limit ({lo} thr)",
+        ],
+        body,
+    )
 
 
 def render(meta: dict, rows: list[dict], out: Path) -> Path:
@@ -202,8 +304,11 @@ def render(meta: dict, rows: list[dict], out: Path) -> Path:
     ix = Index(rows)
     checks = check(rows, device, threads, one if one != threads else None)
     peak = meta.get("gpu_peak_bandwidth_gbs")
-    figs = plots.size_plots(rows, out, device, threads, peak) + plots.speedup_plot(checks, out) + \
-        plots.memory_plot(rows, out, device, threads)
+    figs = (
+        plots.size_plots(rows, out, device, threads, peak)
+        + plots.speedup_plot(checks, out)
+        + plots.memory_plot(rows, out, device, threads)
+    )
     parts = [
         f"# fused_act benchmark: {meta.get('gpu') or meta.get('cpu_model')} ({device})",
         f"Generated by `{meta.get('command')}` (bench/README.md explains the columns and the method). "
@@ -215,8 +320,10 @@ def render(meta: dict, rows: list[dict], out: Path) -> Path:
         "## Machine\n\n" + _machine(meta),
     ]
     if peak:
-        parts.append(f"GPU peak DRAM bandwidth (from the memory clock and bus width): **{peak:.0f} GB/s**; read "
-                     "the GB/s columns and the roofline plot against it.")
+        parts.append(
+            f"GPU peak DRAM bandwidth (from the memory clock and bus width): **{peak:.0f} GB/s**; read "
+            "the GB/s columns and the roofline plot against it."
+        )
     if meta.get("sections"):
         parts.append("Run sections: " + "; ".join(meta["sections"]))
     parts.append("## Targets\n\n" + _targets(checks, threads, device))
@@ -228,17 +335,21 @@ def render(meta: dict, rows: list[dict], out: Path) -> Path:
         cores = meta.get("cpu_cores") or 1
         warn = ""
         if device == "cpu" and threads > 1 and load > cores:
-            warn = (f"\n\n_The machine was overloaded during this run (1-minute load up to {load:.1f} on {cores} "
-                    "cores). With all threads, every parallel region waits for a worker the scheduler parked, "
-                    "one time slice (~10 ms) that swamps any call shorter than that: at sizes below 2^24 these "
-                    "cells measure scheduling, not kernels. The one-thread table below and `python -m bench "
-                    "guard` (one thread, fastest calls) are the reliable view there._")
+            warn = (
+                f"\n\n_The machine was overloaded during this run (1-minute load up to {load:.1f} on {cores} "
+                "cores). With all threads, every parallel region waits for a worker the scheduler parked, "
+                "one time slice (~10 ms) that swamps any call shorter than that: at sizes below 2^24 these "
+                "cells measure scheduling, not kernels. The one-thread table below and `python -m bench "
+                "guard` (one thread, fastest calls) are the reliable view there._"
+            )
         parts.append("## fused vs eager, by dtype and size\n\n" + grid + warn)
     parts.append(f"## Every mode at float32 {_size(SIZE)}\n\n" + (_modes(ix, rows, device, threads) or "_none_"))
     parts.append("## Memory-bandwidth baselines (float32)\n\n" + _baselines(rows, device))
-    for title, body in (("Compile time", _compile(rows, device)), ("Memory saved for backward",
-                                                                    _memory(rows, device, threads)),
-                        ("One thread vs all", _threads(ix, rows, device))):
+    for title, body in (
+        ("Compile time", _compile(rows, device)),
+        ("Memory saved for backward", _memory(rows, device, threads)),
+        ("One thread vs all", _threads(ix, rows, device)),
+    ):
         if body:
             parts.append(f"## {title}\n\n{body}")
     out.mkdir(parents=True, exist_ok=True)

@@ -33,9 +33,32 @@ from .cases import Case, limit_seconds, traffic
 from .providers import Tensors, baselines, build
 from .timing import measure
 
-FIELDS = ["act", "dtype", "size", "mode", "variant", "threads", "device", "provider", "median_s", "q25_s", "q75_s",
-          "n", "min_s", "bytes", "gbs", "limit_s", "ratio_limit", "ratio_fused", "min_ratio_limit", "min_ratio_fused",
-          "compile_s", "saved_bytes", "peak_bytes", "load1"]
+FIELDS = [
+    "act",
+    "dtype",
+    "size",
+    "mode",
+    "variant",
+    "threads",
+    "device",
+    "provider",
+    "median_s",
+    "q25_s",
+    "q75_s",
+    "n",
+    "min_s",
+    "bytes",
+    "gbs",
+    "limit_s",
+    "ratio_limit",
+    "ratio_fused",
+    "min_ratio_limit",
+    "min_ratio_fused",
+    "compile_s",
+    "saved_bytes",
+    "peak_bytes",
+    "load1",
+]
 
 
 def run_case(case: Case, rounds: int = 7, warmup: int = 1) -> list[dict]:
@@ -70,13 +93,26 @@ def run_case(case: Case, rounds: int = 7, warmup: int = 1) -> list[dict]:
     for p, s in stats.items():
         base = p in ("copy", "clone")
         b = 2 * case.size * case.elem if base else nbytes
-        row = {**case.as_dict(), "provider": p, "median_s": s.median, "q25_s": s.q25, "q75_s": s.q75, "n": s.n,
-               "bytes": b, "gbs": b / s.median / 1e9,
-               "limit_s": None if base else limit, "ratio_limit": None if base else s.median / limit,
-               "ratio_fused": None if base or fused is None else s.median / fused.median,
-               "min_s": s.min, "min_ratio_limit": None if base else s.min / min_limit,
-               "min_ratio_fused": None if base or fused is None else s.min / fused.min, "load1": load1,
-               "compile_s": None, "saved_bytes": None, "peak_bytes": None}
+        row = {
+            **case.as_dict(),
+            "provider": p,
+            "median_s": s.median,
+            "q25_s": s.q25,
+            "q75_s": s.q75,
+            "n": s.n,
+            "bytes": b,
+            "gbs": b / s.median / 1e9,
+            "limit_s": None if base else limit,
+            "ratio_limit": None if base else s.median / limit,
+            "ratio_fused": None if base or fused is None else s.median / fused.median,
+            "min_s": s.min,
+            "min_ratio_limit": None if base else s.min / min_limit,
+            "min_ratio_fused": None if base or fused is None else s.min / fused.min,
+            "load1": load1,
+            "compile_s": None,
+            "saved_bytes": None,
+            "peak_bytes": None,
+        }
         row.update(extra.get(p, {}))
         rows.append(row)
     return rows
@@ -96,12 +132,19 @@ def load(out: Path) -> tuple[dict, list[dict]]:
     return d["machine"], d["rows"]
 
 
-def run(cases: list[Case], out: Path, command: str, rounds: int = 7, warmup: int = 1, sections=None) -> tuple[dict, list[dict]]:
+def run(
+    cases: list[Case], out: Path, command: str, rounds: int = 7, warmup: int = 1, sections=None
+) -> tuple[dict, list[dict]]:
     device = cases[0].device if cases else "cpu"
     threads0 = torch.get_num_threads()
     meta = machine.describe(device)
-    meta.update(command=command, rounds=rounds, warmup=warmup, sections=sections or [],
-                load_start=[round(v, 2) for v in os.getloadavg()])
+    meta.update(
+        command=command,
+        rounds=rounds,
+        warmup=warmup,
+        sections=sections or [],
+        load_start=[round(v, 2) for v in os.getloadavg()],
+    )
     # compile_s is what compiling costs, not a lookup in inductor's on-disk caches from an earlier run
     import torch._functorch.config as functorch_config
     import torch._inductor.config as inductor_config
@@ -113,8 +156,12 @@ def run(cases: list[Case], out: Path, command: str, rounds: int = 7, warmup: int
     t0 = time.time()
     try:
         for i, c in enumerate(cases):
-            print(f"[{i + 1}/{len(cases)} {time.time() - t0:6.0f}s] {c.act} {c.dtype} 2^{c.size.bit_length() - 1} "
-                  f"{c.mode}/{c.variant} threads={c.threads} {','.join(c.providers)}", file=sys.stderr, flush=True)
+            print(
+                f"[{i + 1}/{len(cases)} {time.time() - t0:6.0f}s] {c.act} {c.dtype} 2^{c.size.bit_length() - 1} "
+                f"{c.mode}/{c.variant} threads={c.threads} {','.join(c.providers)}",
+                file=sys.stderr,
+                flush=True,
+            )
             rows += run_case(c, rounds, warmup)
             if (i + 1) % 10 == 0:  # partial results survive an interrupted run
                 write(rows, {**meta, "partial": True}, out)

@@ -40,16 +40,25 @@ def main(argv=None) -> None:
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--dtypes", nargs="+", default=["float32", "bfloat16"])
     p.add_argument("--rounds", type=int, default=7)
-    p.add_argument("--threads", type=int, default=None, help="CPU threads (default: torch's); on a shared "
-                   "machine 1 avoids timing the wait for a descheduled second thread")
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="CPU threads (default: torch's); on a shared "
+        "machine 1 avoids timing the wait for a descheduled second thread",
+    )
     p.add_argument("--out", type=Path, default=None)
     args = p.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
 
-    lines = [f"softmax on {args.device}, {torch.get_num_threads()} threads, cpu_isa "
-             f"{fused_act.info()['cpu_isa']}; medians of interleaved calls, ratio = torch / fused (> 1: fused faster)",
-             "", "| op | mode | dtype | shape | dim | fused ms | torch ms | ratio |", "|---|---|---|---|---|---|---|---|"]
+    lines = [
+        f"softmax on {args.device}, {torch.get_num_threads()} threads, cpu_isa "
+        f"{fused_act.info()['cpu_isa']}; medians of interleaved calls, ratio = torch / fused (> 1: fused faster)",
+        "",
+        "| op | mode | dtype | shape | dim | fused ms | torch ms | ratio |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     print("\n".join(lines), flush=True)
     for dtype in args.dtypes:
         for shape, dim in SHAPES:
@@ -58,8 +67,10 @@ def main(argv=None) -> None:
                 for mode in ("fwd", "fwdbwd"):
                     s = measure(runners(name, mode, x, dim), device=args.device, rounds=args.rounds)
                     f, t = s["fused"].median, s["torch"].median
-                    line = (f"| {name} | {mode} | {dtype} | {tuple(shape)} | {dim} | {f * 1e3:.3f} | {t * 1e3:.3f} "
-                            f"| {t / f:.2f} |")
+                    line = (
+                        f"| {name} | {mode} | {dtype} | {tuple(shape)} | {dim} | {f * 1e3:.3f} | {t * 1e3:.3f} "
+                        f"| {t / f:.2f} |"
+                    )
                     print(line, flush=True)
                     lines.append(line)
     if args.out:

@@ -32,8 +32,10 @@ class Index:
     """Rows by (device, threads, dtype, size, act, mode, variant, provider)."""
 
     def __init__(self, rows: list[dict]):
-        self.rows = {(r["device"], r["threads"], r["dtype"], r["size"], r["act"], r["mode"], r["variant"],
-                      r["provider"]): r for r in rows}
+        self.rows = {
+            (r["device"], r["threads"], r["dtype"], r["size"], r["act"], r["mode"], r["variant"], r["provider"]): r
+            for r in rows
+        }
 
     def get(self, device, threads, dtype, size, act, mode, variant, provider):
         return self.rows.get((device, threads, dtype, size, act, mode, variant, provider))
@@ -58,31 +60,44 @@ def check(rows: list[dict], device: str, threads: int, one_thread: int | None = 
         fi = ix.get(*k, "inplace", "fused")
         ea = ix.get(*k, "alloc", "eager")
         ca = ix.get(*k, "alloc", "compile")
-        d = {"act": act, "fused_ms": fa["median_s"] * 1e3, "limit_alloc": fa["ratio_limit"],
-             "limit_inplace": fi["ratio_limit"] if fi else None,
-             "eager_speedup": ea["median_s"] / fa["median_s"] if ea else None,
-             "compile_speedup": ca["median_s"] / fa["median_s"] if ca else None,
-             "eager_limit": ea["ratio_limit"] if ea else None, "miss": [], "met": [],
-             # the same ratios from each provider's fastest call (robust to other processes)
-             "min_limit_alloc": fa["min_ratio_limit"], "min_limit_inplace": fi["min_ratio_limit"] if fi else None,
-             "min_eager_speedup": ea["min_ratio_fused"] if ea else None,
-             "min_compile_speedup": ca["min_ratio_fused"] if ca else None, "load1": fa.get("load1")}
+        d = {
+            "act": act,
+            "fused_ms": fa["median_s"] * 1e3,
+            "limit_alloc": fa["ratio_limit"],
+            "limit_inplace": fi["ratio_limit"] if fi else None,
+            "eager_speedup": ea["median_s"] / fa["median_s"] if ea else None,
+            "compile_speedup": ca["median_s"] / fa["median_s"] if ca else None,
+            "eager_limit": ea["ratio_limit"] if ea else None,
+            "miss": [],
+            "met": [],
+            # the same ratios from each provider's fastest call (robust to other processes)
+            "min_limit_alloc": fa["min_ratio_limit"],
+            "min_limit_inplace": fi["min_ratio_limit"] if fi else None,
+            "min_eager_speedup": ea["min_ratio_fused"] if ea else None,
+            "min_compile_speedup": ca["min_ratio_fused"] if ca else None,
+            "load1": fa.get("load1"),
+        }
         scaling = None
         if one_thread is not None:
             f1 = ix.med(device, one_thread, "float32", SIZE, act, "fwdbwd", "alloc", "fused")
             if f1 is not None and one_thread != threads:
                 scaling = f1 / fa["median_s"]
         d["thread_scaling"] = scaling
-        compute = (f"compute bound: {scaling:.2f}x faster on {threads} threads than on 1 (a memory-bound op "
-                   f"gains little)" if scaling and scaling >= 1.4 else "compute bound")
+        compute = (
+            f"compute bound: {scaling:.2f}x faster on {threads} threads than on 1 (a memory-bound op gains little)"
+            if scaling and scaling >= 1.4
+            else "compute bound"
+        )
         # limit
         worst = max(x for x in (d["limit_alloc"], d["limit_inplace"]) if x is not None)
         if worst <= LIMIT_MAX:
             d["met"].append("limit")
         else:
             if d["limit_alloc"] > LIMIT_MAX and (d["limit_inplace"] or 0) <= LIMIT_MAX:
-                why = (f"allocation bound: {d['limit_alloc']:.2f}x the clone limit allocating but "
-                       f"{d['limit_inplace']:.2f}x in place")
+                why = (
+                    f"allocation bound: {d['limit_alloc']:.2f}x the clone limit allocating but "
+                    f"{d['limit_inplace']:.2f}x in place"
+                )
             else:
                 why = compute
             d["miss"].append(f"limit ({worst:.2f}x > {LIMIT_MAX}x): {why}")
@@ -92,8 +107,7 @@ def check(rows: list[dict], device: str, threads: int, one_thread: int | None = 
                 d["met"].append("compile" if d["compile_speedup"] >= 1.0 else "compile (tie within 5%)")
             else:
                 cl = ca["ratio_limit"]
-                why = (compute + f"; inductor's code is {1 / d['compile_speedup']:.2f}x faster "
-                       f"({cl:.2f}x the limit)")
+                why = compute + f"; inductor's code is {1 / d['compile_speedup']:.2f}x faster ({cl:.2f}x the limit)"
                 d["miss"].append(f"compile ({d['compile_speedup']:.3f}x): {why}")
         # eager
         if d["eager_speedup"] is not None:
@@ -106,11 +120,15 @@ def check(rows: list[dict], device: str, threads: int, one_thread: int | None = 
                     d["met"].append(f"{label} >= {want:g}x" + ("" if d["eager_speedup"] >= want else " (tie)"))
                     continue
                 if want <= 1.0 and d["limit_alloc"] <= LIMIT_MAX:
-                    why = (f"both near the memory limit (fused {d['limit_alloc']:.2f}x, eager "
-                           f"{d['eager_limit']:.2f}x): a memory-traffic difference, not compute")
+                    why = (
+                        f"both near the memory limit (fused {d['limit_alloc']:.2f}x, eager "
+                        f"{d['eager_limit']:.2f}x): a memory-traffic difference, not compute"
+                    )
                 elif want > 1.0 and d["eager_limit"] is not None and d["eager_limit"] < want:
-                    why = (f"unreachable: eager is already {d['eager_limit']:.2f}x the memory limit, so a "
-                           f"kernel at the limit would be {d['eager_limit']:.2f}x faster at most")
+                    why = (
+                        f"unreachable: eager is already {d['eager_limit']:.2f}x the memory limit, so a "
+                        f"kernel at the limit would be {d['eager_limit']:.2f}x faster at most"
+                    )
                 else:
                     why = compute
                 d["miss"].append(f"{label} ({d['eager_speedup']:.3f}x < {want:g}x): {why}")

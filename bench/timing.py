@@ -16,8 +16,8 @@ import gc
 import math
 import statistics
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import torch
 
@@ -37,7 +37,7 @@ class Stats:
     min: float  # the fastest call: what the op costs when no other process got in the way
 
     @classmethod
-    def of(cls, samples: list[float]) -> "Stats":
+    def of(cls, samples: list[float]) -> Stats:
         s = sorted(samples)
         if len(s) == 1:
             return cls(s[0], s[0], s[0], 1, s[0])
@@ -73,8 +73,14 @@ def _time_cuda(r: Runner, calls: int) -> list[float]:
     return [s.elapsed_time(e) / 1e3 for s, e in events]
 
 
-def measure(runners: dict[str, Runner], device: str = "cpu", rounds: int = 7, warmup: int = 2,
-            min_round_s: float = 2e-3, max_calls: int = 200) -> dict[str, Stats]:
+def measure(
+    runners: dict[str, Runner],
+    device: str = "cpu",
+    rounds: int = 7,
+    warmup: int = 2,
+    min_round_s: float = 2e-3,
+    max_calls: int = 200,
+) -> dict[str, Stats]:
     """Median and quartiles of per-call times (seconds) for each runner.
 
     Each runner is warmed up, then called ``calls`` times per round, where ``calls`` is chosen
@@ -91,7 +97,7 @@ def measure(runners: dict[str, Runner], device: str = "cpu", rounds: int = 7, wa
     gc.disable()  # a collection in the middle of a timed call is noise, not the op
     try:
         for k in range(rounds):
-            order = names[k % len(names):] + names[:k % len(names)]
+            order = names[k % len(names) :] + names[: k % len(names)]
             for name in order:
                 samples[name] += timer(runners[name], calls[name])
     finally:

@@ -1,9 +1,12 @@
 // fused_act._C: loading it registers the torch ops (TORCH_LIBRARY in ops/); the functions here
-// only describe the build and the activation list to Python.
+// describe the build and the activation list to Python, and give the eager call path a direct
+// entry into the ops (ops/autograd.h).
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
+#include <torch/csrc/utils/pybind.h>
 
 #include "cpu/dispatch.h"
+#include "ops/autograd.h"
 #include "ops/registry.h"
 
 namespace py = pybind11;
@@ -12,10 +15,14 @@ namespace {
 
 const char* saved_name(fused_act::Saved s) {
   switch (s) {
-    case fused_act::Saved::kNone: return "none";
-    case fused_act::Saved::kInput: return "input";
-    case fused_act::Saved::kOutput: return "output";
-    case fused_act::Saved::kEither: return "either";
+    case fused_act::Saved::kNone:
+      return "none";
+    case fused_act::Saved::kInput:
+      return "input";
+    case fused_act::Saved::kOutput:
+      return "output";
+    case fused_act::Saved::kEither:
+      return "either";
   }
   return "?";
 }
@@ -24,23 +31,43 @@ const char* saved_name(fused_act::Saved s) {
 
 PYBIND11_MODULE(_C, m) {
   m.doc() = "fused_act kernels; the ops live under torch.ops.fused_act";
-  m.def("activations", [] {
-    py::list out;
-    for (const auto& info : fused_act::activation_infos()) {
-      out.append(py::make_tuple(info.name, info.params, saved_name(info.saved), info.functor));
-    }
-    return out;
-  }, "(name, parameter names, saved, functor struct) for every kernel in the C++ list, in list order");
-  m.def("saved_for", [](const std::string& name, const std::vector<double>& params) {
-    const auto& info = fused_act::find_activation(name);
-    fused_act::check_params(info, params);
-    return saved_name(fused_act::saved_for(info, params));
-  }, "what backward keeps for this activation and these parameters: 'none', 'input' or 'output'");
-  m.def("maskable", [] { return fused_act::maskable_names(); },
-        "activations whose backward can keep a 1-bit mask (torch.ops.fused_act.activation_mask)");
+  m.def(
+      "activations",
+      [] {
+        py::list out;
+        for (const auto& info : fused_act::activation_infos()) {
+          out.append(py::make_tuple(info.name, info.params, saved_name(info.saved), info.functor));
+        }
+        return out;
+      },
+      "(name, parameter names, saved, functor struct) for every kernel in the C++ list, in list order");
+  m.def(
+      "saved_for",
+      [](const std::string& name, const std::vector<double>& params) {
+        const auto& info = fused_act::find_activation(name);
+        fused_act::check_params(info, params);
+        return saved_name(fused_act::saved_for(info, params));
+      },
+      "what backward keeps for this activation and these parameters: 'none', 'input' or 'output'");
+  m.def(
+      "maskable", [] { return fused_act::maskable_names(); },
+      "activations whose backward can keep a 1-bit mask (torch.ops.fused_act.activation_mask)");
   m.def("check_params", [](const std::string& name, const std::vector<double>& params) {
     fused_act::check_params(fused_act::find_activation(name), params);
   });
+  // Eager only: torch.compile and torch.export must see torch.ops.fused_act (fused_act/ops.py).
+  m.def(
+      "activation",
+      [](const at::Tensor& x, const std::string& act, const std::vector<double>& params) {
+        return fused_act::eager_activation(x, act, params);
+      },
+      "torch.ops.fused_act.activation through a typed dispatcher handle (no boxing)");
+  m.def(
+      "activation_inplace",
+      [](at::Tensor& x, const std::string& act, const std::vector<double>& params) {
+        return fused_act::eager_activation_inplace(x, act, params);
+      },
+      "x = f(x), with autograd (in-place rules as torch's) when x requires grad; returns x");
   m.def("cpu_isas_built", [] { return fused_act::cpu::built_isas(); });
   m.def("cpu_isa", [] { return fused_act::cpu::runtime_isa(); });
 #ifdef FUSED_ACT_WITH_CUDA

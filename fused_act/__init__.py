@@ -1,26 +1,25 @@
 """fused_act: fused activation-function kernels for PyTorch (CPU SIMD + CUDA).
 
-    import fused_act
-    y = fused_act.leaky_tanh(x, a=0.25)             # functional, every registered activation
-    y = fused_act.activation(x, "elu", alpha=0.5)   # by name
-    y = fused_act.bias_act(x, b, "gelu")            # gelu(x + b), b along dim 1
-    y = fused_act.swiglu(x)                         # silu(second half) * first half, like F.glu
-    m = fused_act.nn.GELU(approximate="tanh")       # torch.nn-style modules
-    p = fused_act.softmax(x, dim=-1)                # also log_softmax; nn.Softmax, nn.LogSoftmax
-    y = fused_act.relu(x, memory="mask")            # backward keeps 1 bit per element
-    fused_act.saved_bytes_per_element("relu")       # what backward keeps, per element
-    fused_act.ACTIVATIONS                           # the registry
-    fused_act.info()                                # what this build has
+import fused_act
+y = fused_act.leaky_tanh(x, a=0.25)             # functional, every registered activation
+y = fused_act.activation(x, "elu", alpha=0.5)   # by name
+y = fused_act.bias_act(x, b, "gelu")            # gelu(x + b), b along dim 1
+y = fused_act.swiglu(x)                         # silu(second half) * first half, like F.glu
+m = fused_act.nn.GELU(approximate="tanh")       # torch.nn-style modules
+p = fused_act.softmax(x, dim=-1)                # also log_softmax; nn.Softmax, nn.LogSoftmax
+y = fused_act.relu(x, memory="mask")            # backward keeps 1 bit per element
+fused_act.saved_bytes_per_element("relu")       # what backward keeps, per element
+fused_act.ACTIVATIONS                           # the registry
+fused_act.info()                                # what this build has
 """
 
 from __future__ import annotations
 
 import torch
 
-from . import _C, ops  # noqa: F401  (registers the torch ops)
-from . import functional, nn
-from .functional import *  # noqa: F401,F403
+from . import _C, functional, nn, ops  # noqa: F401  (registers the torch ops)
 from .convert import ConvertReport, convert, convert_functional
+from .functional import *  # noqa: F401,F403
 from .functional import activation, bias_act, gated, geglu, glu, reglu, swiglu
 from .memory import MEMORY_MODES, memory_modes, saved_bytes_per_element
 from .registry import ACTIVATIONS, ActivationSpec
@@ -28,9 +27,29 @@ from .softmax_ops import log_softmax, softmax
 
 __version__ = "0.1.0"
 
-__all__ = ["ACTIVATIONS", "ActivationSpec", "ConvertReport", "MEMORY_MODES", "activation", "bias_act", "convert",
-           "convert_functional", "functional", "gated", "geglu", "glu", "info", "log_softmax", "memory_modes", "nn",
-           "reglu", "saved_bytes_per_element", "softmax", "swiglu", *ACTIVATIONS]
+__all__ = [
+    "ACTIVATIONS",
+    "ActivationSpec",
+    "ConvertReport",
+    "MEMORY_MODES",
+    "activation",
+    "bias_act",
+    "convert",
+    "convert_functional",
+    "functional",
+    "gated",
+    "geglu",
+    "glu",
+    "info",
+    "log_softmax",
+    "memory_modes",
+    "nn",
+    "reglu",
+    "saved_bytes_per_element",
+    "softmax",
+    "swiglu",
+    *ACTIVATIONS,
+]
 
 
 def info() -> dict:

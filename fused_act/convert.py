@@ -28,7 +28,7 @@ import functools
 import inspect
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any, Union
+from typing import Any
 
 import torch
 import torch.fx as fx
@@ -43,7 +43,7 @@ __all__ = ["convert", "convert_functional", "ConvertReport", "Replaced", "Left"]
 
 # A selector for include / exclude: an activation name ("relu"), a class name ("ReLU"), a
 # module-name pattern ("layer1.*"), a class, or a predicate (qualified_name, module) -> bool.
-Selector = Union[str, type, Callable[[str, Any], bool]]
+Selector = str | type | Callable[[str, Any], bool]
 
 # torch.nn class -> spec. Exact types only: nn.ReLU6 subclasses nn.Hardtanh, and a user's
 # subclass of nn.ReLU may override forward, so isinstance would convert the wrong thing.
@@ -122,28 +122,39 @@ class ConvertReport:
     def __str__(self) -> str:
         lines = []
         if not self.replaced:
-            lines.append("fused_act.convert: nothing converted"
-                         + ("" if self.left or self.already_fused else ": no activations found") + ".")
+            lines.append(
+                "fused_act.convert: nothing converted"
+                + ("" if self.left or self.already_fused else ": no activations found")
+                + "."
+            )
         else:
             n = len(self.replaced_names)
             lines.append(f"fused_act.convert: replaced {len(self.replaced)} activation(s) at {n} place(s):")
             for r in self.replaced:
-                lines.append(f"  {', '.join(r.names) or '<model>'}: {r.old} -> {r.new}"
-                             + ("" if r.kind == "module" else f"  [{r.kind}]"))
+                lines.append(
+                    f"  {', '.join(r.names) or '<model>'}: {r.old} -> {r.new}"
+                    + ("" if r.kind == "module" else f"  [{r.kind}]")
+                )
         if self.left:
             lines.append(f"left {len(self.left)}:")
             for r in self.left:
-                lines.append(f"  {', '.join(r.names) or '<model>'}: {r.what}: {r.reason}"
-                             + ("" if r.kind == "module" else f"  [{r.kind}]"))
+                lines.append(
+                    f"  {', '.join(r.names) or '<model>'}: {r.what}: {r.reason}"
+                    + ("" if r.kind == "module" else f"  [{r.kind}]")
+                )
         if self.already_fused:
             lines.append(f"already fused_act, left as is: {len(self.already_fused)} module(s)")
         for note in self.notes:
             lines.append(f"note: {note}")
         return "\n".join(lines)
 
-    def _merge(self, other: "ConvertReport") -> "ConvertReport":
-        return ConvertReport(self.replaced + other.replaced, self.left + other.left, self.notes + other.notes,
-                             self.already_fused + other.already_fused)
+    def _merge(self, other: ConvertReport) -> ConvertReport:
+        return ConvertReport(
+            self.replaced + other.replaced,
+            self.left + other.left,
+            self.notes + other.notes,
+            self.already_fused + other.already_fused,
+        )
 
 
 # ------------------------------------------------------------------ selection
@@ -164,15 +175,20 @@ def _matches(selectors: list, names: tuple[str, ...], obj: Any, spec: Activation
             if cls is s:
                 return True
         elif isinstance(s, str):
-            if (spec is not None and s == spec.name) or s == getattr(cls, "__name__", None) \
-                    or any(fnmatch.fnmatchcase(n, s) for n in names):
+            if (
+                (spec is not None and s == spec.name)
+                or s == getattr(cls, "__name__", None)
+                or any(fnmatch.fnmatchcase(n, s) for n in names)
+            ):
                 return True
         elif callable(s):
             if any(s(n, obj) for n in names):
                 return True
         else:
-            raise TypeError(f"fused_act.convert: include/exclude entries must be a name, a pattern, a class "
-                            f"or a callable (name, module) -> bool; got {s!r}")
+            raise TypeError(
+                f"fused_act.convert: include/exclude entries must be a name, a pattern, a class "
+                f"or a callable (name, module) -> bool; got {s!r}"
+            )
     return False
 
 
@@ -196,10 +212,10 @@ class _Target:
     params: dict
 
     @classmethod
-    def make(cls, to: str, params: dict) -> "_Target":
-        spec = get(to)                          # unknown name -> ValueError listing the known ones
-        resolved = spec.resolve(params)         # unknown parameter -> TypeError
-        spec.kernel_args(resolved)              # bad value (gelu approximate) -> ValueError
+    def make(cls, to: str, params: dict) -> _Target:
+        spec = get(to)  # unknown name -> ValueError listing the known ones
+        resolved = spec.resolve(params)  # unknown parameter -> TypeError
+        spec.kernel_args(resolved)  # bad value (gelu approximate) -> ValueError
         return cls(spec, resolved)
 
     def module(self, inplace: bool) -> nn.Module:
@@ -242,9 +258,17 @@ def _describe(m: nn.Module) -> str:
 
 
 def _has_hooks(m: nn.Module) -> bool:
-    return any(getattr(m, a, None) for a in (
-        "_forward_hooks", "_forward_pre_hooks", "_backward_hooks", "_backward_pre_hooks",
-        "_state_dict_hooks", "_load_state_dict_pre_hooks"))
+    return any(
+        getattr(m, a, None)
+        for a in (
+            "_forward_hooks",
+            "_forward_pre_hooks",
+            "_backward_hooks",
+            "_backward_pre_hooks",
+            "_state_dict_hooks",
+            "_load_state_dict_pre_hooks",
+        )
+    )
 
 
 # ------------------------------------------------------------------ functional activations
@@ -291,13 +315,23 @@ def _functional_table() -> dict[Callable, tuple[str, tuple[str, ...], bool]]:
 
 _FUNCTIONS = _functional_table()
 # Tensor methods (call_method nodes): name -> (activation, in-place variant)
-_METHODS = {"relu": ("relu", False), "relu_": ("relu", True), "sigmoid": ("sigmoid", False),
-            "sigmoid_": ("sigmoid", True), "tanh": ("tanh", False), "tanh_": ("tanh", True)}
+_METHODS = {
+    "relu": ("relu", False),
+    "relu_": ("relu", True),
+    "sigmoid": ("sigmoid", False),
+    "sigmoid_": ("sigmoid", True),
+    "tanh": ("tanh", False),
+    "tanh_": ("tanh", True),
+}
 # Activation-family functions with no fused kernel: reported by convert_functional.
 _NO_EQUIVALENT_FUNCTIONS = {
-    F.prelu: "learnable slope; no fused kernel", F.rrelu: "random slope in training; no fused kernel",
-    F.glu: "not elementwise", F.threshold: "no fused kernel", F.tanhshrink: "no fused kernel",
-    F.softshrink: "no fused kernel", F.hardshrink: "no fused kernel",
+    F.prelu: "learnable slope; no fused kernel",
+    F.rrelu: "random slope in training; no fused kernel",
+    F.glu: "not elementwise",
+    F.threshold: "no fused kernel",
+    F.tanhshrink: "no fused kernel",
+    F.softshrink: "no fused kernel",
+    F.hardshrink: "no fused kernel",
 }
 _FUSED_FUNCTIONS = {getattr(_ffn, n): n for n in ACTIVATIONS} | {_ffn.activation: None}
 
@@ -371,8 +405,10 @@ def convert(
     if not isinstance(model, nn.Module):
         raise TypeError(f"fused_act.convert: expected an nn.Module, got {type(model).__name__}")
     if isinstance(model, torch.jit.ScriptModule):
-        raise TypeError("fused_act.convert: TorchScript modules cannot be converted (their code is compiled); "
-                        "convert the eager model instead")
+        raise TypeError(
+            "fused_act.convert: TorchScript modules cannot be converted (their code is compiled); "
+            "convert the eager model instead"
+        )
     target = _Target.make(to, params) if to is not None else None
     if to is None and params:
         raise TypeError(f"fused_act.convert: parameters {sorted(params)} given without to=")
@@ -438,8 +474,14 @@ def convert(
             continue
         elif any(isinstance(m, t) for t in _TORCH_MODULES):
             base = next(t for t in cls.__mro__ if t in _TORCH_MODULES)
-            report.left.append(Left(qn, _describe(m), f"subclass of nn.{base.__name__}: its forward may differ; "
-                                    "include it by converting the base class yourself"))
+            report.left.append(
+                Left(
+                    qn,
+                    _describe(m),
+                    f"subclass of nn.{base.__name__}: its forward may differ; "
+                    "include it by converting the base class yourself",
+                )
+            )
             continue
         else:
             _convert_attributes(m, qn, target, include, exclude, report)
@@ -461,8 +503,9 @@ def convert(
         _fold_sequential(model, include, exclude, report)
     _transformer_note(objs.values(), report)
     if functional:
-        model, freport = convert_functional(model, include, exclude, to=to, keep_inplace=keep_inplace, fold=fold,
-                                            **params)
+        model, freport = convert_functional(
+            model, include, exclude, to=to, keep_inplace=keep_inplace, fold=fold, **params
+        )
         report = report._merge(freport)
     return model, report
 
@@ -492,8 +535,7 @@ def _convert_attributes(m: nn.Module, qn: tuple[str, ...], target, include, excl
         # and self.act(x, inplace=True) keep working.
         fn = target.function() if target else getattr(_ffn, act)
         setattr(m, attr, fn)
-        new = (f"fused_act.activation(name={target.spec.name!r}, {target.params})" if target
-               else f"fused_act.{act}")
+        new = f"fused_act.activation(name={target.spec.name!r}, {target.params})" if target else f"fused_act.{act}"
         report.replaced.append(Replaced(an, _fn_name(value), new, "attribute"))
 
 
@@ -526,12 +568,31 @@ def _folded(layer: nn.Module, spec: ActivationSpec, params: dict) -> nn.Module:
     initialisation work), then given ``layer``'s own Parameter objects, so optimisers and tied
     weights keep pointing at them."""
     if type(layer) is nn.Linear:
-        new = _fnn.Linear(layer.in_features, layer.out_features, True, device="meta", dtype=layer.weight.dtype,
-                          activation=spec.name, **params)
+        new = _fnn.Linear(
+            layer.in_features,
+            layer.out_features,
+            True,
+            device="meta",
+            dtype=layer.weight.dtype,
+            activation=spec.name,
+            **params,
+        )
     else:
-        new = _fnn.Conv2d(layer.in_channels, layer.out_channels, layer.kernel_size, layer.stride, layer.padding,
-                          layer.dilation, layer.groups, True, layer.padding_mode, device="meta",
-                          dtype=layer.weight.dtype, activation=spec.name, **params)
+        new = _fnn.Conv2d(
+            layer.in_channels,
+            layer.out_channels,
+            layer.kernel_size,
+            layer.stride,
+            layer.padding,
+            layer.dilation,
+            layer.groups,
+            True,
+            layer.padding_mode,
+            device="meta",
+            dtype=layer.weight.dtype,
+            activation=spec.name,
+            **params,
+        )
     new.weight, new.bias = layer.weight, layer.bias
     return new.train(layer.training)
 
@@ -558,9 +619,11 @@ def _fold_sequential(model: nn.Module, include, exclude, report: ConvertReport) 
                 continue
             spec, params = found
             names = (*paths[id(layer)], *paths[id(act)])
-            why = (_foldable_layer(layer)
-                   or ("registered under several names" if len(paths[id(layer)]) + len(paths[id(act)]) > 2 else None)
-                   or _selected(include, exclude, tuple(paths[id(act)]), act, spec))
+            why = (
+                _foldable_layer(layer)
+                or ("registered under several names" if len(paths[id(layer)]) + len(paths[id(act)]) > 2 else None)
+                or _selected(include, exclude, tuple(paths[id(act)]), act, spec)
+            )
             if why:
                 report.left.append(Left(names, f"{_describe(layer)} + {_describe(act)}", f"not folded: {why}", "fold"))
                 continue
@@ -575,7 +638,8 @@ def _transformer_note(modules, report: ConvertReport) -> None:
         report.notes.append(
             "nn.TransformerEncoderLayer has an inference fast path (eval mode, no autograd, batch_first, ...) "
             "that runs torch's own fused kernel with relu/gelu and bypasses the activation; the converted "
-            "activation runs in training and whenever the fast path does not apply")
+            "activation runs in training and whenever the fast path does not apply"
+        )
 
 
 # ------------------------------------------------------------------ convert_functional
@@ -641,7 +705,8 @@ def convert_functional(
         raise TypeError(
             f"fused_act.convert_functional: torch.fx cannot trace {type(model).__name__} "
             f"({type(e).__name__}: {e}). Module activations can still be converted with "
-            "fused_act.convert(model); functional calls in this forward stay torch's.") from e
+            "fused_act.convert(model); functional calls in this forward stay torch's."
+        ) from e
     name = model.__class__.__name__ if isinstance(model, nn.Module) else "GraphModule"
     gm = fx.GraphModule(tracer.root, graph, name)
     gm.train(model.training)
@@ -653,8 +718,9 @@ def convert_functional(
                 if node.target in _FUSED_FUNCTIONS:
                     report.already_fused.append(_node_where(node))
                 else:
-                    report.left.append(Left((_node_where(node),), _fn_name(node.target),
-                                            _NO_EQUIVALENT_FUNCTIONS[node.target], "call"))
+                    report.left.append(
+                        Left((_node_where(node),), _fn_name(node.target), _NO_EQUIVALENT_FUNCTIONS[node.target], "call")
+                    )
                 continue
             entry = _FUNCTIONS.get(node.target) if _hashable(node.target) else None
             if entry is None:
@@ -695,9 +761,14 @@ def convert_functional(
         node.replace_all_uses_with(repl)
         gm.graph.erase_node(node)
         desc_args = ", ".join(f"{k}={v!r}" for k, v in kwargs.items())
-        report.replaced.append(Replaced((where,), what + (f"({', '.join(f'{k}={v!r}' for k, v in vals.items())})"
-                                                          if vals else ""),
-                                        f"{new}({desc_args})", "call"))
+        report.replaced.append(
+            Replaced(
+                (where,),
+                what + (f"({', '.join(f'{k}={v!r}' for k, v in vals.items())})" if vals else ""),
+                f"{new}({desc_args})",
+                "call",
+            )
+        )
     if fold:
         _fold_graph(gm, include, exclude, report)
     gm.graph.lint()
@@ -748,11 +819,21 @@ def _fold_graph(gm: fx.GraphModule, include, exclude, report: ConvertReport) -> 
             continue
         spec, params = found
         where = (x.target, _node_where(node))
-        why = (_foldable_layer(layer)
-               or ("used more than once in forward or registered under several names"
-                   if uses.get(x.target, 0) != 1 or paths[id(layer)] != 1 else None)
-               or _selected(include, exclude, (where[1],),
-                            gm.get_submodule(node.target) if node.op == "call_module" else node.target, spec))
+        why = (
+            _foldable_layer(layer)
+            or (
+                "used more than once in forward or registered under several names"
+                if uses.get(x.target, 0) != 1 or paths[id(layer)] != 1
+                else None
+            )
+            or _selected(
+                include,
+                exclude,
+                (where[1],),
+                gm.get_submodule(node.target) if node.op == "call_module" else node.target,
+                spec,
+            )
+        )
         if why:
             report.left.append(Left(where, f"{_describe(layer)} + {spec.name}", f"not folded: {why}", "fold"))
             continue

@@ -31,6 +31,7 @@ def _fwd_bwd(f, x, g):
     def run():
         xs = x.detach().requires_grad_()
         f(xs).backward(g)
+
     return run
 
 
@@ -42,11 +43,15 @@ def main(argv=None) -> None:
     args = ap.parse_args(argv)
     dtype = getattr(torch, args.dtype)
     info = fused_act.info()
-    print(f"fused_act {info['fused_act']}  torch {info['torch']}  CPU kernels: {info['cpu_isa']} "
-          f"({info['cpu_threads']} threads)  CUDA kernels built: {info['cuda_kernels_built']}")
+    print(
+        f"fused_act {info['fused_act']}  torch {info['torch']}  CPU kernels: {info['cpu_isa']} "
+        f"({info['cpu_threads']} threads)  CUDA kernels built: {info['cuda_kernels_built']}"
+    )
     print(f"{args.numel} elements, {args.dtype}, forward+backward, median of {args.repeats}\n")
-    print(f"{'activation':18s} {'max |fwd err|':>14s} {'max |bwd err|':>14s} {'eager ms':>9s} "
-          f"{'fused ms':>9s} {'speed-up':>8s}")
+    print(
+        f"{'activation':18s} {'max |fwd err|':>14s} {'max |bwd err|':>14s} {'eager ms':>9s} "
+        f"{'fused ms':>9s} {'speed-up':>8s}"
+    )
     torch.manual_seed(0)
     check = (torch.randn(1 << 16, dtype=torch.float64) * 4).to(dtype)
     x = (torch.randn(args.numel) * 3).to(dtype)
@@ -62,8 +67,7 @@ def main(argv=None) -> None:
         bwd_err = (dx.double() - dr).abs().max().item()
         eager = _median_time(_fwd_bwd(lambda t: spec.reference(t, **spec.params), x, g), args.repeats)
         fused = _median_time(_fwd_bwd(lambda t: fused_act.activation(t, name), x, g), args.repeats)
-        print(f"{name:18s} {fwd_err:14.2e} {bwd_err:14.2e} {eager * 1e3:9.2f} {fused * 1e3:9.2f} "
-              f"{eager / fused:7.2f}x")
+        print(f"{name:18s} {fwd_err:14.2e} {bwd_err:14.2e} {eager * 1e3:9.2f} {fused * 1e3:9.2f} {eager / fused:7.2f}x")
 
 
 if __name__ == "__main__":

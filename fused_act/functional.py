@@ -24,8 +24,7 @@ _ops = torch.ops.fused_act
 __all__ = ["activation", "bias_act", "gated", "geglu", "glu", "reglu", "swiglu", *ACTIVATIONS]
 
 
-def activation(x: torch.Tensor, name: str, *, inplace: bool = False, memory: str = "auto",
-               **params) -> torch.Tensor:
+def activation(x: torch.Tensor, name: str, *, inplace: bool = False, memory: str = "auto", **params) -> torch.Tensor:
     """Applies activation ``name`` with ``params`` (defaults from the registry) to x.
 
     With ``inplace=True`` x is overwritten and returned; under autograd this follows
@@ -85,11 +84,13 @@ def gated(a: torch.Tensor, b: torch.Tensor, /, name: str = "sigmoid", **params) 
 
 def _make(spec):
     names = list(spec.params)
+    default_kernel, default_params = spec.kernel_args({})  # the common call: no parameters given
 
     def fn(x: torch.Tensor, *args, inplace: bool = False, memory: str = "auto", **kwargs) -> torch.Tensor:
+        if not args and not kwargs:
+            return activation_op(x, default_kernel, default_params, inplace, memory)
         if len(args) > len(names):
-            raise TypeError(f"fused_act.{spec.name}() takes at most {len(names)} parameter(s) {names}, "
-                            f"got {len(args)}")
+            raise TypeError(f"fused_act.{spec.name}() takes at most {len(names)} parameter(s) {names}, got {len(args)}")
         for n, v in zip(names, args):
             if n in kwargs:
                 raise TypeError(f"fused_act.{spec.name}() got multiple values for {n!r}")
@@ -104,9 +105,11 @@ def _make(spec):
         + [P("inplace", P.KEYWORD_ONLY, default=False), P("memory", P.KEYWORD_ONLY, default="auto")]
     )
     fn.__name__ = fn.__qualname__ = spec.name
-    fn.__doc__ = (f"{spec.name} activation, fused forward and backward kernels.\n\n"
-                  f"Agrees with the torch composition in fused_act.registry.ACTIVATIONS[{spec.name!r}].reference"
-                  + (f"; source: {spec.source}." if spec.source else "."))
+    fn.__doc__ = (
+        f"{spec.name} activation, fused forward and backward kernels.\n\n"
+        f"Agrees with the torch composition in fused_act.registry.ACTIVATIONS[{spec.name!r}].reference"
+        + (f"; source: {spec.source}." if spec.source else ".")
+    )
     return fn
 
 

@@ -57,9 +57,9 @@ def _fsecond(h, k, a, act, params):
 
 def _gated_double_backward(g, a, u, ga, gu, act, params):
     """Derivatives of (da, du) = (g u f'(a), g f(a)) against incoming (ga, gu):
-        d/dg = ga u f'(a) + gu f(a)
-        d/da = ga g u f''(a) + gu g f'(a)
-        d/du = ga g f'(a)"""
+    d/dg = ga u f'(a) + gu f(a)
+    d/da = ga g u f''(a) + gu g f'(a)
+    d/du = ga g f'(a)"""
     ga = torch.zeros_like(a) if ga is None else ga
     gu = torch.zeros_like(a) if gu is None else gu
     d_g = _fprime(ga * u, a, act, params) + gu * _f(a, act, params)

@@ -42,8 +42,16 @@ class _WithActivation:
 class Linear(_WithActivation, nn.Linear):
     """``activation(x @ W.T + b)`` with the bias add fused into the activation."""
 
-    def __init__(self, in_features: int, out_features: int, bias: bool = True, device=None, dtype=None,
-                 activation: str = "identity", **params):
+    def __init__(
+        self,
+        in_features: int,
+        out_features: int,
+        bias: bool = True,
+        device=None,
+        dtype=None,
+        activation: str = "identity",
+        **params,
+    ):
         nn.Linear.__init__(self, in_features, out_features, bias, device, dtype)
         self._set_activation(activation, params)
 
@@ -75,8 +83,9 @@ class BiasAct(_WithActivation, nn.Module):
     """A learnable bias of ``num_features`` values along ``dim`` (zeros at first), then
     ``activation``, in one pass."""
 
-    def __init__(self, num_features: int, activation: str = "identity", dim: int = 1, device=None, dtype=None,
-                 **params):
+    def __init__(
+        self, num_features: int, activation: str = "identity", dim: int = 1, device=None, dtype=None, **params
+    ):
         super().__init__()
         self.bias = nn.Parameter(torch.zeros(num_features, device=device, dtype=dtype))
         self.dim = dim

@@ -51,12 +51,12 @@ MEMORY_MODES = ("auto", "mask", "output", "input")
 AUTO_PREFERS_MASK = False
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _maskable() -> frozenset[str]:
     return frozenset(_C.maskable())
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _resolve(act: str, params: tuple[float, ...], memory: str) -> str:
     saved = _C.saved_for(act, list(params))
     maskable = act in _maskable()
@@ -64,13 +64,17 @@ def _resolve(act: str, params: tuple[float, ...], memory: str) -> str:
         return "mask" if maskable and AUTO_PREFERS_MASK else saved
     if memory == "mask":
         if not maskable:
-            raise ValueError(f"fused_act.{act}: memory='mask' needs a piecewise-linear activation "
-                             f"({', '.join(sorted(_maskable()))}); {act} keeps its {saved}")
+            raise ValueError(
+                f"fused_act.{act}: memory='mask' needs a piecewise-linear activation "
+                f"({', '.join(sorted(_maskable()))}); {act} keeps its {saved}"
+            )
         return "mask"
     if memory in ("output", "input"):
         if saved not in (memory, "none"):
-            raise ValueError(f"fused_act.{act}: memory={memory!r} is not available with these parameters; "
-                             f"its backward is written in the {saved}")
+            raise ValueError(
+                f"fused_act.{act}: memory={memory!r} is not available with these parameters; "
+                f"its backward is written in the {saved}"
+            )
         return saved
     raise ValueError(f"fused_act: memory must be one of {MEMORY_MODES}, got {memory!r}")
 
@@ -117,7 +121,9 @@ def _dense_like(t: torch.Tensor) -> torch.Tensor:
 def _check_maskable(op: str, act: str) -> None:
     # The C++ error, raised at trace time too.
     if act not in _maskable():
-        raise RuntimeError(f"fused_act.{op}: {act} cannot keep a 1-bit mask; maskable: {', '.join(sorted(_maskable()))}")
+        raise RuntimeError(
+            f"fused_act.{op}: {act} cannot keep a 1-bit mask; maskable: {', '.join(sorted(_maskable()))}"
+        )
 
 
 def _mask_for(t: torch.Tensor) -> torch.Tensor:
@@ -139,9 +145,13 @@ def _(x, act, params):
 @torch.library.register_fake("fused_act::activation_mask_backward")
 def _(grad, mask, act, params):
     _check_maskable("activation_mask_backward", act)
-    torch._check(mask.dim() == 1 and mask.numel() == (grad.numel() + 7) // 8,
-                 lambda: f"fused_act.activation_mask_backward: mask has shape {tuple(mask.shape)}, "
-                         f"expected [{(grad.numel() + 7) // 8}]")
+    torch._check(
+        mask.dim() == 1 and mask.numel() == (grad.numel() + 7) // 8,
+        lambda: (
+            f"fused_act.activation_mask_backward: mask has shape {tuple(mask.shape)}, "
+            f"expected [{(grad.numel() + 7) // 8}]"
+        ),
+    )
     return _dense_like(grad)
 
 

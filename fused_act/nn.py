@@ -22,11 +22,11 @@ import torch
 from torch import nn
 
 from . import layers
-from .functional import activation
 from . import softmax_ops as _softmax
-from .layers import BiasAct, Conv2d, GeGLU, GLU, Linear, ReGLU, SwiGLU  # noqa: F401
+from .layers import GLU, BiasAct, Conv2d, GeGLU, Linear, ReGLU, SwiGLU  # noqa: F401
 from .memory import memory_modes, resolve_memory
-from .registry import ACTIVATIONS, get
+from .ops import activation_op
+from .registry import ACTIVATIONS, get, kernel_args
 
 __all__ = ["Activation", "LogSoftmax", "Softmax", *layers.__all__, *(s.module for s in ACTIVATIONS.values())]
 
@@ -43,7 +43,8 @@ class Activation(nn.Module):
         memory_modes_check(name, memory, self.params)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return activation(x, self.name, inplace=self.inplace, memory=self.memory, **self.params)
+        kernel, params = kernel_args(self.name, *self.params.values())
+        return activation_op(x, kernel, params, self.inplace, self.memory)
 
     def extra_repr(self) -> str:
         parts = [repr(self.name)] + [f"{k}={v!r}" for k, v in self.params.items()]
@@ -79,9 +80,18 @@ def _make(spec):
         self.memory = memory
         memory_modes_check(spec.name, memory, {n: getattr(self, n) for n in names})
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return activation(x, spec.name, inplace=self.inplace, memory=self.memory,
-                          **{n: getattr(self, n) for n in names})
+    # Parameters are read at every call (torch's modules allow `m.negative_slope = 0.2`); the
+    # kernel arguments for them are cached, so a forward is this frame plus one C++ call.
+    if names:
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            kernel, params = kernel_args(spec.name, *[getattr(self, n) for n in names])
+            return activation_op(x, kernel, params, self.inplace, self.memory)
+    else:
+        kernel0, params0 = spec.kernel_args({})
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return activation_op(x, kernel0, params0, self.inplace, self.memory)
 
     def extra_repr(self) -> str:
         parts = [f"{n}={getattr(self, n)!r}" for n in names]
@@ -100,10 +110,18 @@ def _make(spec):
         [P("self", P.POSITIONAL_ONLY), *sig.parameters.values(), P("memory", P.KEYWORD_ONLY, default="auto")]
     )
     doc = f"Fused {spec.name}" + (f", a drop-in for torch.nn.{spec.torch_module}" if spec.torch_module else "")
-    return type(spec.module, (nn.Module,), {
-        "__init__": __init__, "forward": forward, "extra_repr": extra_repr,
-        "__doc__": doc + ".", "__module__": __name__, "spec": spec,
-    })
+    return type(
+        spec.module,
+        (nn.Module,),
+        {
+            "__init__": __init__,
+            "forward": forward,
+            "extra_repr": extra_repr,
+            "__doc__": doc + ".",
+            "__module__": __name__,
+            "spec": spec,
+        },
+    )
 
 
 for _spec in ACTIVATIONS.values():

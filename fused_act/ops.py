@@ -1,6 +1,7 @@
 """Python side of the torch operators in ``torch.ops.fused_act``: fake (meta) kernels for
-torch.compile / torch.export, the in-place path, and the end of the autograd chain (the
-autograd of activation and activation_backward is C++: csrc/ops/autograd.cpp).
+torch.compile / torch.export, the eager and traced call paths, and the end of the autograd
+chain (the autograd of activation, its in-place form and activation_backward is C++:
+csrc/ops/autograd.cpp).
 
 The C++ ops (csrc/ops/activation_ops.cpp) take the kernel name and a float list of parameters:
 
@@ -21,12 +22,12 @@ import functools
 import torch
 
 from . import _C  # noqa: F401  (loading it registers the ops)
-from .memory import mask_activation, resolve_memory
+from .memory import AUTO_PREFERS_MASK, _resolve, mask_activation, resolve_memory
 
 _ops = torch.ops.fused_act
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _saved_for(act: str, params: tuple[float, ...]) -> str:
     return _C.saved_for(act, list(params))
 
@@ -76,49 +77,34 @@ torch.library.register_autograd(
 )
 
 
-class _ActivationInplace(torch.autograd.Function):
-    """In-place forward under autograd. Autograd's own checks apply: a leaf that requires grad
-    (or a view of one) raises, and later use of a stale saved tensor raises. When backward
-    needs the input (gelu, silu, ...), a copy of it is kept, so in-place only saves memory for
-    activations whose backward works from the output."""
-
-    @staticmethod
-    def forward(ctx, x, act, params):
-        ctx.act, ctx.params = act, params
-        ctx.saved = saved_for(act, tuple(params))
-        original = x.clone() if ctx.saved == "input" else None
-        _ops.activation_(x, act, params)
-        ctx.mark_dirty(x)
-        if ctx.saved == "input":
-            ctx.save_for_backward(original)
-        elif ctx.saved == "output":
-            ctx.save_for_backward(x)
-        return x
-
-    @staticmethod
-    def backward(ctx, grad):
-        if ctx.saved == "none":
-            return grad, None, None
-        (saved,) = ctx.saved_tensors
-        return _ops.activation_backward(grad, saved, ctx.act, ctx.params, ctx.saved == "output"), None, None
-
-
-def activation_op(x: torch.Tensor, act: str, params: list[float], inplace: bool = False,
-                  memory: str = "auto") -> torch.Tensor:
+def activation_op(
+    x: torch.Tensor, act: str, params: list[float], inplace: bool = False, memory: str = "auto"
+) -> torch.Tensor:
     """Runs kernel ``act`` on x (out of place, or in place with autograd support), keeping for
-    backward what ``memory`` asks (fused_act/memory.py)."""
+    backward what ``memory`` asks (fused_act/memory.py).
+
+    Eager calls go straight to C++ (``_C.activation``: a typed dispatcher call, autograd in
+    C++), one Python frame from a module's forward; torch.compile and torch.export trace the
+    registered ops instead. ``identity`` returns x itself, as ``nn.Identity`` does."""
+    if torch.compiler.is_compiling():
+        return _traced(x, act, params, inplace, memory)
+    if (memory != "auto" or AUTO_PREFERS_MASK) and _resolve(act, tuple(params), memory) == "mask":
+        return mask_activation(x, act, params, inplace)
+    if act == "identity":
+        return x
+    if inplace:
+        return _C.activation_inplace(x, act, params)
+    return _C.activation(x, act, params)
+
+
+def _traced(x: torch.Tensor, act: str, params: list[float], inplace: bool, memory: str) -> torch.Tensor:
     if resolve_memory(act, tuple(params), memory) == "mask":
         return mask_activation(x, act, params, inplace)
     if not inplace:
         return _ops.activation(x, act, params)
-    if torch.compiler.is_compiling():
-        # torch.compile / torch.export functionalize mutations into out-of-place ops plus a copy
-        # anyway; writing it that way keeps the op's fake and autograd kernels in the graph (an
-        # inlined autograd.Function would leave a bare in-place op whose gradient export drops).
-        # The input form of backward must see x before the copy overwrites it.
-        src = x.clone() if saved_for(act, tuple(params)) == "input" else x
-        return x.copy_(_ops.activation(src, act, params))
-    if torch.is_grad_enabled() and x.requires_grad:
-        return _ActivationInplace.apply(x, act, params)
-    _ops.activation_(x, act, params)
-    return x
+    # torch.compile / torch.export functionalize mutations into out-of-place ops plus a copy
+    # anyway; writing it that way keeps the op's fake and autograd kernels in the graph (an
+    # in-place custom op under autograd would leave a bare mutation whose gradient export drops).
+    # The input form of backward must see x before the copy overwrites it.
+    src = x.clone() if saved_for(act, tuple(params)) == "input" else x
+    return x.copy_(_ops.activation(src, act, params))

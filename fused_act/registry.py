@@ -11,8 +11,10 @@ Adding an activation: a functor in ``csrc/activations/functors.h``, a line in
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -50,8 +52,10 @@ class ActivationSpec:
         """Defaults filled in; unknown names raise TypeError like a Python call would."""
         unknown = set(params) - set(self.params)
         if unknown:
-            raise TypeError(f"fused_act.{self.name}: unexpected parameter(s) {sorted(unknown)}; "
-                            f"it takes {list(self.params) or 'none'}")
+            raise TypeError(
+                f"fused_act.{self.name}: unexpected parameter(s) {sorted(unknown)}; "
+                f"it takes {list(self.params) or 'none'}"
+            )
         return {**self.params, **params}
 
     def kernel_args(self, params: dict[str, Any]) -> tuple[str, list[float]]:
@@ -72,43 +76,107 @@ def _specs() -> list[ActivationSpec]:
         S("sigmoid", {}, torch.sigmoid, "Sigmoid", "Sigmoid"),
         S("tanh", {}, torch.tanh, "Tanh", "Tanh"),
         S("relu", {}, F.relu, "ReLU", "ReLU", True, lambda: [0.0]),
-        S("leaky_relu", {"negative_slope": 0.01},
-          lambda x, negative_slope: F.leaky_relu(x, negative_slope),
-          "LeakyReLU", "LeakyReLU", True, lambda negative_slope: [0.0], "Maas et al. 2013"),
-        S("elu", {"alpha": 1.0}, lambda x, alpha: F.elu(x, alpha),
-          "ELU", "ELU", True, lambda alpha: [0.0], "Clevert et al. 2015"),
+        S(
+            "leaky_relu",
+            {"negative_slope": 0.01},
+            lambda x, negative_slope: F.leaky_relu(x, negative_slope),
+            "LeakyReLU",
+            "LeakyReLU",
+            True,
+            lambda negative_slope: [0.0],
+            "Maas et al. 2013",
+        ),
+        S(
+            "elu",
+            {"alpha": 1.0},
+            lambda x, alpha: F.elu(x, alpha),
+            "ELU",
+            "ELU",
+            True,
+            lambda alpha: [0.0],
+            "Clevert et al. 2015",
+        ),
         S("softsign", {}, F.softsign, "Softsign", "Softsign", source="Turian et al. 2009"),
         # Xu, Huang, Li 2016, "Revise Saturated Activation Functions"
-        S("rescaled_sigmoid", {}, lambda x: 4 * torch.sigmoid(x) - 2, "RescaledSigmoid",
-          source="Xu et al. 2016 (sigmoid*)"),
-        S("leaky_tanh", {"a": 0.25},
-          lambda x, a: torch.where(x >= 0, torch.tanh(x), a * torch.tanh(x)),
-          "LeakyTanh", kinks=lambda a: [0.0], source="Xu et al. 2016"),
+        S(
+            "rescaled_sigmoid",
+            {},
+            lambda x: 4 * torch.sigmoid(x) - 2,
+            "RescaledSigmoid",
+            source="Xu et al. 2016 (sigmoid*)",
+        ),
+        S(
+            "leaky_tanh",
+            {"a": 0.25},
+            lambda x, a: torch.where(x >= 0, torch.tanh(x), a * torch.tanh(x)),
+            "LeakyTanh",
+            kinks=lambda a: [0.0],
+            source="Xu et al. 2016",
+        ),
         # modern
-        S("gelu", {"approximate": "none"}, lambda x, approximate: F.gelu(x, approximate=approximate),
-          "GELU", "GELU", source="Hendrycks & Gimpel 2016"),
+        S(
+            "gelu",
+            {"approximate": "none"},
+            lambda x, approximate: F.gelu(x, approximate=approximate),
+            "GELU",
+            "GELU",
+            source="Hendrycks & Gimpel 2016",
+        ),
         S("silu", {}, F.silu, "SiLU", "SiLU", True, source="Elfwing et al. 2017"),
         S("mish", {}, F.mish, "Mish", "Mish", True, source="Misra 2019"),
         S("selu", {}, F.selu, "SELU", "SELU", True, lambda: [0.0], "Klambauer et al. 2017"),
-        S("celu", {"alpha": 1.0}, lambda x, alpha: F.celu(x, alpha),
-          "CELU", "CELU", True, lambda alpha: [0.0], "Barron 2017"),
-        S("softplus", {"beta": 1.0, "threshold": 20.0},
-          lambda x, beta, threshold: F.softplus(x, beta, threshold),
-          "Softplus", "Softplus", False, lambda beta, threshold: [threshold / beta]),
-        S("hardtanh", {"min_val": -1.0, "max_val": 1.0},
-          lambda x, min_val, max_val: F.hardtanh(x, min_val, max_val),
-          "Hardtanh", "Hardtanh", True, lambda min_val, max_val: [min_val, max_val]),
+        S(
+            "celu",
+            {"alpha": 1.0},
+            lambda x, alpha: F.celu(x, alpha),
+            "CELU",
+            "CELU",
+            True,
+            lambda alpha: [0.0],
+            "Barron 2017",
+        ),
+        S(
+            "softplus",
+            {"beta": 1.0, "threshold": 20.0},
+            lambda x, beta, threshold: F.softplus(x, beta, threshold),
+            "Softplus",
+            "Softplus",
+            False,
+            lambda beta, threshold: [threshold / beta],
+        ),
+        S(
+            "hardtanh",
+            {"min_val": -1.0, "max_val": 1.0},
+            lambda x, min_val, max_val: F.hardtanh(x, min_val, max_val),
+            "Hardtanh",
+            "Hardtanh",
+            True,
+            lambda min_val, max_val: [min_val, max_val],
+        ),
         S("relu6", {}, F.relu6, "ReLU6", "ReLU6", True, lambda: [0.0, 6.0]),
         S("hardsigmoid", {}, F.hardsigmoid, "Hardsigmoid", "Hardsigmoid", True, lambda: [-3.0, 3.0]),
-        S("hardswish", {}, F.hardswish, "Hardswish", "Hardswish", True, lambda: [-3.0, 3.0],
-          "Howard et al. 2019"),
+        S("hardswish", {}, F.hardswish, "Hardswish", "Hardswish", True, lambda: [-3.0, 3.0], "Howard et al. 2019"),
         S("logsigmoid", {}, F.logsigmoid, "LogSigmoid", "LogSigmoid"),
-        S("squared_relu", {}, lambda x: F.relu(x) ** 2, "SquaredReLU", kinks=lambda: [0.0],
-          source="So et al. 2021 (Primer)"),
+        S(
+            "squared_relu",
+            {},
+            lambda x: F.relu(x) ** 2,
+            "SquaredReLU",
+            kinks=lambda: [0.0],
+            source="So et al. 2021 (Primer)",
+        ),
     ]
 
 
 ACTIVATIONS: dict[str, ActivationSpec] = {s.name: s for s in _specs()}
+
+
+@functools.lru_cache(maxsize=4096)
+def kernel_args(name: str, *values) -> tuple[str, list[float]]:
+    """``get(name).kernel_args`` for parameter values given in the spec's order, cached: what a
+    module's forward calls (raises for a value the kernel rejects, as the uncached form)."""
+    spec = get(name)
+    return spec.kernel_args(dict(zip(spec.params, values)))
 
 
 def get(name: str) -> ActivationSpec:
@@ -116,5 +184,3 @@ def get(name: str) -> ActivationSpec:
         return ACTIVATIONS[name]
     except KeyError:
         raise ValueError(f"fused_act: unknown activation {name!r}; known: {', '.join(ACTIVATIONS)}") from None
-
-

@@ -64,16 +64,21 @@ def assert_close(actual, expected, tol, what=""):
     """Compares with the reference rounded to actual's dtype (an overflowing result is inf)."""
     atol, rtol = tol
     expected = expected.to(actual.dtype)
-    torch.testing.assert_close(actual.double(), expected.double(), atol=atol, rtol=rtol, equal_nan=True,
-                               msg=lambda m: f"{what}\n{m}")
+    torch.testing.assert_close(
+        actual.double(), expected.double(), atol=atol, rtol=rtol, equal_nan=True, msg=lambda m: f"{what}\n{m}"
+    )
 
 
 def sample_input(name: str, params: dict, dtype, device, n: int = 4099, seed: int = 0):
     """Values spread over where the activation changes: normal(0, 3) plus a wide uniform range,
     in the dtype, kept away from the kinks (kinks get their own test)."""
     g = torch.Generator().manual_seed(seed)
-    x = torch.cat([torch.randn(n - n // 4, generator=g, dtype=torch.float64) * 3,
-                   (torch.rand(n // 4, generator=g, dtype=torch.float64) - 0.5) * 60])
+    x = torch.cat(
+        [
+            torch.randn(n - n // 4, generator=g, dtype=torch.float64) * 3,
+            (torch.rand(n // 4, generator=g, dtype=torch.float64) - 0.5) * 60,
+        ]
+    )
     x = x.to(dtype)
     for k in ACTIVATIONS[name].kinks(**params):
         x = torch.where((x.double() - k).abs() < 1e-2, x + 0.1, x)
@@ -113,8 +118,7 @@ def run_under_isa(isa: str, script: str) -> str:
         pytest.skip(f"{isa} kernels not built")
     env = {**os.environ, "ATEN_CPU_CAPABILITY": isa}
     root = Path(__file__).resolve().parents[1]
-    out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, cwd=root,
-                         timeout=600)
+    out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, cwd=root, timeout=600)
     assert out.returncode == 0, (out.stdout + out.stderr)[-3000:]
     assert out.stdout.split()[0] == isa.upper(), f"asked for {isa}, kernels ran {out.stdout.split()[0]}"
     return out.stdout

@@ -8,10 +8,10 @@ import math
 
 import pytest
 import torch
+from conftest import BWD_TOL, CASE_IDS, CASES, DEVICES, DTYPES, FWD_TOL, ISAS, assert_close, run_under_isa, sample_input
 
 import fused_act
 from fused_act.registry import ACTIVATIONS
-from conftest import BWD_TOL, CASE_IDS, CASES, DEVICES, DTYPES, FWD_TOL, ISAS, assert_close, run_under_isa, sample_input
 
 
 def reference(name, params, x64):
@@ -59,8 +59,25 @@ def test_kinks_follow_torch_derivative_convention(case, dtype, device):
     assert_close(dx, dr, BWD_TOL[dtype], f"{name}' at kinks {kinks}")
 
 
-SPECIAL = [math.inf, -math.inf, math.nan, -0.0, 0.0, 1e30, -1e30, 1e-30, -1e-30, 1e-42, 88.0, -88.0, 104.0,
-           -104.0, 20.0, 20.5, -20.5]
+SPECIAL = [
+    math.inf,
+    -math.inf,
+    math.nan,
+    -0.0,
+    0.0,
+    1e30,
+    -1e30,
+    1e-30,
+    -1e-30,
+    1e-42,
+    88.0,
+    -88.0,
+    104.0,
+    -104.0,
+    20.0,
+    20.5,
+    -20.5,
+]
 
 
 @pytest.mark.parametrize("device", DEVICES)

@@ -50,19 +50,25 @@ def test_raw_op_checks():
     x = torch.randn(4)
     with pytest.raises(RuntimeError, match=r"fused_act: unknown activation 'nope'"):
         ops.activation(x, "nope", [])
-    with pytest.raises(RuntimeError, match=r"fused_act\.hardtanh: expected 2 parameter\(s\) \(min_val, max_val\), got 1"):
+    with pytest.raises(
+        RuntimeError, match=r"fused_act\.hardtanh: expected 2 parameter\(s\) \(min_val, max_val\), got 1"
+    ):
         ops.activation(x, "hardtanh", [1.0])
     with pytest.raises(RuntimeError, match=r"fused_act\.tanh: grad has shape \[3\], expected \[4\]"):
         ops.activation_backward(torch.randn(3), x, "tanh", [], True)
     with pytest.raises(TypeError, match=r"fused_act\.tanh: grad has dtype Double, expected Float"):
         ops.activation_backward(x.double(), x, "tanh", [], True)
-    with pytest.raises(RuntimeError, match=r"fused_act\.gelu: backward with these parameters needs the forward's input"):
+    with pytest.raises(
+        RuntimeError, match=r"fused_act\.gelu: backward with these parameters needs the forward's input"
+    ):
         ops.activation_backward(x, x, "gelu", [], True)
 
 
 def test_inplace_on_leaf_that_requires_grad():
     x = torch.randn(4, requires_grad=True)
-    with pytest.raises(RuntimeError, match="a leaf Variable that requires grad (is being|has been) used in an in-place operation"):
+    with pytest.raises(
+        RuntimeError, match="a leaf Variable that requires grad (is being|has been) used in an in-place operation"
+    ):
         fused_act.relu(x, inplace=True)
     with pytest.raises(RuntimeError, match="a view of a leaf Variable that requires grad"):
         fused_act.tanh(x[1:], inplace=True)

@@ -30,10 +30,16 @@ def _case(act="elu", mode="fwdbwd", variant="alloc", dtype="float32", n=N):
 # ------------------------------------------------------------------ bytes and limits
 
 
-@pytest.mark.parametrize("mode,variant,nbytes,fresh", [
-    ("fwd", "alloc", 2, 1), ("fwd", "inplace", 2, 0), ("bwd", "alloc", 3, 1),
-    ("fwdbwd", "alloc", 4, 2), ("fwdbwd", "inplace", 4, 1),
-])
+@pytest.mark.parametrize(
+    "mode,variant,nbytes,fresh",
+    [
+        ("fwd", "alloc", 2, 1),
+        ("fwd", "inplace", 2, 0),
+        ("bwd", "alloc", 3, 1),
+        ("fwdbwd", "alloc", 4, 2),
+        ("fwdbwd", "inplace", 4, 1),
+    ],
+)
 def test_traffic(mode, variant, nbytes, fresh):
     assert traffic(_case(mode=mode, variant=variant)) == (nbytes * N * 4, fresh)
     assert traffic(_case(mode=mode, variant=variant, dtype="bfloat16")) == (nbytes * N * 2, fresh)
@@ -135,8 +141,16 @@ def test_tiny_run_writes_csv_json_and_report(tmp_path, monkeypatch):
     monkeypatch.setattr("bench.targets.SIZE", N)
     monkeypatch.setattr("bench.report.SIZE", N)
     monkeypatch.setattr("bench.plots.SIZE", N)
-    sec = [Section("tiny", acts=["relu", "softsign"], sizes=[N, 2 * N, 4 * N, 8 * N], modes=["fwd", "fwdbwd"],
-                   providers=["fused", "eager"], threads=[1])]
+    sec = [
+        Section(
+            "tiny",
+            acts=["relu", "softsign"],
+            sizes=[N, 2 * N, 4 * N, 8 * N],
+            modes=["fwd", "fwdbwd"],
+            providers=["fused", "eager"],
+            threads=[1],
+        )
+    ]
     meta, rows = runner.run(expand(sec), tmp_path, "python -m bench (test)", rounds=2, warmup=1)
     assert {r["provider"] for r in rows} == {"fused", "eager", "copy", "clone"}
     with open(tmp_path / "results.csv") as f:
@@ -159,6 +173,9 @@ def test_fused_not_slower_than_eager(request):
     from bench.guard import MARGIN, run_guard
 
     verdicts = run_guard()
-    bad = [f"{v.act} {v.mode}: fused/eager {v.ratio:.2f} [{v.ratio_q25:.2f}, {v.ratio_q75:.2f}]"
-           for v in verdicts if v.failed(MARGIN)]
+    bad = [
+        f"{v.act} {v.mode}: fused/eager {v.ratio:.2f} [{v.ratio_q25:.2f}, {v.ratio_q75:.2f}]"
+        for v in verdicts
+        if v.failed(MARGIN)
+    ]
     assert not bad, f"fused_act slower than eager by more than {MARGIN}x: " + "; ".join(bad)

@@ -21,10 +21,28 @@ torchvision = pytest.importorskip("torchvision")
 
 # The torch.nn classes issue #4 asks to convert, written out here rather than taken from the
 # registry, so a registry mistake cannot hide in the test.
-TORCH_ACTIVATIONS = (nn.ReLU, nn.LeakyReLU, nn.ELU, nn.CELU, nn.SELU, nn.GELU, nn.SiLU, nn.Mish, nn.Sigmoid,
-                     nn.Tanh, nn.Softsign, nn.Softplus, nn.Hardtanh, nn.ReLU6, nn.Hardsigmoid, nn.Hardswish,
-                     nn.LogSigmoid)
-FUSED_TYPES = tuple(getattr(fused_act.nn, s.module) for s in fused_act.ACTIVATIONS.values()) + (fused_act.nn.Activation,)
+TORCH_ACTIVATIONS = (
+    nn.ReLU,
+    nn.LeakyReLU,
+    nn.ELU,
+    nn.CELU,
+    nn.SELU,
+    nn.GELU,
+    nn.SiLU,
+    nn.Mish,
+    nn.Sigmoid,
+    nn.Tanh,
+    nn.Softsign,
+    nn.Softplus,
+    nn.Hardtanh,
+    nn.ReLU6,
+    nn.Hardsigmoid,
+    nn.Hardswish,
+    nn.LogSigmoid,
+)
+FUSED_TYPES = tuple(getattr(fused_act.nn, s.module) for s in fused_act.ACTIVATIONS.values()) + (
+    fused_act.nn.Activation,
+)
 
 
 def torch_activation_names(model: nn.Module) -> list[str]:
@@ -93,14 +111,21 @@ ARCHS = {
     # name: (builder, input, expected torch activation classes, Linear/Conv2d names folded with
     # the activation after them: only where an nn.Sequential runs them back to back)
     "resnet18": (lambda: torchvision.models.resnet18(weights=None), image, {nn.ReLU}, set()),
-    "mobilenet_v3_small": (lambda: torchvision.models.mobilenet_v3_small(weights=None), image,
-                           {nn.Hardswish, nn.Hardsigmoid, nn.ReLU}, {"classifier.0"}),
-    "efficientnet_b0": (lambda: torchvision.models.efficientnet_b0(weights=None), image, {nn.SiLU, nn.Sigmoid},
-                        set()),
+    "mobilenet_v3_small": (
+        lambda: torchvision.models.mobilenet_v3_small(weights=None),
+        image,
+        {nn.Hardswish, nn.Hardsigmoid, nn.ReLU},
+        {"classifier.0"},
+    ),
+    "efficientnet_b0": (lambda: torchvision.models.efficientnet_b0(weights=None), image, {nn.SiLU, nn.Sigmoid}, set()),
     "transformer_block": (lambda: TransformerBlock(), tokens, {nn.GELU}, {"mlp.0"}),
     "transformer_block_tanh": (lambda: TransformerBlock(approximate="tanh"), tokens, {nn.GELU}, {"mlp.0"}),
-    "encoder_layer_gelu_module": (lambda: nn.TransformerEncoderLayer(32, 4, 64, activation=nn.GELU(),
-                                                                     batch_first=True), tokens, {nn.GELU}, set()),
+    "encoder_layer_gelu_module": (
+        lambda: nn.TransformerEncoderLayer(32, 4, 64, activation=nn.GELU(), batch_first=True),
+        tokens,
+        {nn.GELU},
+        set(),
+    ),
 }
 
 
@@ -157,8 +182,7 @@ def test_report_lists_parameters_and_types():
     [fold] = [r for r in report.replaced if r.kind == "fold"]
     assert fold.names == ("classifier.0", "classifier.1")
     assert fold.old == "nn.Linear(in_features=576, out_features=1024, bias=True) + fused_act.Hardswish(inplace=True)"
-    assert fold.new == ("fused_act.Linear(in_features=576, out_features=1024, bias=True, "
-                        "activation='hardswish')")
+    assert fold.new == ("fused_act.Linear(in_features=576, out_features=1024, bias=True, activation='hardswish')")
     text = str(report)
     assert f"replaced {len(report.replaced)} activation(s)" in text
     for n in report.replaced_names:
@@ -168,9 +192,23 @@ def test_report_lists_parameters_and_types():
 
 
 ALL_TORCH = [
-    nn.ReLU(inplace=True), nn.LeakyReLU(0.2, inplace=True), nn.ELU(0.5), nn.CELU(0.7), nn.SELU(), nn.GELU("tanh"),
-    nn.SiLU(), nn.Mish(), nn.Sigmoid(), nn.Tanh(), nn.Softsign(), nn.Softplus(2.0, 3.0), nn.Hardtanh(-2.0, 0.5),
-    nn.ReLU6(), nn.Hardsigmoid(), nn.Hardswish(), nn.LogSigmoid(),
+    nn.ReLU(inplace=True),
+    nn.LeakyReLU(0.2, inplace=True),
+    nn.ELU(0.5),
+    nn.CELU(0.7),
+    nn.SELU(),
+    nn.GELU("tanh"),
+    nn.SiLU(),
+    nn.Mish(),
+    nn.Sigmoid(),
+    nn.Tanh(),
+    nn.Softsign(),
+    nn.Softplus(2.0, 3.0),
+    nn.Hardtanh(-2.0, 0.5),
+    nn.ReLU6(),
+    nn.Hardsigmoid(),
+    nn.Hardswish(),
+    nn.LogSigmoid(),
 ]
 
 
@@ -280,9 +318,9 @@ def test_state_dict_loads_either_way():
     torch.manual_seed(0)
     ref = torchvision.models.resnet18(weights=None)
     conv, _ = convert(torchvision.models.resnet18(weights=None))
-    conv.load_state_dict(ref.state_dict())           # an old checkpoint into the converted model
+    conv.load_state_dict(ref.state_dict())  # an old checkpoint into the converted model
     back = torchvision.models.resnet18(weights=None)
-    back.load_state_dict(conv.state_dict())          # a converted model's checkpoint into torch's
+    back.load_state_dict(conv.state_dict())  # a converted model's checkpoint into torch's
     x = image()
     ref.eval(), conv.eval(), back.eval()
     with torch.no_grad():
@@ -398,8 +436,14 @@ def test_fold_linear_and_conv_match_original(act):
     """Every activation folded into a Linear and a Conv2d: float64 outputs and gradients
     (bias included, from the fused backward) against the original torch model."""
     torch.manual_seed(0)
-    ref = nn.Sequential(nn.Conv2d(3, 6, 3, padding=1), copy.deepcopy(act), nn.Flatten(),
-                        nn.Linear(6 * 5 * 5, 7), copy.deepcopy(act), nn.Linear(7, 3)).double()
+    ref = nn.Sequential(
+        nn.Conv2d(3, 6, 3, padding=1),
+        copy.deepcopy(act),
+        nn.Flatten(),
+        nn.Linear(6 * 5 * 5, 7),
+        copy.deepcopy(act),
+        nn.Linear(7, 3),
+    ).double()
     model, report = convert(copy.deepcopy(ref))
     assert [r.names for r in report.replaced if r.kind == "fold"] == [("0", "1"), ("3", "4")]
     assert type(model[0]) is fused_act.nn.Conv2d and type(model[3]) is fused_act.nn.Linear
@@ -443,9 +487,22 @@ def test_fold_skips_what_it_cannot_fold():
         pass
 
     model = nn.Sequential(
-        nn.Linear(4, 4), shared, nn.Linear(4, 4, bias=False), nn.ReLU(), hooked, nn.GELU(),
-        nn.Linear(4, 4), fused_act.nn.ReLU(memory="mask"), nn.Linear(4, 4), nn.ELU(), MyLinear(4, 4), nn.SiLU(),
-        Custom(nn.Linear(4, 4), nn.Sigmoid()), nn.Linear(4, 4), shared)
+        nn.Linear(4, 4),
+        shared,
+        nn.Linear(4, 4, bias=False),
+        nn.ReLU(),
+        hooked,
+        nn.GELU(),
+        nn.Linear(4, 4),
+        fused_act.nn.ReLU(memory="mask"),
+        nn.Linear(4, 4),
+        nn.ELU(),
+        MyLinear(4, 4),
+        nn.SiLU(),
+        Custom(nn.Linear(4, 4), nn.Sigmoid()),
+        nn.Linear(4, 4),
+        shared,
+    )
     ref = copy.deepcopy(model)
     model, report = convert(model, exclude="9")
     left = {r.names: r.reason for r in report.left if r.kind == "fold"}
@@ -536,8 +593,16 @@ class Functional(nn.Module):
 
     def forward(self, x):
         x = F.relu(self.lin(x))
-        x = torch.tanh(x) + x.sigmoid() + F.leaky_relu(x, 0.2) + F.gelu(x, approximate="tanh") \
-            + F.hardtanh(x, -0.5, 0.5) + F.softplus(x, beta=2.0) + torch.sigmoid(x) + F.silu(x)
+        x = (
+            torch.tanh(x)
+            + x.sigmoid()
+            + F.leaky_relu(x, 0.2)
+            + F.gelu(x, approximate="tanh")
+            + F.hardtanh(x, -0.5, 0.5)
+            + F.softplus(x, beta=2.0)
+            + torch.sigmoid(x)
+            + F.silu(x)
+        )
         y = self.act(x) * 1.0
         F.relu(y, inplace=True)  # result unused: the in-place effect on y must survive conversion
         y = F.elu_(y * 2.0, 0.5) + y + F.prelu(x, x.new_full((1,), 0.1))
@@ -550,15 +615,28 @@ def test_convert_functional_matches_original():
     gm, report = convert_functional(ref)
     assert isinstance(gm, torch.fx.GraphModule) and type(ref.act) is nn.GELU  # ref untouched
     kinds = sorted(r.old.split("(")[0] for r in report.replaced if r.kind == "call")
-    assert kinds == sorted(["F.relu", "torch.tanh", "Tensor.sigmoid", "F.leaky_relu", "F.gelu", "F.hardtanh",
-                            "F.softplus", "torch.sigmoid", "F.silu", "F.relu", "F.elu_", "F.mish"])
+    assert kinds == sorted(
+        [
+            "F.relu",
+            "torch.tanh",
+            "Tensor.sigmoid",
+            "F.leaky_relu",
+            "F.gelu",
+            "F.hardtanh",
+            "F.softplus",
+            "torch.sigmoid",
+            "F.silu",
+            "F.relu",
+            "F.elu_",
+            "F.mish",
+        ]
+    )
     # F.relu(self.lin(x)) is folded into the Linear; self.out's nn.Tanh is torch's (not converted here).
     assert [(r.names[0], r.kind) for r in report.replaced if r.kind == "fold"] == [("lin", "fold")]
     assert type(gm.lin) is fused_act.nn.Linear and gm.lin.activation == "relu" and gm.lin.weight is ref.lin.weight
     assert type(ref.lin) is nn.Linear
     assert [r.what for r in report.left] == ["torch.prelu"]
-    assert not any(n.op == "call_function" and n.target in (F.relu, torch.tanh, F.gelu, F.elu_)
-                   for n in gm.graph.nodes)
+    assert not any(n.op == "call_function" and n.target in (F.relu, torch.tanh, F.gelu, F.elu_) for n in gm.graph.nodes)
     assert list(gm.state_dict()) == list(ref.state_dict())
     x = torch.randn(4, 8, dtype=torch.float64)
     assert_same_model(ref, gm, x, train=True, **TOL[torch.float64])

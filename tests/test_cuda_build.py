@@ -94,6 +94,6 @@ def test_no_local_memory(resources):
     """LOCAL is spilled registers or local arrays; STACK only holds the call frames of
     libdevice's slow paths (IEEE division, double-precision exp)."""
     assert resources, "cuobjdump -res-usage printed no functions"
-    for name, reg, stack, shared, local in resources:
+    for name, _reg, stack, _shared, local in resources:
         assert int(local) == 0, name
         assert int(stack) <= 32, (name, stack)

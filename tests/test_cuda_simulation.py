@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import pytest
 import torch
+from conftest import BWD_TOL, CASE_IDS, CASES, FWD_TOL, assert_close, sample_input
 
 import fused_act
-from conftest import BWD_TOL, CASE_IDS, CASES, FWD_TOL, assert_close, sample_input
 
 sim = torch.ops.fused_act._simulate_cuda_elementwise
 FORWARD, BACKWARD, DOUBLE_BACKWARD = 0, 1, 2
@@ -19,7 +19,7 @@ def aligned_view(n, dtype, offset=0):
     """n elements of a fresh buffer starting `offset` elements in (offset 0 is 16-byte aligned)."""
     buf = torch.empty(n + 16, dtype=dtype)
     assert buf.data_ptr() % 16 == 0
-    return buf[offset: offset + n]
+    return buf[offset : offset + n]
 
 
 def run(kind, inputs, act, params, from_output, nthreads, out_offset=0):

@@ -10,9 +10,9 @@ import contextlib
 import pytest
 import torch
 import torch.nn.functional as F
+from conftest import BWD_TOL, CASE_IDS, CASES, DTYPES, FWD_TOL, assert_close, sample_input
 
 import fused_act
-from conftest import BWD_TOL, CASE_IDS, CASES, DTYPES, FWD_TOL, assert_close, sample_input
 from fused_act.registry import ACTIVATIONS
 
 ops = torch.ops.fused_act
@@ -57,7 +57,7 @@ def make_bias_inputs(name, params, shape, dim, channels_last, dtype, seed=0):
     x = (z - bias.double().view(view)).to(dtype)
     if channels_last:
         x = x.contiguous(memory_format=torch.channels_last)
-    grad = (torch.rand(shape, generator=g, dtype=torch.float64) * 2 - 1)
+    grad = torch.rand(shape, generator=g, dtype=torch.float64) * 2 - 1
     # x + b in the dtype's precision can still land on a kink (y = relu6(5.99) rounds to 6 in
     # bfloat16, and eager's rounded x + b does the same): no gradient flows from those elements,
     # so the check does not depend on which side of the kink they fell.
@@ -148,7 +148,7 @@ def test_bias_act_gradgradcheck(case):
 
 GLU_SHAPES = {
     "last": ((6, 10), -1),
-    "odd-half": ((4, 2 * 7), -1),   # halves of 7: rows that are not whole packets
+    "odd-half": ((4, 2 * 7), -1),  # halves of 7: rows that are not whole packets
     "middle": ((3, 6, 5), 1),
     "first": ((4, 3, 2), 0),
 }
@@ -361,6 +361,7 @@ def test_cuda_thread_body_glu_and_gated(threads, dtype):
 
 def test_saved_bytes():
     """What autograd keeps, counted by storage: docs/fusions.md's table."""
+
     def saved(fn):
         sizes = {}
 

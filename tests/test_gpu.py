@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import pytest
 import torch
+from conftest import BWD_TOL, CASE_IDS, CASES, DTYPES, FWD_TOL, assert_close, sample_input
 
 import fused_act
-from conftest import BWD_TOL, CASE_IDS, CASES, DTYPES, FWD_TOL, assert_close, sample_input
 
 pytestmark = [
     pytest.mark.gpu,
@@ -44,7 +44,7 @@ def test_cuda_matches_reference_and_cpu(case, dtype):
 def test_cuda_misaligned_and_tails(offset):
     base = torch.randn(1 << 12, device="cuda")
     for n in (1, 7, 8, 9, 1023, 4000):
-        x = base[offset: offset + n]
+        x = base[offset : offset + n]
         torch.testing.assert_close(fused_act.gelu(x), torch.nn.functional.gelu(x))
 
 

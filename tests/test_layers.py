@@ -20,8 +20,9 @@ def grads_of(module, x, g):
     return (y, *torch.autograd.grad(y, [x, *params], g))
 
 
-@pytest.mark.parametrize("act, torch_act", [("relu", nn.ReLU()), ("gelu", nn.GELU()), ("tanh", nn.Tanh()),
-                                            ("leaky_relu", nn.LeakyReLU(0.2))])
+@pytest.mark.parametrize(
+    "act, torch_act", [("relu", nn.ReLU()), ("gelu", nn.GELU()), ("tanh", nn.Tanh()), ("leaky_relu", nn.LeakyReLU(0.2))]
+)
 @pytest.mark.parametrize("bias", [True, False])
 def test_linear_matches_torch(act, torch_act, bias):
     torch.manual_seed(0)

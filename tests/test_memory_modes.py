@@ -5,16 +5,26 @@ body on a simulated grid, the bytes autograd really keeps, and the errors."""
 
 from __future__ import annotations
 
-
 import pytest
 import torch
+from conftest import (
+    BWD_TOL,
+    CASE_IDS,
+    CASES,
+    DEVICES,
+    DTYPES,
+    FWD_TOL,
+    ISAS,
+    assert_close,
+    assert_compiles_like_eager,
+    run_under_isa,
+    sample_input,
+)
 
 import fused_act
 from fused_act import _C
 from fused_act.memory import saved_bytes_per_element
 from fused_act.registry import ACTIVATIONS
-from conftest import (BWD_TOL, CASE_IDS, CASES, DEVICES, DTYPES, FWD_TOL, ISAS, assert_close,
-                      assert_compiles_like_eager, run_under_isa, sample_input)
 
 ops = torch.ops.fused_act
 
@@ -134,9 +144,12 @@ def test_opcheck(case, device):
 @pytest.mark.parametrize("inplace", [False, True])
 def test_compile_fullgraph(inplace):
     model = torch.nn.Sequential(
-        torch.nn.Linear(16, 32), fused_act.nn.ReLU(inplace=inplace, memory="mask"),
-        torch.nn.Linear(32, 32), fused_act.nn.Hardtanh(-0.5, 0.5, inplace, memory="mask"),
-        torch.nn.Linear(32, 4), fused_act.nn.Hardsigmoid(inplace=inplace),
+        torch.nn.Linear(16, 32),
+        fused_act.nn.ReLU(inplace=inplace, memory="mask"),
+        torch.nn.Linear(32, 32),
+        fused_act.nn.Hardtanh(-0.5, 0.5, inplace, memory="mask"),
+        torch.nn.Linear(32, 4),
+        fused_act.nn.Hardsigmoid(inplace=inplace),
     ).double()
     assert_compiles_like_eager(model, torch.randn(8, 16, dtype=torch.float64))
 

@@ -31,7 +31,7 @@ def test_cpp_and_python_lists_agree():
 
 def test_saved_kinds_are_consistent():
     """What the functor declares, resolved with default parameters."""
-    for name, params, saved, _ in _C.activations():
+    for name, _params, saved, _ in _C.activations():
         assert saved in ("none", "input", "output", "either"), name
         spec = ACTIVATIONS.get(name) or ACTIVATIONS["gelu"]
         kernel_params = [float(v) for v in spec.params.values()] if name in ACTIVATIONS and name != "gelu" else []

@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import pytest
 import torch
+from conftest import DEVICES, DTYPES, ISAS, run_under_isa
 
 import fused_act
-from conftest import DEVICES, DTYPES, ISAS, run_under_isa
 
 ops = torch.ops.fused_act
 FUNCS = {"softmax": (fused_act.softmax, torch.softmax), "log_softmax": (fused_act.log_softmax, torch.log_softmax)}
@@ -26,16 +26,27 @@ TOL = {
 # (shape, dim): last dim (inner == 1), first, middle (inner > 1: unrolled blocks of rows, single
 # SIMD chunks and scalar tails, under AVX2 and AVX-512), rows of length 1, a 0-dim tensor.
 SHAPES = [
-    ((7, 33), -1), ((7, 33), 0), ((7, 33), 1), ((3, 5, 19), 1), ((2, 37, 4, 3), 1), ((4, 64, 40), -2),
-    ((2, 9, 77), 1), ((3, 6, 150), 1),
-    ((5, 1), -1), ((1, 8), 0), ((), 0), ((), -1), ((300,), 0),
+    ((7, 33), -1),
+    ((7, 33), 0),
+    ((7, 33), 1),
+    ((3, 5, 19), 1),
+    ((2, 37, 4, 3), 1),
+    ((4, 64, 40), -2),
+    ((2, 9, 77), 1),
+    ((3, 6, 150), 1),
+    ((5, 1), -1),
+    ((1, 8), 0),
+    ((), 0),
+    ((), -1),
+    ((300,), 0),
 ]
 
 
 def close(actual, expected, dtype, what=""):
     atol, rtol = TOL[dtype]
-    torch.testing.assert_close(actual.double(), expected.to(dtype).double(), atol=atol, rtol=rtol, equal_nan=True,
-                               msg=lambda m: f"{what}\n{m}")
+    torch.testing.assert_close(
+        actual.double(), expected.to(dtype).double(), atol=atol, rtol=rtol, equal_nan=True, msg=lambda m: f"{what}\n{m}"
+    )
 
 
 def sample(shape, dtype, device, scale=4.0, seed=0):
@@ -219,8 +230,7 @@ def test_cuda_simulation(log, dtype, lanes):
         y = ops._simulate_cuda_softmax(x, None, dim, log, lanes)
         close(y, ref(x.double(), dim), dtype, "simulated forward")
         dx = ops._simulate_cuda_softmax(y, g, dim, log, lanes)
-        torch.testing.assert_close(dx, ops.softmax_backward(g, y, dim, log), atol=TOL[dtype][0] * 4,
-                                   rtol=TOL[dtype][1])
+        torch.testing.assert_close(dx, ops.softmax_backward(g, y, dim, log), atol=TOL[dtype][0] * 4, rtol=TOL[dtype][1])
 
 
 @pytest.mark.parametrize("isa", ISAS)

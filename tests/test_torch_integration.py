@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 import torch
+from conftest import CASE_IDS, CASES, DEVICES, assert_compiles_like_eager
 
 import fused_act
-from conftest import CASE_IDS, CASES, DEVICES, assert_compiles_like_eager
 
 ops = torch.ops.fused_act
 
@@ -24,16 +24,22 @@ def test_opcheck_every_op(case, device):
     torch.library.opcheck(ops.activation, (x, kernel, args))
     torch.library.opcheck(ops.activation_, (x.detach().clone(), kernel, args))
     torch.library.opcheck(ops.activation_backward, (g, s, kernel, args, from_output))
-    torch.library.opcheck(ops.activation_double_backward, (g.detach(), g.detach(), s.detach(), kernel, args, from_output))
+    torch.library.opcheck(
+        ops.activation_double_backward, (g.detach(), g.detach(), s.detach(), kernel, args, from_output)
+    )
 
 
 @pytest.mark.parametrize("inplace", [False, True])
 def test_compile_fullgraph_model(inplace):
     model = torch.nn.Sequential(
-        torch.nn.Linear(16, 32), fused_act.nn.LeakyReLU(0.1, inplace=inplace),
-        torch.nn.Linear(32, 32), fused_act.nn.Activation("leaky_tanh", a=0.3),
-        torch.nn.Linear(32, 32), fused_act.nn.GELU(approximate="tanh"),
-        torch.nn.Linear(32, 4), fused_act.nn.ELU(inplace=inplace),
+        torch.nn.Linear(16, 32),
+        fused_act.nn.LeakyReLU(0.1, inplace=inplace),
+        torch.nn.Linear(32, 32),
+        fused_act.nn.Activation("leaky_tanh", a=0.3),
+        torch.nn.Linear(32, 32),
+        fused_act.nn.GELU(approximate="tanh"),
+        torch.nn.Linear(32, 4),
+        fused_act.nn.ELU(inplace=inplace),
     ).double()
     assert_compiles_like_eager(model, torch.randn(8, 16, dtype=torch.float64))
 
@@ -51,8 +57,9 @@ def test_compile_inductor_fullgraph():
 
 
 def test_export_runs():
-    model = torch.nn.Sequential(torch.nn.Linear(8, 8), fused_act.nn.SiLU(), torch.nn.Linear(8, 2),
-                                fused_act.nn.RescaledSigmoid())
+    model = torch.nn.Sequential(
+        torch.nn.Linear(8, 8), fused_act.nn.SiLU(), torch.nn.Linear(8, 2), fused_act.nn.RescaledSigmoid()
+    )
     x = torch.randn(4, 8)
     ep = torch.export.export(model, (x,))
     assert "fused_act.activation" in str(ep.graph)

@@ -1,6 +1,5 @@
 """Data sets read from small files written in the real formats; the missing-data message."""
 
-import io
 import pickle
 import struct
 import tarfile
@@ -63,7 +62,7 @@ def test_cifar10_and_cifar100_python_batches(tmp_path):
     c10.mkdir(parents=True)
     rows = rng.integers(0, 256, (7, 3072), dtype=np.uint8)
     for i in range(1, 6):
-        _pickle(c10 / f"data_batch_{i}", {"data": rows[i - 1:i], "labels": [i]})
+        _pickle(c10 / f"data_batch_{i}", {"data": rows[i - 1 : i], "labels": [i]})
     _pickle(c10 / "test_batch", {"data": rows[5:], "labels": [0, 9]})
     _pickle(c10 / "batches.meta", {"label_names": list("abcdefghij")})
     d = data.load("cifar10", tmp_path)
@@ -137,11 +136,18 @@ def test_missing_data_subprocess_exit_code(tmp_path):
     import subprocess
     import sys
     from pathlib import Path
+
     repo = Path(__file__).resolve().parent.parent
     env = {**os.environ, "PYTHONPATH": str(repo), "FUSED_ACT_CACHE": str(tmp_path)}
     env.pop("FUSED_ACT_DATA", None)
-    p = subprocess.run([sys.executable, "-m", "train", "e2", "--data-dir", str(tmp_path / "empty")],
-                       capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120)
+    p = subprocess.run(
+        [sys.executable, "-m", "train", "e2", "--data-dir", str(tmp_path / "empty")],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=120,
+    )
     assert p.returncode == 2 and "mnist not found" in p.stderr and "Traceback" not in p.stderr
 
 

@@ -27,12 +27,42 @@ REPO = Path(__file__).resolve().parent.parent
 def test_two_process_gloo_averages_gradients_like_one_full_batch(tmp_path):
     data_dir = write_all(tmp_path / "data", n_train=96, n_test=40)
     # SGD without momentum: after k steps the weights differ only if the averaged gradients did
-    args = ["e2", "--data-dir", str(data_dir), "--epochs", "2", "--batch-size", "32", "--act", "tanh",
-            "--no-progress", "--no-report", "--log-every", "1"]
+    args = [
+        "e2",
+        "--data-dir",
+        str(data_dir),
+        "--epochs",
+        "2",
+        "--batch-size",
+        "32",
+        "--act",
+        "tanh",
+        "--no-progress",
+        "--no-report",
+        "--log-every",
+        "1",
+    ]
     env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
-    p = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
-                        "-m", "train", *args, "--out", str(tmp_path / "ddp")],
-                       env=env, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    p = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            "--nproc-per-node",
+            "2",
+            "-m",
+            "train",
+            *args,
+            "--out",
+            str(tmp_path / "ddp"),
+        ],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert p.returncode == 0, p.stderr[-3000:]
     assert main([*args, "--out", str(tmp_path / "one")]) == 0
 

@@ -33,13 +33,24 @@ def _summaries(out, exp):
     return {p.parent.name: json.loads(p.read_text()) for p in (out / exp).glob("*/summary.json")}
 
 
-@pytest.mark.parametrize("exp,extra,expected_runs", [
-    ("e1", ["--subset", "64"], {f"{m}-{a}-fused-s0" for m in ("mlp1", "mlp6") for a in ("identity", "sigmoid", "tanh", "relu")}),
-    ("e2", ["--subset", "64"], {f"mlp1-{a}-fused-s0" for a in ("sigmoid", "tanh", "relu")}),
-    ("depth", ["--subset", "64"], {f"mlp_deep-{a}-fused-s0" for a in ("sigmoid", "rescaled_sigmoid", "tanh", "relu", "leaky_tanh")}),
-    # the conv nets are slow on a CPU: one activation each (E4 below)
-    ("e3", ["--subset", "4", "--test-subset", "4", "--batch-size", "4", "--act", "elu"], {"allcnn-elu-fused-s0"}),
-])
+@pytest.mark.parametrize(
+    "exp,extra,expected_runs",
+    [
+        (
+            "e1",
+            ["--subset", "64"],
+            {f"{m}-{a}-fused-s0" for m in ("mlp1", "mlp6") for a in ("identity", "sigmoid", "tanh", "relu")},
+        ),
+        ("e2", ["--subset", "64"], {f"mlp1-{a}-fused-s0" for a in ("sigmoid", "tanh", "relu")}),
+        (
+            "depth",
+            ["--subset", "64"],
+            {f"mlp_deep-{a}-fused-s0" for a in ("sigmoid", "rescaled_sigmoid", "tanh", "relu", "leaky_tanh")},
+        ),
+        # the conv nets are slow on a CPU: one activation each (E4 below)
+        ("e3", ["--subset", "4", "--test-subset", "4", "--batch-size", "4", "--act", "elu"], {"allcnn-elu-fused-s0"}),
+    ],
+)
 def test_experiment_end_to_end(tmp_path, data_dir, exp, extra, expected_runs):
     _run([exp, "--data-dir", str(data_dir), "--epochs", "1", *extra], tmp_path)
     sums = _summaries(tmp_path, exp)
@@ -58,8 +69,24 @@ def test_experiment_end_to_end(tmp_path, data_dir, exp, extra, expected_runs):
 
 def test_e4_smoke_on_cifar100_shape(tmp_path, data_dir):
     """E4's only check here: the 33-deep Inception trains a step on CIFAR-100-shaped files."""
-    _run(["e4", "--data-dir", str(data_dir), "--epochs", "1", "--subset", "4", "--test-subset", "2",
-          "--batch-size", "2", "--act", "leaky_relu"], tmp_path)
+    _run(
+        [
+            "e4",
+            "--data-dir",
+            str(data_dir),
+            "--epochs",
+            "1",
+            "--subset",
+            "4",
+            "--test-subset",
+            "2",
+            "--batch-size",
+            "2",
+            "--act",
+            "leaky_relu",
+        ],
+        tmp_path,
+    )
     s = _summaries(tmp_path, "e4")["inception-leaky_relu-fused-s0"]
     assert s["complete"] and s["steps"] == 2 and s["n_train"] == 4 and s["dataset"] == "cifar100"
     assert s["act_params"] == {"negative_slope": 0.25}  # the paper's slope, not torch's 0.01
@@ -67,15 +94,51 @@ def test_e4_smoke_on_cifar100_shape(tmp_path, data_dir):
 
 
 def test_any_activation_on_any_model(tmp_path, data_dir):
-    _run(["e3", "--data-dir", str(data_dir), "--epochs", "1", "--subset", "32", "--model", "mlp6", "mlp_deep",
-          "--act", "mish", "squared_relu"], tmp_path)
-    assert set(_summaries(tmp_path, "e3")) == {f"{m}-{a}-fused-s0" for m in ("mlp6", "mlp_deep") for a in ("mish", "squared_relu")}
+    _run(
+        [
+            "e3",
+            "--data-dir",
+            str(data_dir),
+            "--epochs",
+            "1",
+            "--subset",
+            "32",
+            "--model",
+            "mlp6",
+            "mlp_deep",
+            "--act",
+            "mish",
+            "squared_relu",
+        ],
+        tmp_path,
+    )
+    assert set(_summaries(tmp_path, "e3")) == {
+        f"{m}-{a}-fused-s0" for m in ("mlp6", "mlp_deep") for a in ("mish", "squared_relu")
+    }
 
 
 def test_fused_and_eager_train_alike(tmp_path, data_dir):
     """Same seed and data order: the two implementations follow the same trajectory (float32 ulps apart)."""
-    _run(["e1", "--data-dir", str(data_dir), "--epochs", "2", "--subset", "64", "--model", "mlp1",
-          "--act", "leaky_tanh", "tanh", "--impl", "fused", "eager"], tmp_path)
+    _run(
+        [
+            "e1",
+            "--data-dir",
+            str(data_dir),
+            "--epochs",
+            "2",
+            "--subset",
+            "64",
+            "--model",
+            "mlp1",
+            "--act",
+            "leaky_tanh",
+            "tanh",
+            "--impl",
+            "fused",
+            "eager",
+        ],
+        tmp_path,
+    )
     for act in ("leaky_tanh", "tanh"):
         f = torch.load(tmp_path / "e1" / f"mlp1-{act}-fused-s0" / "checkpoint.pt", weights_only=False)["model"]
         e = torch.load(tmp_path / "e1" / f"mlp1-{act}-eager-s0" / "checkpoint.pt", weights_only=False)["model"]
@@ -90,8 +153,16 @@ def test_model_shapes_match_the_sources():
     allcnn = build_model("allcnn", (3, 32, 32), 10, "elu", init="normal0.05")
     convs = [m for m in allcnn.modules() if isinstance(m, torch.nn.Conv2d)]
     assert [(c.in_channels, c.out_channels, c.kernel_size[0]) for c in convs] == [
-        (3, 96, 3), (96, 96, 3), (96, 192, 3), (192, 192, 3), (192, 192, 3), (192, 192, 3),
-        (192, 192, 3), (192, 192, 1), (192, 10, 1)]
+        (3, 96, 3),
+        (96, 96, 3),
+        (96, 192, 3),
+        (192, 192, 3),
+        (192, 192, 3),
+        (192, 192, 3),
+        (192, 192, 3),
+        (192, 192, 1),
+        (192, 10, 1),
+    ]
     assert all(c.bias is None for c in convs)
     assert 0.045 < torch.cat([c.weight.flatten() for c in convs]).std() < 0.055
     assert allcnn(torch.randn(2, 3, 32, 32)).shape == (2, 10)
@@ -103,6 +174,7 @@ def test_model_shapes_match_the_sources():
 def _longest_conv_path(module):
     """Depth in conv layers along the longest path, counted on the module tree."""
     from train.models import ConvAct, InceptionA, InceptionB
+
     if isinstance(module, ConvAct):
         return 1
     if isinstance(module, (InceptionA, InceptionB)):

@@ -24,8 +24,18 @@ def runs(tmp_path_factory):
     root = tmp_path_factory.mktemp("r")
     data_dir = write_all(root / "data", n_train=64, n_test=32)
     out = root / "runs"
-    common = ["--data-dir", str(data_dir), "--epochs", "2", "--subset", "48", "--no-progress", "--no-report",
-              "--out", str(out)]
+    common = [
+        "--data-dir",
+        str(data_dir),
+        "--epochs",
+        "2",
+        "--subset",
+        "48",
+        "--no-progress",
+        "--no-report",
+        "--out",
+        str(out),
+    ]
     assert main(["e1", "--model", "mlp1", "mlp6", "--act", "sigmoid", "--impl", "fused", "eager", *common]) == 0
     assert main(["e2", "--act", "relu", "sigmoid", *common]) == 0
     return out

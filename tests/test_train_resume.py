@@ -28,14 +28,17 @@ def _rows(path, drop=("epoch_train_s",)):
     return [{k: v for k, v in r.items() if k not in drop} for r in csv.DictReader(open(path))]
 
 
-@pytest.mark.parametrize("exp,argv,stop", [
-    # E2: SGD, evaluation every step early on, thresholds; stop mid-epoch
-    ("e2", ["--model", "mlp1", "--act", "tanh", "--batch-size", "16"], 7),
-    # E3's pipeline: random augmented copies, per-batch standardisation, AMSGrad state; stop at an epoch end
-    ("e3", ["--model", "mlp1", "--act", "elu", "--batch-size", "16"], 10),
-    # E1: RMSprop; two interruptions
-    ("e1", ["--model", "mlp6", "--act", "sigmoid", "--batch-size", "32"], 2),
-])
+@pytest.mark.parametrize(
+    "exp,argv,stop",
+    [
+        # E2: SGD, evaluation every step early on, thresholds; stop mid-epoch
+        ("e2", ["--model", "mlp1", "--act", "tanh", "--batch-size", "16"], 7),
+        # E3's pipeline: random augmented copies, per-batch standardisation, AMSGrad state; stop at an epoch end
+        ("e3", ["--model", "mlp1", "--act", "elu", "--batch-size", "16"], 10),
+        # E1: RMSprop; two interruptions
+        ("e1", ["--model", "mlp6", "--act", "sigmoid", "--batch-size", "32"], 2),
+    ],
+)
 def test_resume_equals_uninterrupted(tmp_path, data_dir, exp, argv, stop):
     common = [exp, "--data-dir", str(data_dir), "--epochs", "3", "--seed", "3", "--no-progress", "--no-report", *argv]
     assert main([*common, "--out", str(tmp_path / "a")]) == 0
@@ -65,8 +68,21 @@ def test_resume_equals_uninterrupted(tmp_path, data_dir, exp, argv, stop):
 
 
 def test_resume_of_a_finished_run_changes_nothing(tmp_path, data_dir):
-    argv = ["e2", "--data-dir", str(data_dir), "--epochs", "1", "--model", "mlp1", "--act", "relu",
-            "--out", str(tmp_path), "--no-progress", "--no-report"]
+    argv = [
+        "e2",
+        "--data-dir",
+        str(data_dir),
+        "--epochs",
+        "1",
+        "--model",
+        "mlp1",
+        "--act",
+        "relu",
+        "--out",
+        str(tmp_path),
+        "--no-progress",
+        "--no-report",
+    ]
     assert main(argv) == 0
     run = tmp_path / "e2" / "mlp1-relu-fused-s0"
     before = (run / "evals.csv").read_text()

@@ -20,7 +20,7 @@ def test_a_later_dip_does_not_move_the_first_crossing():
 
 def test_log16_schedule():
     steps = [s for s in range(1, 5000) if should_eval(s, "log16")]
-    assert steps[:31] == list(range(1, 32))                 # every step below 32
+    assert steps[:31] == list(range(1, 32))  # every step below 32
     assert [s for s in steps if 32 <= s < 64] == list(range(32, 64, 2))
     assert [s for s in steps if 1024 <= s < 2048] == list(range(1024, 2048, 64))
     # 16 evaluations per doubling from 16 on

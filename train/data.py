@@ -37,7 +37,7 @@ class TensorData:
     test_x: torch.Tensor
     test_y: torch.Tensor
     classes: list
-    source: str            # what was read, for the report
+    source: str  # what was read, for the report
 
     @property
     def shape(self):
@@ -94,7 +94,9 @@ def _from_arrays(train, test, source) -> TensorData:
 def _image_folder(root: Path, source: str) -> TensorData:
     """Decode an ImageFolder tree once and keep the tensors in the cache dir."""
     files = sorted(glob.glob(str(root / "*" / "*" / "*")))
-    key = hashlib.sha1(f"{root.resolve()}|{len(files)}|{os.path.getmtime(files[-1]) if files else 0}".encode()).hexdigest()[:16]
+    key = hashlib.sha1(
+        f"{root.resolve()}|{len(files)}|{os.path.getmtime(files[-1]) if files else 0}".encode()
+    ).hexdigest()[:16]
     cached = cache_dir() / f"imagefolder-{key}.pt"
     if cached.is_file():
         d = torch.load(cached)
@@ -136,21 +138,25 @@ def _extract_once(tarball: Path) -> Path:
 def _missing(name: str, data_dir: Path | None, tried: list[Path]) -> DataNotFound:
     where = {
         "mnist": "MNIST/raw/{train,t10k}-{images-idx3,labels-idx1}-ubyte (torchvision's MNIST layout), "
-                 "under <data-dir>/mnist or <data-dir>",
+        "under <data-dir>/mnist or <data-dir>",
         "cifar10": "cifar-10-batches-py/ (torchvision's CIFAR10 python batches) under <data-dir>/cifar10 or "
-                   "<data-dir>; or an ImageFolder tree <data-dir>/cifar10/{train,test}/<class>/*.jpg|png; "
-                   "or a .tar.gz of either in <data-dir>/cifar10/",
+        "<data-dir>; or an ImageFolder tree <data-dir>/cifar10/{train,test}/<class>/*.jpg|png; "
+        "or a .tar.gz of either in <data-dir>/cifar10/",
         "cifar100": "cifar-100-python/{train,test,meta} (torchvision's CIFAR100 python format) under "
-                    "<data-dir>/cifar100 or <data-dir>; or an ImageFolder tree <data-dir>/cifar100/{train,test}/<class>/*",
+        "<data-dir>/cifar100 or <data-dir>; or an ImageFolder tree <data-dir>/cifar100/{train,test}/<class>/*",
     }[name]
-    dd = (f"{data_dir}" + ("" if data_dir.is_dir() else " (does not exist)") if data_dir
-          else "(none: pass --data-dir DIR or set FUSED_ACT_DATA)")
+    dd = (
+        f"{data_dir}" + ("" if data_dir.is_dir() else " (does not exist)")
+        if data_dir
+        else "(none: pass --data-dir DIR or set FUSED_ACT_DATA)"
+    )
     return DataNotFound(
         f"{name} not found. Data dir: {dd}.\n"
         f"  Looked in: {', '.join(str(t) for t in tried) or '-'}\n"
         f"  Expected: {where}.\n"
         f"  Put the files there, point --data-dir / FUSED_ACT_DATA at them, or add --download on a "
-        f"machine with internet access.")
+        f"machine with internet access."
+    )
 
 
 def load(name: str, data_dir: str | Path | None = None, download: bool = False) -> TensorData:
@@ -164,10 +170,15 @@ def load(name: str, data_dir: str | Path | None = None, download: bool = False) 
             for r in roots:
                 tried.append(r / "MNIST" / "raw")
                 if (r / "MNIST" / "raw" / "train-images-idx3-ubyte").is_file():
-                    return _from_arrays(datasets.MNIST(str(r), train=True), datasets.MNIST(str(r), train=False),
-                                        f"MNIST IDX files in {r}/MNIST/raw")
+                    return _from_arrays(
+                        datasets.MNIST(str(r), train=True),
+                        datasets.MNIST(str(r), train=False),
+                        f"MNIST IDX files in {r}/MNIST/raw",
+                    )
         else:
-            cls, folder = (CIFAR10Files, "cifar-10-batches-py") if name == "cifar10" else (CIFAR100Files, "cifar-100-python")
+            cls, folder = (
+                (CIFAR10Files, "cifar-10-batches-py") if name == "cifar10" else (CIFAR100Files, "cifar-100-python")
+            )
             candidates = list(roots)
             for r in roots:
                 if r.is_dir():
@@ -181,8 +192,9 @@ def load(name: str, data_dir: str | Path | None = None, download: bool = False) 
                 tried.append(r)
                 if (r / folder).is_dir():
                     try:
-                        return _from_arrays(cls(str(r), train=True), cls(str(r), train=False),
-                                            f"{name} python batches in {r / folder}")
+                        return _from_arrays(
+                            cls(str(r), train=True), cls(str(r), train=False), f"{name} python batches in {r / folder}"
+                        )
                     except RuntimeError:
                         continue
                 if _is_image_folder(r):
@@ -191,8 +203,11 @@ def load(name: str, data_dir: str | Path | None = None, download: bool = False) 
         root = (data_dir or cache_dir()) / name
         try:
             cls = {"mnist": datasets.MNIST, "cifar10": datasets.CIFAR10, "cifar100": datasets.CIFAR100}[name]
-            return _from_arrays(cls(str(root), train=True, download=True), cls(str(root), train=False, download=True),
-                                f"{name} downloaded by torchvision to {root}")
+            return _from_arrays(
+                cls(str(root), train=True, download=True),
+                cls(str(root), train=False, download=True),
+                f"{name} downloaded by torchvision to {root}",
+            )
         except Exception as e:  # noqa: BLE001  (no network, proxy, disk: all end in the same advice)
             tried.append(root)
             err = _missing(name, data_dir, tried)

@@ -21,7 +21,7 @@ def _images(n: int, h: int, w: int, c: int, classes: int, seed: int):
     s = max(2, h // cells)
     for i, k in enumerate(y):
         r, q = divmod(int(k), cells)
-        x[i, r * s:(r + 1) * s, q * s:(q + 1) * s] = 230
+        x[i, r * s : (r + 1) * s, q * s : (q + 1) * s] = 230
     return x, y
 
 
@@ -72,8 +72,9 @@ def write_cifar(root: Path, classes: int = 10, n_train: int = 250, n_test: int =
     return root
 
 
-def write_image_folder(root: Path, classes: int = 10, n_train: int = 100, n_test: int = 40, ext: str = "png",
-                       seed: int = 0) -> Path:
+def write_image_folder(
+    root: Path, classes: int = 10, n_train: int = 100, n_test: int = 40, ext: str = "png", seed: int = 0
+) -> Path:
     from PIL import Image
 
     root = Path(root)

@@ -47,11 +47,11 @@ class RunConfig:
     data_dir: str | None = None
     download: bool = False
     resume: bool = False
-    stop_after: int | None = None     # save a checkpoint and exit after this many steps (an interruption)
-    amp: bool | None = None           # default: on for CUDA
+    stop_after: int | None = None  # save a checkpoint and exit after this many steps (an interruption)
+    amp: bool | None = None  # default: on for CUDA
     progress: bool = True
     log_every: int = 20
-    stats_every: int | None = None    # steps; layer statistics are also taken at init and every epoch end
+    stats_every: int | None = None  # steps; layer statistics are also taken at init and every epoch end
     stats_batch: int = 256
     eval_batch: int = 1000
     batch_size: int | None = None
@@ -76,7 +76,7 @@ def epoch_order(n: int, seed: int, epoch: int, d: distributed.Dist) -> torch.Ten
     batches is the single-process run's k-th batch."""
     perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed * 7919 + epoch))
     per_rank = n // d.world
-    return perm[d.rank::d.world][:per_rank] if d.world > 1 else perm
+    return perm[d.rank :: d.world][:per_rank] if d.world > 1 else perm
 
 
 def _write_csv(path: Path, rows: list[dict]) -> None:
@@ -106,9 +106,15 @@ def _tensorboard(run_dir: Path):
 
 
 def machine_info(device: str) -> dict:
-    info = {"device": device, "python": platform.python_version(), "torch": torch.__version__,
-            "fused_act": fused_act.__version__, "threads": torch.get_num_threads(),
-            "cpu": platform.processor() or platform.machine(), "cpu_count": os.cpu_count()}
+    info = {
+        "device": device,
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "fused_act": fused_act.__version__,
+        "threads": torch.get_num_threads(),
+        "cpu": platform.processor() or platform.machine(),
+        "cpu_count": os.cpu_count(),
+    }
     try:
         info["cpu_isa"] = fused_act.info()["cpu_isa"]
     except Exception:  # noqa: BLE001
@@ -122,10 +128,10 @@ def machine_info(device: str) -> dict:
 def evaluate(model, x_u8, y, pre: Preprocess, device, amp_ctx, batch: int, d: distributed.Dist):
     """Test loss and accuracy; processes split the test set and sum their counts."""
     model.eval()
-    idx = torch.arange(len(y))[d.rank::d.world]
+    idx = torch.arange(len(y))[d.rank :: d.world]
     loss_sum, correct = torch.zeros((), dtype=torch.float64), torch.zeros((), dtype=torch.int64)
     for i in range(0, len(idx), batch):
-        j = idx[i:i + batch]
+        j = idx[i : i + batch]
         xb = pre.test(x_u8[j]).to(device, non_blocking=True)
         yb = y[j].to(device, non_blocking=True)
         with amp_ctx():
@@ -170,8 +176,9 @@ def _run(cfg: RunConfig) -> dict:
     act_params = exp.act_params.get(cfg.act, {})
     # model_args (e.g. the deep MLP's depth) belong to the experiment's own model, not to --model overrides
     model_args = exp.model_args if cfg.model == exp.runs[0][0] else {}
-    model = build_model(cfg.model, pre.input_shape(data.shape), len(data.classes), cfg.act, cfg.impl,
-                        act_params, exp.init, **model_args)
+    model = build_model(
+        cfg.model, pre.input_shape(data.shape), len(data.classes), cfg.act, cfg.impl, act_params, exp.init, **model_args
+    )
     model.to(device)
     if device.type == "cuda" and cfg.model in ("allcnn", "inception"):
         model.to(memory_format=torch.channels_last)
@@ -187,15 +194,28 @@ def _run(cfg: RunConfig) -> dict:
     net = model
     if d.world > 1:
         net = torch.nn.parallel.DistributedDataParallel(
-            model, device_ids=[device.index] if device.type == "cuda" else None)
+            model, device_ids=[device.index] if device.type == "cuda" else None
+        )
     stats = LayerStats(model)
-    stats_x = pre.test(data.train_x[:cfg.stats_batch]).to(device)
-    stats_y = data.train_y[:cfg.stats_batch].to(device)
+    stats_x = pre.test(data.train_x[: cfg.stats_batch]).to(device)
+    stats_y = data.train_y[: cfg.stats_batch].to(device)
 
     n_local = len(epoch_order(len(data.train_y), cfg.seed, 0, d))
     steps_per_epoch = math.ceil(n_local / local_bs)
-    st = {"epoch": 0, "batch": 0, "step": 0, "train_time": 0.0, "eval_time": 0.0,
-          "steps": [], "evals": [], "epochs": [], "layer_stats": [], "ep_loss": 0.0, "ep_correct": 0.0, "ep_n": 0.0}
+    st = {
+        "epoch": 0,
+        "batch": 0,
+        "step": 0,
+        "train_time": 0.0,
+        "eval_time": 0.0,
+        "steps": [],
+        "evals": [],
+        "epochs": [],
+        "layer_stats": [],
+        "ep_loss": 0.0,
+        "ep_correct": 0.0,
+        "ep_n": 0.0,
+    }
     ckpt_path = run_dir / "checkpoint.pt"
     if cfg.resume and ckpt_path.is_file():
         ck = torch.load(ckpt_path, weights_only=False)
@@ -211,23 +231,44 @@ def _run(cfg: RunConfig) -> dict:
     def save_checkpoint():
         if d.main:
             tmp = ckpt_path.with_suffix(".tmp")
-            torch.save({"model": model.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
-                        "scaler": scaler.state_dict(), "rng": torch.get_rng_state(), "state": st}, tmp)
+            torch.save(
+                {
+                    "model": model.state_dict(),
+                    "optimizer": opt.state_dict(),
+                    "scheduler": sched.state_dict(),
+                    "scaler": scaler.state_dict(),
+                    "rng": torch.get_rng_state(),
+                    "state": st,
+                },
+                tmp,
+            )
             os.replace(tmp, ckpt_path)
 
     tb = _tensorboard(run_dir) if d.main else None
 
     def take_stats(tag):
         if d.main:
-            st["layer_stats"].append({"step": st["step"], "epoch": st["epoch"], "tag": tag,
-                                      **stats.measure(stats_x, stats_y, F.cross_entropy)})
+            st["layer_stats"].append(
+                {
+                    "step": st["step"],
+                    "epoch": st["epoch"],
+                    "tag": tag,
+                    **stats.measure(stats_x, stats_y, F.cross_entropy),
+                }
+            )
 
     def do_eval():
         t = time.perf_counter()
         loss, acc = evaluate(net, data.test_x, data.test_y, pre, device, amp_ctx, cfg.eval_batch, d)
         st["eval_time"] += time.perf_counter() - t
-        st["evals"].append({"step": st["step"], "epoch": st["epoch"] + st["batch"] / steps_per_epoch,
-                            "test_loss": loss, "test_acc": acc})
+        st["evals"].append(
+            {
+                "step": st["step"],
+                "epoch": st["epoch"] + st["batch"] / steps_per_epoch,
+                "test_loss": loss,
+                "test_acc": acc,
+            }
+        )
         if tb:
             tb.add_scalar("test/acc", acc, st["step"])
             tb.add_scalar("test/loss", loss, st["step"])
@@ -251,18 +292,22 @@ def _run(cfg: RunConfig) -> dict:
         losses = torch.stack([p[0] for p in pending]).tolist()
         corrects = torch.stack([p[1] for p in pending]).tolist()
         first = st["step"] - len(pending) + 1
-        for k, (l, c, (_, _, n)) in enumerate(zip(losses, corrects, pending)):
-            st["steps"].append({"step": first + k, "epoch": st["epoch"], "loss": l, "acc": c / n,
-                                "lr": opt.param_groups[0]["lr"]})
-            st["ep_loss"] += l * n
+        for k, (loss, c, (_, _, n)) in enumerate(zip(losses, corrects, pending)):
+            st["steps"].append(
+                {"step": first + k, "epoch": st["epoch"], "loss": loss, "acc": c / n, "lr": opt.param_groups[0]["lr"]}
+            )
+            st["ep_loss"] += loss * n
             st["ep_correct"] += c
             st["ep_n"] += n
         if tb:
             tb.add_scalar("train/loss", losses[-1], st["step"])
         pending.clear()
         if bar is not None and st["ep_n"]:
-            bar.set_postfix(loss=f"{st['ep_loss'] / st['ep_n']:.4f}", acc=f"{st['ep_correct'] / st['ep_n']:.4f}",
-                            img_s=f"{st['ep_n'] * d.world / max(st['train_time'] - st.get('ep_t0', 0.0), 1e-9):.0f}")
+            bar.set_postfix(
+                loss=f"{st['ep_loss'] / st['ep_n']:.4f}",
+                acc=f"{st['ep_correct'] / st['ep_n']:.4f}",
+                img_s=f"{st['ep_n'] * d.world / max(st['train_time'] - st.get('ep_t0', 0.0), 1e-9):.0f}",
+            )
 
     interrupted = False
     wall0 = time.perf_counter()
@@ -272,12 +317,19 @@ def _run(cfg: RunConfig) -> dict:
             if st["batch"] == 0:
                 st["ep_t0"] = st["train_time"]
                 st["ep_loss"] = st["ep_correct"] = st["ep_n"] = 0.0
-            bar = tqdm(total=steps_per_epoch, initial=st["batch"], desc=f"{cfg.act} epoch {st['epoch'] + 1}/{epochs}",
-                       disable=not (cfg.progress and d.main), leave=False, mininterval=1.0, dynamic_ncols=True)
+            bar = tqdm(
+                total=steps_per_epoch,
+                initial=st["batch"],
+                desc=f"{cfg.act} epoch {st['epoch'] + 1}/{epochs}",
+                disable=not (cfg.progress and d.main),
+                leave=False,
+                mininterval=1.0,
+                dynamic_ncols=True,
+            )
             net.train()
             t0 = time.perf_counter()
             while st["batch"] < steps_per_epoch:
-                idx = order[st["batch"] * local_bs:(st["batch"] + 1) * local_bs]
+                idx = order[st["batch"] * local_bs : (st["batch"] + 1) * local_bs]
                 g = batch_generator(cfg.seed, st["epoch"], st["batch"], d.rank)
                 xb, yb = pre.train(data.train_x[idx], data.train_y[idx], g)
                 xb, yb = xb.to(device, non_blocking=True), yb.to(device, non_blocking=True)
@@ -319,14 +371,24 @@ def _run(cfg: RunConfig) -> dict:
             st["batch"] = 0
             sched.step()
             take_stats("epoch")
-            row = {"epoch": st["epoch"], "step": st["step"], "train_loss": tr[0] / tr[2], "train_acc": tr[1] / tr[2],
-                   "test_loss": ev["test_loss"], "test_acc": ev["test_acc"],
-                   "epoch_train_s": st["train_time"] - st["ep_t0"], "lr": opt.param_groups[0]["lr"]}
+            row = {
+                "epoch": st["epoch"],
+                "step": st["step"],
+                "train_loss": tr[0] / tr[2],
+                "train_acc": tr[1] / tr[2],
+                "test_loss": ev["test_loss"],
+                "test_acc": ev["test_acc"],
+                "epoch_train_s": st["train_time"] - st["ep_t0"],
+                "lr": opt.param_groups[0]["lr"],
+            }
             st["epochs"].append(row)
             if d.main:
-                tqdm.write(f"[{cfg.model} {cfg.act} {cfg.impl}] epoch {row['epoch']}/{epochs}: "
-                           f"loss {row['train_loss']:.4f} acc {row['train_acc']:.4f} | test loss {row['test_loss']:.4f} "
-                           f"acc {row['test_acc']:.4f} | {row['epoch_train_s']:.1f}s", file=sys.stderr)
+                tqdm.write(
+                    f"[{cfg.model} {cfg.act} {cfg.impl}] epoch {row['epoch']}/{epochs}: "
+                    f"loss {row['train_loss']:.4f} acc {row['train_acc']:.4f} | test loss {row['test_loss']:.4f} "
+                    f"acc {row['test_acc']:.4f} | {row['epoch_train_s']:.1f}s",
+                    file=sys.stderr,
+                )
             save_checkpoint()
             write_files()
             if cfg.stop_after is not None and st["step"] >= cfg.stop_after and st["epoch"] < epochs:
@@ -342,8 +404,21 @@ def _run(cfg: RunConfig) -> dict:
             tb.close()
     distributed.barrier(d)
 
-    summary = summarize(cfg, st, epochs, batch_size, lr, data, d, device, use_amp, amp_dtype, steps_per_epoch,
-                        time.perf_counter() - wall0, interrupted)
+    summary = summarize(
+        cfg,
+        st,
+        epochs,
+        batch_size,
+        lr,
+        data,
+        d,
+        device,
+        use_amp,
+        amp_dtype,
+        steps_per_epoch,
+        time.perf_counter() - wall0,
+        interrupted,
+    )
     if d.main:
         _write_json(run_dir / "summary.json", summary)
     return summary
@@ -358,24 +433,46 @@ def summarize(cfg, st, epochs, batch_size, lr, data, d, device, use_amp, amp_dty
     if cfg.resume and summary_path.is_file():
         prev = json.loads(summary_path.read_text())
     return {
-        "experiment": exp.name, "experiment_version": exp.version, "title": exp.title,
-        "model": cfg.model, "act": cfg.act, "act_params": exp.act_params.get(cfg.act, {}), "impl": cfg.impl,
-        "seed": cfg.seed, "command": cfg.command,
+        "experiment": exp.name,
+        "experiment_version": exp.version,
+        "title": exp.title,
+        "model": cfg.model,
+        "act": cfg.act,
+        "act_params": exp.act_params.get(cfg.act, {}),
+        "impl": cfg.impl,
+        "seed": cfg.seed,
+        "command": cfg.command,
         "complete": not interrupted and len(ep) == epochs,
-        "epochs_planned": epochs, "epochs_config": exp.epochs, "epochs_done": len(ep),
-        "steps": st["step"], "steps_per_epoch": steps_per_epoch,
-        "batch_size": batch_size, "lr": lr, "optimizer": exp.optimizer, "opt_args": exp.opt_args,
-        "world_size": d.world, "amp": str(amp_dtype).replace("torch.", "") if use_amp else None,
-        "dataset": exp.dataset, "data_source": data.source,
-        "n_train": len(data.train_y), "n_test": len(data.test_y), "subset": cfg.subset, "test_subset": cfg.test_subset,
+        "epochs_planned": epochs,
+        "epochs_config": exp.epochs,
+        "epochs_done": len(ep),
+        "steps": st["step"],
+        "steps_per_epoch": steps_per_epoch,
+        "batch_size": batch_size,
+        "lr": lr,
+        "optimizer": exp.optimizer,
+        "opt_args": exp.opt_args,
+        "world_size": d.world,
+        "amp": str(amp_dtype).replace("torch.", "") if use_amp else None,
+        "dataset": exp.dataset,
+        "data_source": data.source,
+        "n_train": len(data.train_y),
+        "n_test": len(data.test_y),
+        "subset": cfg.subset,
+        "test_subset": cfg.test_subset,
         "machine": machine_info(str(device)),
-        "final_test_acc": ep[-1]["test_acc"] if ep else None, "final_train_acc": ep[-1]["train_acc"] if ep else None,
-        "test_acc_per_epoch": [e["test_acc"] for e in ep], "train_acc_per_epoch": [e["train_acc"] for e in ep],
+        "final_test_acc": ep[-1]["test_acc"] if ep else None,
+        "final_train_acc": ep[-1]["train_acc"] if ep else None,
+        "test_acc_per_epoch": [e["test_acc"] for e in ep],
+        "train_acc_per_epoch": [e["train_acc"] for e in ep],
         "best_test_acc": max((a for _, a in evals), default=None),
         "sec_per_epoch": [e["epoch_train_s"] for e in ep],
-        "train_time_s": st["train_time"], "eval_time_s": st["eval_time"],
+        "train_time_s": st["train_time"],
+        "eval_time_s": st["eval_time"],
         # a resumed run's wall time adds the sessions' train + eval time, not the idle gap between them
         "wall_time_s": (prev.get("wall_time_s", 0.0) if cfg.resume else 0.0) + wall,
         "steps_to": {str(t): steps_to_threshold(evals, t) for t in exp.thresholds},
-        "eval_every": exp.eval_every, "stats_batch": cfg.stats_batch, "experiment_config": exp.to_dict(),
+        "eval_every": exp.eval_every,
+        "stats_batch": cfg.stats_batch,
+        "experiment_config": exp.to_dict(),
     }

@@ -34,8 +34,12 @@ def _bounds(m: nn.Module):
     name = getattr(m, "act_name", None)
     p = getattr(m, "params", None) or {k: getattr(m, k) for k in ("a", "min_val", "max_val") if hasattr(m, k)}
     return {
-        "sigmoid": (0.0, 1.0), "tanh": (-1.0, 1.0), "softsign": (-1.0, 1.0),
-        "rescaled_sigmoid": (-2.0, 2.0), "hardsigmoid": (0.0, 1.0), "relu6": (0.0, 6.0),
+        "sigmoid": (0.0, 1.0),
+        "tanh": (-1.0, 1.0),
+        "softsign": (-1.0, 1.0),
+        "rescaled_sigmoid": (-2.0, 2.0),
+        "hardsigmoid": (0.0, 1.0),
+        "relu6": (0.0, 6.0),
         "hardtanh": (p.get("min_val", -1.0), p.get("max_val", 1.0)),
         "leaky_tanh": (-p.get("a", 0.25), 1.0),
     }.get(name)
@@ -62,8 +66,11 @@ class LayerStats:
             def fwd(mod, inp, out):
                 o = out.detach().float()
                 dims = [d for d in range(o.dim()) if d != 1]
-                rows[i]["dead_frac"] = float((o == 0).all(dim=0).all().item() if o.dim() == 1 else
-                                             (o == 0).permute(1, *dims).flatten(1).all(1).float().mean())
+                rows[i]["dead_frac"] = float(
+                    (o == 0).all(dim=0).all().item()
+                    if o.dim() == 1
+                    else (o == 0).permute(1, *dims).flatten(1).all(1).float().mean()
+                )
                 b = _bounds(mod)
                 if b is not None:
                     tol = 0.01 * (b[1] - b[0])
@@ -71,6 +78,7 @@ class LayerStats:
                 rows[i]["out_mean"], rows[i]["out_std"] = float(o.mean()), float(o.std())
                 if out.requires_grad:
                     out.register_hook(lambda g: grads.__setitem__(i, g.detach().float().var()))
+
             return fwd
 
         handles = [m.register_forward_hook(hook(i)) for i, m in enumerate(self.acts)]
@@ -87,9 +95,15 @@ class LayerStats:
             self.model.train(was_training)
         for i, g in grads.items():
             rows[i]["act_grad_var"] = float(g)
-        wrows = [dict(layer=n, weight_grad_var=float(m.weight.grad.float().var()),
-                      weight_std=float(m.weight.detach().float().std()))
-                 for n, m in self.weights if m.weight.grad is not None]
+        wrows = [
+            dict(
+                layer=n,
+                weight_grad_var=float(m.weight.grad.float().var()),
+                weight_std=float(m.weight.detach().float().std()),
+            )
+            for n, m in self.weights
+            if m.weight.grad is not None
+        ]
         for p in self.model.parameters():
             p.grad = None
         return {"loss": float(loss.detach()), "activations": rows, "weights": wrows}

@@ -8,7 +8,7 @@ each activation is an ``nn.Module`` tagged ``is_activation`` so layer statistics
 from __future__ import annotations
 
 import math
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 from torch import nn
@@ -54,8 +54,9 @@ def activation_factory(name: str, impl: str = "fused", **params) -> Callable[[],
 class MLP(nn.Module):
     """784 -> [Dense(width, act)] x depth -> Dense(classes); the softmax lives in the loss."""
 
-    def __init__(self, in_features: int, num_classes: int, act: Callable[[], nn.Module],
-                 depth: int = 1, width: int = 512):
+    def __init__(
+        self, in_features: int, num_classes: int, act: Callable[[], nn.Module], depth: int = 1, width: int = 512
+    ):
         super().__init__()
         layers, d = [nn.Flatten()], in_features
         for _ in range(depth):
@@ -78,10 +79,19 @@ class AllCNNC(nn.Module):
             return [nn.Conv2d(i, o, k, padding=pad, bias=False), act()]
 
         self.net = nn.Sequential(
-            *conv(in_channels, 96, 3, 1), *conv(96, 96, 3, 1), *conv(96, 192, 3, 1), nn.AvgPool2d(2, 2),
-            *conv(192, 192, 3, 1), *conv(192, 192, 3, 1), *conv(192, 192, 3, 1), nn.AvgPool2d(2, 2),
-            *conv(192, 192, 3, 0), *conv(192, 192, 1, 0), *conv(192, num_classes, 1, 0),
-            nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+            *conv(in_channels, 96, 3, 1),
+            *conv(96, 96, 3, 1),
+            *conv(96, 192, 3, 1),
+            nn.AvgPool2d(2, 2),
+            *conv(192, 192, 3, 1),
+            *conv(192, 192, 3, 1),
+            *conv(192, 192, 3, 1),
+            nn.AvgPool2d(2, 2),
+            *conv(192, 192, 3, 0),
+            *conv(192, 192, 1, 0),
+            *conv(192, num_classes, 1, 0),
+            nn.AdaptiveAvgPool2d(1),
+            nn.Flatten(),
         )
 
     def forward(self, x):
@@ -100,8 +110,9 @@ class InceptionA(nn.Module):
         super().__init__()
         self.b1 = ConvAct(i, n1, 1, act)
         self.b3 = nn.Sequential(ConvAct(i, n3r, 1, act), ConvAct(n3r, n3, 3, act, pad=1))
-        self.bd3 = nn.Sequential(ConvAct(i, nd3r, 1, act), ConvAct(nd3r, nd3, 3, act, pad=1),
-                                 ConvAct(nd3, nd3, 3, act, pad=1))
+        self.bd3 = nn.Sequential(
+            ConvAct(i, nd3r, 1, act), ConvAct(nd3r, nd3, 3, act, pad=1), ConvAct(nd3, nd3, 3, act, pad=1)
+        )
         p = nn.AvgPool2d(3, 1, 1, count_include_pad=True) if pool == "avg" else nn.MaxPool2d(3, 1, 1)
         self.bp = nn.Sequential(p, ConvAct(i, proj, 1, act))
         self.out_channels = n1 + n3 + nd3 + proj
@@ -116,8 +127,9 @@ class InceptionB(nn.Module):
     def __init__(self, i, n3r, n3, nd3r, nd3, act):
         super().__init__()
         self.b3 = nn.Sequential(ConvAct(i, n3r, 1, act), ConvAct(n3r, n3, 3, act, stride=2, pad=1))
-        self.bd3 = nn.Sequential(ConvAct(i, nd3r, 1, act), ConvAct(nd3r, nd3, 3, act, pad=1),
-                                 ConvAct(nd3, nd3, 3, act, stride=2, pad=1))
+        self.bd3 = nn.Sequential(
+            ConvAct(i, nd3r, 1, act), ConvAct(nd3r, nd3, 3, act, pad=1), ConvAct(nd3, nd3, 3, act, stride=2, pad=1)
+        )
         self.bp = nn.MaxPool2d(3, 2, 1)
         self.out_channels = n3 + nd3 + i
 
@@ -130,18 +142,19 @@ class InceptionNoBN(nn.Module):
 
     def __init__(self, in_channels: int, num_classes: int, act: Callable[[], nn.Module]):
         super().__init__()
-        stem = nn.Sequential(ConvAct(in_channels, 64, 3, act, pad=1), ConvAct(64, 64, 1, act),
-                             ConvAct(64, 192, 3, act, pad=1))
+        stem = nn.Sequential(
+            ConvAct(in_channels, 64, 3, act, pad=1), ConvAct(64, 64, 1, act), ConvAct(64, 192, 3, act, pad=1)
+        )
         mods, c = [], 192
         for kind, args in [
-            ("A", (64, 64, 64, 64, 96, "avg", 32)),      # 3a
-            ("A", (64, 64, 96, 64, 96, "avg", 64)),      # 3b
-            ("B", (128, 160, 64, 96)),                   # 3c
-            ("A", (224, 64, 96, 96, 128, "avg", 128)),   # 4a
+            ("A", (64, 64, 64, 64, 96, "avg", 32)),  # 3a
+            ("A", (64, 64, 96, 64, 96, "avg", 64)),  # 3b
+            ("B", (128, 160, 64, 96)),  # 3c
+            ("A", (224, 64, 96, 96, 128, "avg", 128)),  # 4a
             ("A", (192, 96, 128, 96, 128, "avg", 128)),  # 4b
             ("A", (160, 128, 160, 128, 160, "avg", 128)),  # 4c
-            ("A", (96, 128, 192, 160, 192, "avg", 128)),   # 4d
-            ("B", (128, 192, 192, 256)),                 # 4e
+            ("A", (96, 128, 192, 160, 192, "avg", 128)),  # 4d
+            ("B", (128, 192, 192, 256)),  # 4e
             ("A", (352, 192, 320, 160, 224, "avg", 128)),  # 5a
             ("A", (352, 192, 320, 192, 224, "max", 128)),  # 5b
         ]:
@@ -183,11 +196,20 @@ def init_weights(model: nn.Module, scheme: str) -> None:
                 nn.init.zeros_(m.bias)
 
 
-def build_model(name: str, input_shape, num_classes: int, act: str, impl: str = "fused",
-                act_params: dict | None = None, init: str = "torch", **model_args) -> nn.Module:
+def build_model(
+    name: str,
+    input_shape,
+    num_classes: int,
+    act: str,
+    impl: str = "fused",
+    act_params: dict | None = None,
+    init: str = "torch",
+    **model_args,
+) -> nn.Module:
     if name not in MODELS:
         raise SystemExit(f"unknown model {name!r}; known: {', '.join(MODELS)}")
-    model = MODELS[name](tuple(input_shape), num_classes,
-                         activation_factory(act, impl, **(act_params or {})), **model_args)
+    model = MODELS[name](
+        tuple(input_shape), num_classes, activation_factory(act, impl, **(act_params or {})), **model_args
+    )
     init_weights(model, init)
     return model

@@ -23,8 +23,7 @@ def _style(r) -> dict:
     return {"linestyle": ":" if r["summary"]["impl"] == "eager" else "-"}
 
 
-def plot_curves(runs: list[dict], published: dict, out: Path, by_step: bool = False,
-                thresholds=()) -> Path:
+def plot_curves(runs: list[dict], published: dict, out: Path, by_step: bool = False, thresholds=()) -> Path:
     """Test accuracy (and the published per-epoch curve, dashed) and losses per run."""
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 4.5))
     colors = {}
@@ -38,19 +37,46 @@ def plot_curves(runs: list[dict], published: dict, out: Path, by_step: bool = Fa
         ep = r["epochs"]
         if by_step:
             ax2.plot(x, [e["test_loss"] for e in ev], color=c, label=f"{_label(r)} test", **_style(r))
-            ax2.plot([e["step"] for e in ep], [e["train_loss"] for e in ep], color=c, marker="o", ms=3,
-                     label=f"{_label(r)} train (epoch mean)", **_style(r))
+            ax2.plot(
+                [e["step"] for e in ep],
+                [e["train_loss"] for e in ep],
+                color=c,
+                marker="o",
+                ms=3,
+                label=f"{_label(r)} train (epoch mean)",
+                **_style(r),
+            )
         else:
-            ax2.plot([e["epoch"] for e in ep], [e["train_loss"] for e in ep], color=c, label=f"{_label(r)} train",
-                     **_style(r))
-            ax2.plot([e["epoch"] for e in ep], [e["test_loss"] for e in ep], color=c, marker="o", ms=3,
-                     label=f"{_label(r)} test", **_style(r))
+            ax2.plot(
+                [e["epoch"] for e in ep],
+                [e["train_loss"] for e in ep],
+                color=c,
+                label=f"{_label(r)} train",
+                **_style(r),
+            )
+            ax2.plot(
+                [e["epoch"] for e in ep],
+                [e["test_loss"] for e in ep],
+                color=c,
+                marker="o",
+                ms=3,
+                label=f"{_label(r)} test",
+                **_style(r),
+            )
         pub = published.get(key) or {}
         if not by_step and pub.get("test_acc_per_epoch") and s["impl"] == "fused":
             # the sources count epochs from 1 (Keras) or 0 (E3's log); both are 'after epoch k'
             pe = pub["test_acc_per_epoch"]
-            ax1.plot(range(1, len(pe) + 1), pe, color=c, linestyle="--", marker="x", ms=4, alpha=0.6,
-                     label=f"{s['model']} {s['act']} published")
+            ax1.plot(
+                range(1, len(pe) + 1),
+                pe,
+                color=c,
+                linestyle="--",
+                marker="x",
+                ms=4,
+                alpha=0.6,
+                label=f"{s['model']} {s['act']} published",
+            )
     for t in thresholds:
         ax1.axhline(t, color="grey", lw=0.6, ls="--")
     if by_step:
@@ -74,8 +100,9 @@ def plot_curves(runs: list[dict], published: dict, out: Path, by_step: bool = Fa
     return out
 
 
-def plot_activations(names: list[str], out: Path, lo: float = -5.0, hi: float = 5.0,
-                     params: dict | None = None) -> Path:
+def plot_activations(
+    names: list[str], out: Path, lo: float = -5.0, hi: float = 5.0, params: dict | None = None
+) -> Path:
     """Each activation and its derivative, both from fused_act's own forward and backward kernels."""
     params = params or {}
     x = torch.linspace(lo, hi, 1001, dtype=torch.float64, requires_grad=True)

@@ -24,9 +24,13 @@ def _csv(path: Path) -> list[dict]:
 def load_run(d: Path) -> dict:
     d = Path(d)
     ls = d / "layer_stats.json"
-    return {"dir": d, "summary": json.loads((d / "summary.json").read_text()),
-            "evals": _csv(d / "evals.csv"), "epochs": _csv(d / "epochs.csv"),
-            "layer_stats": json.loads(ls.read_text()) if ls.is_file() else []}
+    return {
+        "dir": d,
+        "summary": json.loads((d / "summary.json").read_text()),
+        "evals": _csv(d / "evals.csv"),
+        "epochs": _csv(d / "epochs.csv"),
+        "layer_stats": json.loads(ls.read_text()) if ls.is_file() else [],
+    }
 
 
 def find_runs(paths) -> list[Path]:
@@ -59,8 +63,13 @@ def _deviations(s: dict) -> list[str]:
     if exp and (s["batch_size"] != exp.batch_size or s["lr"] != exp.lr):
         dev.append(f"batch {s['batch_size']}, lr {s['lr']} (setup: {exp.batch_size}, {exp.lr})")
     m = s["machine"]
-    dev.append(f"{m['device']} ({m.get('cpu', '')}, {m['threads']} thread(s)" + (f", {m['gpu']}" if m.get("gpu") else "") + ")"
-               + (f", AMP {s['amp']}" if s.get("amp") else "") + (f", {s['world_size']} processes" if s["world_size"] > 1 else ""))
+    dev.append(
+        f"{m['device']} ({m.get('cpu', '')}, {m['threads']} thread(s)"
+        + (f", {m['gpu']}" if m.get("gpu") else "")
+        + ")"
+        + (f", AMP {s['amp']}" if s.get("amp") else "")
+        + (f", {s['world_size']} processes" if s["world_size"] > 1 else "")
+    )
     if "ImageFolder" in s["data_source"] or "jpeg" in s["data_source"].lower():
         dev.append("CIFAR-10 JPEG re-encode (about quality 75), not the official binaries")
     if not s["complete"]:
@@ -95,11 +104,15 @@ def _thresholds_table(runs, pub) -> list[str]:
     ths = sorted({t for r in runs for t in r["summary"]["steps_to"]}, key=float)
     if not ths:
         return []
-    lines = ["Mini-batch steps until test accuracy first reaches each threshold. Ours is the first evaluated step "
-             "at or above it; the crossing lies in the interval in brackets (between the previous evaluation and that one).", "",
-             "| model | activation | impl | " + " | ".join(f"{t} ours | {t} published" for t in ths)
-             + " | final test acc | published mean acc | s/epoch | published s/epoch |",
-             "|---|---|---|" + "---|---|" * len(ths) + "---|---|---|---|"]
+    lines = [
+        "Mini-batch steps until test accuracy first reaches each threshold. Ours is the first evaluated step "
+        "at or above it; the crossing lies in the interval in brackets (between the previous evaluation and that one).",
+        "",
+        "| model | activation | impl | "
+        + " | ".join(f"{t} ours | {t} published" for t in ths)
+        + " | final test acc | published mean acc | s/epoch | published s/epoch |",
+        "|---|---|---|" + "---|---|" * len(ths) + "---|---|---|---|",
+    ]
     for r in runs:
         s = r["summary"]
         p = pub.get(_pub_key(s)) or {}
@@ -109,9 +122,12 @@ def _thresholds_table(runs, pub) -> list[str]:
             cells.append(f"{o['step']} (in ({o['prev_eval_step']}, {o['step']}])" if o else "not reached")
             cells.append(str((p.get("steps_to") or {}).get(float(t), "-")))
         spe = s["sec_per_epoch"]
-        lines.append(f"| {s['model']} | {s['act']} | {s['impl']} | " + " | ".join(cells) +
-                     f" | {_f(s['final_test_acc'])} | {_f(p.get('mean_test_acc'), 3)} | "
-                     f"{_f(sum(spe) / len(spe), 2) if spe else '-'} | {p.get('sec_per_epoch', '-')} |")
+        lines.append(
+            f"| {s['model']} | {s['act']} | {s['impl']} | "
+            + " | ".join(cells)
+            + f" | {_f(s['final_test_acc'])} | {_f(p.get('mean_test_acc'), 3)} | "
+            f"{_f(sum(spe) / len(spe), 2) if spe else '-'} | {p.get('sec_per_epoch', '-')} |"
+        )
     return lines
 
 
@@ -124,12 +140,20 @@ def _per_epoch_table(runs, pub) -> list[str]:
         if s["impl"] != "fused" or not (p.get("test_acc_per_epoch") or p.get("train_acc_per_epoch")):
             continue
         n = len(s["test_acc_per_epoch"])
-        lines.append(f"- {s['model']} {s['act']}, after epochs 1..{n}: test ours "
-                     + " ".join(f"{v:.3f}" for v in s["test_acc_per_epoch"])
-                     + " | published " + " ".join(f"{v:.3f}" for v in (p.get("test_acc_per_epoch") or [])[:n])
-                     + ("; train ours " + " ".join(f"{v:.3f}" for v in s["train_acc_per_epoch"])
-                        + " | published " + " ".join(f"{v:.3f}" for v in p["train_acc_per_epoch"][:n])
-                        if p.get("train_acc_per_epoch") else ""))
+        lines.append(
+            f"- {s['model']} {s['act']}, after epochs 1..{n}: test ours "
+            + " ".join(f"{v:.3f}" for v in s["test_acc_per_epoch"])
+            + " | published "
+            + " ".join(f"{v:.3f}" for v in (p.get("test_acc_per_epoch") or [])[:n])
+            + (
+                "; train ours "
+                + " ".join(f"{v:.3f}" for v in s["train_acc_per_epoch"])
+                + " | published "
+                + " ".join(f"{v:.3f}" for v in p["train_acc_per_epoch"][:n])
+                if p.get("train_acc_per_epoch")
+                else ""
+            )
+        )
     return lines
 
 
@@ -145,14 +169,21 @@ def _impl_table(runs) -> list[str]:
             fa, ea = f["summary"]["test_acc_per_epoch"], e["summary"]["test_acc_per_epoch"]
             diff = max((abs(x - y) for x, y in zip(fa, ea)), default=None)
             fs, es = sum(f["summary"]["sec_per_epoch"]), sum(e["summary"]["sec_per_epoch"])
-            rows.append(f"| {m} | {a} | {_f(f['summary']['final_test_acc'])} | {_f(e['summary']['final_test_acc'])} | "
-                        f"{_f(diff)} | {fs / max(len(fa), 1):.2f} | {es / max(len(ea), 1):.2f} | {es / fs:.2f} |")
+            rows.append(
+                f"| {m} | {a} | {_f(f['summary']['final_test_acc'])} | {_f(e['summary']['final_test_acc'])} | "
+                f"{_f(diff)} | {fs / max(len(fa), 1):.2f} | {es / max(len(ea), 1):.2f} | {es / fs:.2f} |"
+            )
     if not rows:
         return []
-    return ["| model | activation | test acc fused | test acc eager | max per-epoch |diff| | s/epoch fused | "
-            "s/epoch eager | eager/fused time |", "|---|---|---|---|---|---|---|---|", *rows, "",
-            "Training seconds per epoch exclude evaluation. The machine is shared with other jobs, so single "
-            "timings are noisy; the accuracy columns are the reproducibility check (same seed, same data order)."]
+    return [
+        "| model | activation | test acc fused | test acc eager | max per-epoch |diff| | s/epoch fused | "
+        "s/epoch eager | eager/fused time |",
+        "|---|---|---|---|---|---|---|---|",
+        *rows,
+        "",
+        "Training seconds per epoch exclude evaluation. The machine is shared with other jobs, so single "
+        "timings are noisy; the accuracy columns are the reproducibility check (same seed, same data order).",
+    ]
 
 
 def _layer_summary(runs) -> list[str]:
@@ -169,18 +200,25 @@ def _layer_summary(runs) -> list[str]:
 
         gv0 = [a.get("act_grad_var") for a in first["activations"]]
         ratio = (gv0[0] / gv0[-1]) if gv0 and gv0[0] and gv0[-1] else None
-        rows.append(f"| {s['model']} | {s['act']} | {_f(agg(first, 'dead_frac'), 3)} / {_f(agg(last, 'dead_frac'), 3)} | "
-                    f"{_f(agg(first, 'sat_frac'), 3)} / {_f(agg(last, 'sat_frac'), 3)} | "
-                    f"{'-' if ratio is None else f'{ratio:.3g}'} |")
+        rows.append(
+            f"| {s['model']} | {s['act']} | {_f(agg(first, 'dead_frac'), 3)} / {_f(agg(last, 'dead_frac'), 3)} | "
+            f"{_f(agg(first, 'sat_frac'), 3)} / {_f(agg(last, 'sat_frac'), 3)} | "
+            f"{'-' if ratio is None else f'{ratio:.3g}'} |"
+        )
     if not rows:
         return []
-    return ["Per-layer statistics on a fixed batch of training images (256 unless --stats-batch says otherwise) (mean over activation layers; init / end). "
-            "Dead: units whose output is zero on every image of the batch. Saturated: outputs within 1% of the "
-            "output range from a bound (bounded activations only). Last column: variance of the gradient reaching "
-            "the first activation layer over that reaching the last, at init (>1: gradients grow towards the "
-            "input; <<1: they vanish).", "",
-            "| model | activation | dead fraction | saturated fraction | grad var first/last layer (init) |",
-            "|---|---|---|---|---|", *rows]
+    return [
+        "Per-layer statistics on a fixed batch of training images (256 unless --stats-batch says otherwise) "
+        "(mean over activation layers; init / end). "
+        "Dead: units whose output is zero on every image of the batch. Saturated: outputs within 1% of the "
+        "output range from a bound (bounded activations only). Last column: variance of the gradient reaching "
+        "the first activation layer over that reaching the last, at init (>1: gradients grow towards the "
+        "input; <<1: they vanish).",
+        "",
+        "| model | activation | dead fraction | saturated fraction | grad var first/last layer (init) |",
+        "|---|---|---|---|---|",
+        *rows,
+    ]
 
 
 def write_report(paths, out: Path, title: str | None = None) -> Path:
@@ -192,20 +230,34 @@ def write_report(paths, out: Path, title: str | None = None) -> Path:
     by_exp = defaultdict(list)
     for r in runs:
         by_exp[r["summary"]["experiment"]].append(r)
-    md = [f"# {title or 'Activation-function comparisons: ours beside the published numbers'}", "",
-          f"Written by `python -m train report` on {datetime.date.today()} from {len(runs)} run(s). "
-          "Every number labelled ours was measured by `train/`; published numbers are the sources' "
-          "(REPRODUCE.md).", ""]
+    md = [
+        f"# {title or 'Activation-function comparisons: ours beside the published numbers'}",
+        "",
+        f"Written by `python -m train report` on {datetime.date.today()} from {len(runs)} run(s). "
+        "Every number labelled ours was measured by `train/`; published numbers are the sources' "
+        "(REPRODUCE.md).",
+        "",
+    ]
     order = list(EXPERIMENTS)
     for name, rs in sorted(by_exp.items(), key=lambda kv: order.index(kv[0]) if kv[0] in order else len(order)):
         exp = EXPERIMENTS.get(name)
         known = list(exp.runs) if exp else []
-        rs.sort(key=lambda r: (known.index(_pub_key(r["summary"])) if _pub_key(r["summary"]) in known else len(known),
-                               r["summary"]["model"], r["summary"]["act"], r["summary"]["impl"] != "fused"))
+        rs.sort(
+            key=lambda r: (
+                known.index(_pub_key(r["summary"])) if _pub_key(r["summary"]) in known else len(known),
+                r["summary"]["model"],
+                r["summary"]["act"],
+                r["summary"]["impl"] != "fused",
+            )
+        )
         pub = PUBLISHED.get(name, {})
         s0 = rs[0]["summary"]
-        md += [f"## {name.upper()}: {s0['title']} (config v{s0['experiment_version']})", "",
-               f"Source: {SOURCES.get(name, '?')}. Data: {s0['data_source']}.", ""]
+        md += [
+            f"## {name.upper()}: {s0['title']} (config v{s0['experiment_version']})",
+            "",
+            f"Source: {SOURCES.get(name, '?')}. Data: {s0['data_source']}.",
+            "",
+        ]
         md += _main_table(rs, pub) + [""]
         md += _thresholds_table(rs, pub) + [""]
         pe = _per_epoch_table(rs, pub)
@@ -216,24 +268,42 @@ def write_report(paths, out: Path, title: str | None = None) -> Path:
             md += ["### fused vs eager", "", *it, ""]
         md += ["### Setup and differences from the source", ""]
         if exp:
-            md += [f"- setup: {exp.optimizer} lr {exp.lr} {exp.opt_args or ''}, batch {exp.batch_size}, "
-                   f"{exp.epochs} epochs, init {exp.init}" + (f", lr x0.1 at epochs {list(exp.lr_milestones)}"
-                                                              if exp.lr_milestones else "")]
+            md += [
+                f"- setup: {exp.optimizer} lr {exp.lr} {exp.opt_args or ''}, batch {exp.batch_size}, "
+                f"{exp.epochs} epochs, init {exp.init}"
+                + (f", lr x0.1 at epochs {list(exp.lr_milestones)}" if exp.lr_milestones else "")
+            ]
             md += [f"- our choice where the source is silent: {c}" for c in exp.choices]
         devs = defaultdict(list)
         for r in rs:
-            devs["; ".join(_deviations(r["summary"]))].append(f"{r['summary']['model']}/{r['summary']['act']}/{r['summary']['impl']}")
+            devs["; ".join(_deviations(r["summary"]))].append(
+                f"{r['summary']['model']}/{r['summary']['act']}/{r['summary']['impl']}"
+            )
         md += [f"- this run{'s' if len(v) > 1 else ''} ({', '.join(v)}): {k}" for k, v in devs.items()]
         md += ["- command(s):", *sorted({f"  - `{r['summary']['command']}`" for r in rs}), ""]
-        curves = plot_curves(rs, pub, out / f"{name}_curves.png", by_step=bool(exp and exp.thresholds),
-                             thresholds=exp.thresholds if exp else ())
+        curves = plot_curves(
+            rs,
+            pub,
+            out / f"{name}_curves.png",
+            by_step=bool(exp and exp.thresholds),
+            thresholds=exp.thresholds if exp else (),
+        )
         acts = list(dict.fromkeys(r["summary"]["act"] for r in rs))
         params = {r["summary"]["act"]: r["summary"].get("act_params") or {} for r in rs}
         ap = plot_activations(acts, out / f"{name}_activations.png", params=params)
         ls = plot_layer_stats(rs, out / f"{name}_layer_stats.png")
-        md += ["### Plots", "", f"![learning curves]({curves.name})", "",
-               f"![activations and derivatives]({ap.name})", "",
-               *(_layer_summary(rs)), "", f"![per-layer statistics]({ls.name})", ""]
+        md += [
+            "### Plots",
+            "",
+            f"![learning curves]({curves.name})",
+            "",
+            f"![activations and derivatives]({ap.name})",
+            "",
+            *(_layer_summary(rs)),
+            "",
+            f"![per-layer statistics]({ls.name})",
+            "",
+        ]
     path = out / "report.md"
     path.write_text("\n".join(md) + "\n")
     return path
@@ -242,10 +312,19 @@ def write_report(paths, out: Path, title: str | None = None) -> Path:
 def print_table(summaries) -> None:
     rows = [("model", "act", "impl", "epochs", "test acc", "published", "s/epoch")]
     for _, s in summaries:
-        p = (PUBLISHED.get(s["experiment"], {}).get((s["model"], s["act"])) or {})
+        p = PUBLISHED.get(s["experiment"], {}).get((s["model"], s["act"])) or {}
         spe = s["sec_per_epoch"]
-        rows.append((s["model"], s["act"], s["impl"], str(s["epochs_done"]), _f(s["final_test_acc"]),
-                     p.get("note") or _f(p.get("final_test_acc"), 3), _f(sum(spe) / len(spe), 2) if spe else "-"))
+        rows.append(
+            (
+                s["model"],
+                s["act"],
+                s["impl"],
+                str(s["epochs_done"]),
+                _f(s["final_test_acc"]),
+                p.get("note") or _f(p.get("final_test_acc"), 3),
+                _f(sum(spe) / len(spe), 2) if spe else "-",
+            )
+        )
         for t, o in s["steps_to"].items():
             pt = (p.get("steps_to") or {}).get(float(t), "-")
             rows.append(("", f"  steps to {t}", "", "", str(o["step"]) if o else "not reached", str(pt), ""))

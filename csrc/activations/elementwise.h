@@ -62,8 +62,7 @@ struct ChannelSum {
 
 template <class Act>
 constexpr bool has_output_form() {
-  return Act::kSaved == Saved::kOutput || Act::kSaved == Saved::kEither ||
-         Act::kSaved == Saved::kNone;
+  return Act::kSaved == Saved::kOutput || Act::kSaved == Saved::kEither || Act::kSaved == Saved::kNone;
 }
 template <class Act>
 constexpr bool has_input_form() {

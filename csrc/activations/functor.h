@@ -21,7 +21,9 @@
 #include "math.h"
 
 // The signature of a functor's math: T is the value type, P the parameters.
-#define FA_FN template <class T, class P> static FA_HD T
+#define FA_FN                 \
+  template <class T, class P> \
+  static FA_HD T
 
 namespace fused_act::act {
 // Functor bodies call exp, where, ... unqualified: the overload set of math.h.

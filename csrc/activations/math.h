@@ -42,13 +42,31 @@ namespace fused_act::math {
 template <class S>
 using Vec = at::vec::Vectorized<S>;
 
-// SLEEF's 1-ulp routines (double; and float exp, erf). float expm1, log1p, tanh: see below.
-template <class S> inline Vec<S> exp(const Vec<S>& x) { return x.exp(); }
-template <class S> inline Vec<S> expm1(const Vec<S>& x) { return x.expm1(); }
-template <class S> inline Vec<S> log1p(const Vec<S>& x) { return x.log1p(); }
-template <class S> inline Vec<S> tanh(const Vec<S>& x) { return x.tanh(); }
-template <class S> inline Vec<S> erf(const Vec<S>& x) { return x.erf(); }
-template <class S> inline Vec<S> abs(const Vec<S>& x) { return x.abs(); }
+// SLEEF's 1-ulp routines (double; float log). float exp, expm1, log1p, tanh, erf: see below.
+template <class S>
+inline Vec<S> exp(const Vec<S>& x) {
+  return x.exp();
+}
+template <class S>
+inline Vec<S> expm1(const Vec<S>& x) {
+  return x.expm1();
+}
+template <class S>
+inline Vec<S> log1p(const Vec<S>& x) {
+  return x.log1p();
+}
+template <class S>
+inline Vec<S> tanh(const Vec<S>& x) {
+  return x.tanh();
+}
+template <class S>
+inline Vec<S> erf(const Vec<S>& x) {
+  return x.erf();
+}
+template <class S>
+inline Vec<S> abs(const Vec<S>& x) {
+  return x.abs();
+}
 
 // `cond` is a comparison result: all bits set in the lanes where it holds.
 template <class S>
@@ -56,26 +74,55 @@ inline Vec<S> where(const Vec<S>& cond, const Vec<S>& a, const Vec<S>& b) {
   return Vec<S>::blendv(b, a, cond);
 }
 
-// float SIMD versions of expm1, log1p and tanh built on SLEEF's expf/logf. SLEEF's own
-// expm1f/log1pf are 9-10x slower than its expf in this torch build (2^22 floats, one thread:
-// torch.expm1 70 ms, torch.log1p 85 ms, torch.exp 8 ms, torch.tanh 23 ms), and these three carry
-// elu, selu, celu, mish, softplus, logsigmoid and the tanh family. Each stays within a few ulp;
-// tests/test_activations.py holds them to float32 tolerances against torch in float64.
+// float SIMD versions of exp, expm1, tanh and erf, inline. ATen's Vectorized<float>::exp is
+// SLEEF's expf (1 ulp) behind an out-of-line call: every call spills all live vector registers
+// (caller-saved in the x86-64 ABI) and stops the loop from overlapping two blocks' math. These
+// inline forms let the compiler schedule whole activations; reduced types compute in float and
+// get them too. Maximum errors over every float32 input are in docs/math.md
+// (`python -m bench.math_accuracy`); tests/test_activations.py holds every activation to its
+// float32 tolerance against torch in float64. double keeps SLEEF's routines.
+
+// exp(x) = 2^n exp(r), x = n ln2 + r, |r| <= ln2/2 (Cody-Waite: ln2 in two parts, the first
+// exact in a product with any |n| <= 150). exp(r) = 1 + r + r^2 q(r), q of degree 4 fitted to
+// exp's relative error on that interval (max 3.6e-9 before rounding; ~1 ulp evaluated in float).
+// 2^n is put in the exponent bits as 2^a 2^b, a = floor(n/2), so both factors are normal for
+// n in [-150, 128]: results in the subnormal range and up to FLT_MAX come out right.
+inline Vec<float> exp(const Vec<float>& x) {
+  using V = Vec<float>;
+  using I = Vec<int32_t>;
+  const V xc = at::vec::clamp(x, V(-104.f), V(88.8f));
+  const V n = (xc * V(1.44269504088896341f)).round();
+  V r = at::vec::fmadd(n, V(-0.693145751953125f), xc);
+  r = at::vec::fmadd(n, V(-1.428606765330187045e-06f), r);
+  V q = V(0.0013751621590927243f);
+  q = at::vec::fmadd(q, r, V(0.008368915878236294f));
+  q = at::vec::fmadd(q, r, V(0.04166952893137932f));
+  q = at::vec::fmadd(q, r, V(0.166665181517601f));
+  q = at::vec::fmadd(q, r, V(0.49999988079071045f));
+  const V p = at::vec::fmadd(q * r, r, r) + V(1.f);
+  const V a = (n * V(0.5f)).floor();
+  const auto pow2 = [](const V& e) {
+    return at::vec::cast<float>((at::vec::convert_to_int_of_same_size(e) + I(127)) << I(23));
+  };
+  const V y = p * pow2(a) * pow2(n - a);
+  // x > ln(FLT_MAX) overflows to inf; NaN passes through (the clamp would have made it finite)
+  return where(x != x, x, where(x > V(88.72283935546875f), V(INFINITY), y));
+}
 
 // Taylor series below |x| = 0.5 (degree 9: truncation < 1e-9 relative), exp(x) - 1 above it,
 // where the subtraction loses at most ~2 ulp.
 inline Vec<float> expm1(const Vec<float>& x) {
   using V = Vec<float>;
   V p(1.f / 362880);
-  p = p * x + V(1.f / 40320);
-  p = p * x + V(1.f / 5040);
-  p = p * x + V(1.f / 720);
-  p = p * x + V(1.f / 120);
-  p = p * x + V(1.f / 24);
-  p = p * x + V(1.f / 6);
-  p = p * x + V(0.5f);
-  p = p * x + V(1.f);
-  return where(x.abs() < V(0.5f), p * x, x.exp() - V(1.f));
+  p = at::vec::fmadd(p, x, V(1.f / 40320));
+  p = at::vec::fmadd(p, x, V(1.f / 5040));
+  p = at::vec::fmadd(p, x, V(1.f / 720));
+  p = at::vec::fmadd(p, x, V(1.f / 120));
+  p = at::vec::fmadd(p, x, V(1.f / 24));
+  p = at::vec::fmadd(p, x, V(1.f / 6));
+  p = at::vec::fmadd(p, x, V(0.5f));
+  p = at::vec::fmadd(p, x, V(1.f));
+  return where(x.abs() < V(0.5f), p * x, exp(x) - V(1.f));
 }
 
 // Goldberg's log1p(u) = log(w) * u / (w - 1) with w = 1 + u: the rounding of w cancels.
@@ -92,6 +139,21 @@ inline Vec<float> tanh(const Vec<float>& x) {
   using V = Vec<float>;
   const V e = expm1(V(2.f) * x);
   return where(x > V(9.f), V(1.f), e / (e + V(2.f)));
+}
+
+// erf by Abramowitz & Stegun 7.1.26 (max abs error 1.5e-7), the formula of ATen's
+// Vectorized<float>::erf, with the inline exp: erf(|x|) = 1 - t P(t) exp(-x^2), t = 1/(1 + p|x|).
+inline Vec<float> erf(const Vec<float>& x) {
+  using V = Vec<float>;
+  const V ax = x.abs();
+  const V t = V(1.f) / at::vec::fmadd(V(0.3275911f), ax, V(1.f));
+  V poly = V(1.061405429f);
+  poly = at::vec::fmadd(poly, t, V(-1.453152027f));
+  poly = at::vec::fmadd(poly, t, V(1.421413741f));
+  poly = at::vec::fmadd(poly, t, V(-0.284496736f));
+  poly = at::vec::fmadd(poly, t, V(0.254829592f));
+  const V e = V(1.f) - poly * t * exp(V(0.f) - ax * ax);
+  return where(x < V(0.f), V(0.f) - e, e);
 }
 
 }  // namespace fused_act::math

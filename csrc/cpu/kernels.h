@@ -9,16 +9,16 @@
 #include "../activations/softmax.h"
 
 // Declares the kernels of one instruction set's namespace (DEFAULT, AVX2, AVX512).
-#define FUSED_ACT_DECLARE_CPU_KERNELS(ISA)                                        \
-  namespace fused_act::cpu::ISA {                                                 \
-  template <class Act>                                                            \
-  struct ActivationKernels {                                                      \
-    /* One elementwise launch; `sum` (may be null) is fused into it. */           \
-    static void elementwise(const ElementwiseArgs& a, const ChannelSum* sum);     \
+#define FUSED_ACT_DECLARE_CPU_KERNELS(ISA)                                          \
+  namespace fused_act::cpu::ISA {                                                   \
+  template <class Act>                                                              \
+  struct ActivationKernels {                                                        \
+    /* One elementwise launch; `sum` (may be null) is fused into it. */             \
+    static void elementwise(const ElementwiseArgs& a, const ChannelSum* sum);       \
     /* One mask launch; only called for maskable activations (the front checks). */ \
-    static void mask(const MaskArgs& a);                                          \
-  };                                                                              \
-  void run_softmax(const SoftmaxArgs& a);                                         \
+    static void mask(const MaskArgs& a);                                            \
+  };                                                                                \
+  void run_softmax(const SoftmaxArgs& a);                                           \
   }
 
 FUSED_ACT_DECLARE_CPU_KERNELS(DEFAULT)

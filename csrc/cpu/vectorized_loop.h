@@ -102,7 +102,7 @@ void vectorized_map(const ElementwiseArgs& a, const Op& op, const ChannelSum* su
     // always_inline: GCC otherwise keeps it out of line (three call sites, large op bodies),
     // passing every vector through memory: 2-4x slower in cache.
     auto block = [&]<bool kFull>(int64_t c) __attribute__((always_inline)) {
-      const int64_t count = kFull ? W : c1 - c;
+      const int64_t count = kFull ? W : std::min(W, c1 - c);
       V v[N][L::kVecs];
       for (int k = 0; k < N; ++k) {
         if (a.in[k].per_row) {
@@ -153,13 +153,14 @@ void vectorized_map(const ElementwiseArgs& a, const Op& op, const ChannelSum* su
     // forward from 0.53 to 0.71 and sigmoid's backward from 0.67 to 0.78; the rest of the gap
     // is the op's fixed cost (~2.5 us more than ATen's per call). Memory-bound sizes were
     // already at ATen's speed.
+    // The rest (under 2W) goes through the masked block, at most twice: three inlined copies of
+    // the op instead of four, a quarter less compile time for every kernel object.
     int64_t c = c0;
     for (; c + 2 * W <= c1; c += 2 * W) {
       block.template operator()<true>(c);
       block.template operator()<true>(c + W);
     }
-    for (; c + W <= c1; c += W) block.template operator()<true>(c);
-    if (c < c1) block.template operator()<false>(c);
+    for (; c < c1; c += W) block.template operator()<false>(c);
     if (sum == nullptr || sum->per_col) return C(0);
     return at::vec::vec_reduce_all<C>([](V x, V y) { return x + y; }, row_acc);
   };

@@ -114,7 +114,7 @@ FA_HD void elements(const Operands<S, N, M>& t, const Op& op, int64_t r, int64_t
     }
   }
   P out[M];
-FA_UNROLL
+  FA_UNROLL
   for (int j = 0; j < W; ++j) {
     if (j >= count) break;
     C v[N];
@@ -156,8 +156,7 @@ FA_HD void elementwise_thread(int64_t tid, int64_t nthreads, const Operands<S, N
 
 // The whole kernel body: picks the path once per launch (uniform across threads).
 template <class S, int N, int M, class Op>
-FA_HD void elementwise_body(int64_t tid, int64_t nthreads, const Operands<S, N, M>& t, const Op& op,
-                            bool vectorized) {
+FA_HD void elementwise_body(int64_t tid, int64_t nthreads, const Operands<S, N, M>& t, const Op& op, bool vectorized) {
   if (vectorized) {
     elementwise_thread<kPacketElems<S>>(tid, nthreads, t, op);
   } else {

@@ -31,14 +31,14 @@ template <class S, class C>
 FA_HD void load8(const S* p, int64_t count, bool packets, C (&v)[8]) {
   constexpr int W = kPacketElems<S> < 8 ? kPacketElems<S> : 8;
   if (packets && count == 8) {
-FA_UNROLL
+    FA_UNROLL
     for (int q = 0; q < 8 / W; ++q) {
       const Packet<S, W> pk = reinterpret_cast<const Packet<S, W>*>(p)[q];
-FA_UNROLL
+      FA_UNROLL
       for (int j = 0; j < W; ++j) v[q * W + j] = static_cast<C>(pk.v[j]);
     }
   } else {
-FA_UNROLL
+    FA_UNROLL
     for (int j = 0; j < 8; ++j) v[j] = j < count ? static_cast<C>(p[j]) : C(0);
   }
 }
@@ -47,10 +47,10 @@ template <class S, class C>
 FA_HD void store8(S* p, int64_t count, bool packets, const C (&v)[8]) {
   constexpr int W = kPacketElems<S> < 8 ? kPacketElems<S> : 8;
   if (packets && count == 8) {
-FA_UNROLL
+    FA_UNROLL
     for (int q = 0; q < 8 / W; ++q) {
       Packet<S, W> pk;
-FA_UNROLL
+      FA_UNROLL
       for (int j = 0; j < W; ++j) pk.v[j] = static_cast<S>(v[q * W + j]);
       reinterpret_cast<Packet<S, W>*>(p)[q] = pk;
     }
@@ -60,8 +60,8 @@ FA_UNROLL
 }
 
 template <class Act, class S>
-FA_HD void mask_forward_thread(int64_t tid, int64_t nthreads, const MaskOperands<S>& t,
-                               const Params<opmath_t<S>>& p, bool packets) {
+FA_HD void mask_forward_thread(int64_t tid, int64_t nthreads, const MaskOperands<S>& t, const Params<opmath_t<S>>& p,
+                               bool packets) {
   using C = opmath_t<S>;
   const C high = Act::template d_mask<C>(true, p);
   for (int64_t b = tid; b < mask_bytes(t.n); b += nthreads) {
@@ -69,7 +69,7 @@ FA_HD void mask_forward_thread(int64_t tid, int64_t nthreads, const MaskOperands
     C v[8];
     load8(t.in + 8 * b, count, packets, v);
     uint8_t byte = 0;
-FA_UNROLL
+    FA_UNROLL
     for (int j = 0; j < 8; ++j) {
       const C y = Act::forward(v[j], p);
       byte |= static_cast<uint8_t>(j < count && mask_derivative<Act>(v[j], y, p) == high) << j;
@@ -81,8 +81,8 @@ FA_UNROLL
 }
 
 template <class Act, class S>
-FA_HD void mask_backward_thread(int64_t tid, int64_t nthreads, const MaskOperands<S>& t,
-                                const Params<opmath_t<S>>& p, bool packets) {
+FA_HD void mask_backward_thread(int64_t tid, int64_t nthreads, const MaskOperands<S>& t, const Params<opmath_t<S>>& p,
+                                bool packets) {
   using C = opmath_t<S>;
   const C high = Act::template d_mask<C>(true, p);
   const C low = Act::template d_mask<C>(false, p);
@@ -91,7 +91,7 @@ FA_HD void mask_backward_thread(int64_t tid, int64_t nthreads, const MaskOperand
     C g[8];
     load8(t.in + 8 * b, count, packets, g);
     const uint8_t byte = t.mask[b];
-FA_UNROLL
+    FA_UNROLL
     for (int j = 0; j < 8; ++j) g[j] = g[j] * ((byte >> j) & 1 ? high : low);
     store8(t.out + 8 * b, count, packets, g);
   }

@@ -81,8 +81,8 @@ __global__ void __launch_bounds__(kThreads) softmax_columns_kernel(SoftmaxArgs a
 }
 
 unsigned grid(int64_t blocks, int sm_count) {
-  return static_cast<unsigned>(std::max<int64_t>(
-      1, std::min<int64_t>(blocks, static_cast<int64_t>(sm_count) * kBlocksPerSm)));
+  return static_cast<unsigned>(
+      std::max<int64_t>(1, std::min<int64_t>(blocks, static_cast<int64_t>(sm_count) * kBlocksPerSm)));
 }
 
 }  // namespace

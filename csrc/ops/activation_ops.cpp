@@ -62,9 +62,9 @@ at::Tensor activation_backward(const at::Tensor& grad, const at::Tensor& saved, 
   return out;
 }
 
-at::Tensor activation_double_backward(const at::Tensor& grad_grad, const at::Tensor& grad,
-                                      const at::Tensor& saved, std::string_view act,
-                                      c10::ArrayRef<double> params, bool from_output, Runner run) {
+at::Tensor activation_double_backward(const at::Tensor& grad_grad, const at::Tensor& grad, const at::Tensor& saved,
+                                      std::string_view act, c10::ArrayRef<double> params, bool from_output,
+                                      Runner run) {
   const ActivationInfo& info = checked_activation(act, params);
   const std::string op = op_name("", info);
   check_form(info, params, from_output, op);

@@ -15,28 +15,25 @@ at::Tensor activation(const at::Tensor& x, std::string_view act, c10::ArrayRef<d
 void activation_(at::Tensor& x, std::string_view act, c10::ArrayRef<double> params, Runner run);
 at::Tensor activation_backward(const at::Tensor& grad, const at::Tensor& saved, std::string_view act,
                                c10::ArrayRef<double> params, bool from_output, Runner run);
-at::Tensor activation_double_backward(const at::Tensor& grad_grad, const at::Tensor& grad,
-                                      const at::Tensor& saved, std::string_view act,
-                                      c10::ArrayRef<double> params, bool from_output, Runner run);
+at::Tensor activation_double_backward(const at::Tensor& grad_grad, const at::Tensor& grad, const at::Tensor& saved,
+                                      std::string_view act, c10::ArrayRef<double> params, bool from_output, Runner run);
 
 // bias_act, bias_act_backward (bias_act_ops.cpp): act(x + bias) with bias along `dim`.
 at::Tensor bias_act(const at::Tensor& x, const at::Tensor& bias, int64_t dim, std::string_view act,
                     c10::ArrayRef<double> params, Runner run);
 std::tuple<at::Tensor, at::Tensor> bias_act_backward(const at::Tensor& grad, const at::Tensor& saved,
                                                      const at::Tensor& bias, int64_t dim, std::string_view act,
-                                                     c10::ArrayRef<double> params, bool from_output,
-                                                     Runner run);
+                                                     c10::ArrayRef<double> params, bool from_output, Runner run);
 
 // glu, glu_backward, gated, gated_backward (gated_ops.cpp): act(a) * u, with a and u the two
 // halves of x along dim (glu) or two tensors (gated).
-at::Tensor glu(const at::Tensor& x, int64_t dim, bool gate_first, std::string_view act,
-               c10::ArrayRef<double> params, Runner run);
-at::Tensor glu_backward(const at::Tensor& grad, const at::Tensor& x, int64_t dim, bool gate_first,
-                        std::string_view act, c10::ArrayRef<double> params, Runner run);
+at::Tensor glu(const at::Tensor& x, int64_t dim, bool gate_first, std::string_view act, c10::ArrayRef<double> params,
+               Runner run);
+at::Tensor glu_backward(const at::Tensor& grad, const at::Tensor& x, int64_t dim, bool gate_first, std::string_view act,
+                        c10::ArrayRef<double> params, Runner run);
 at::Tensor gated(const at::Tensor& a, const at::Tensor& u, std::string_view act, c10::ArrayRef<double> params,
                  Runner run);
-std::tuple<at::Tensor, at::Tensor> gated_backward(const at::Tensor& grad, const at::Tensor& a,
-                                                  const at::Tensor& u, std::string_view act,
-                                                  c10::ArrayRef<double> params, Runner run);
+std::tuple<at::Tensor, at::Tensor> gated_backward(const at::Tensor& grad, const at::Tensor& a, const at::Tensor& u,
+                                                  std::string_view act, c10::ArrayRef<double> params, Runner run);
 
 }  // namespace fused_act

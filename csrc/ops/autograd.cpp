@@ -4,8 +4,8 @@
 // Why not torch.library.register_autograd (which the other ops use): its Python kernel cost
 // ~30 us per forward and ~100 us per backward here, and torch's own activations have none, so a
 // converted 6-layer MLP ran a training step 14% slower than the original (bench/model_step.py,
-// 2026-11-25: 21.1 vs 18.2 ms; 18.5 vs 17.7 with these kernels and the CPU loop change). These kernels call the ops through the dispatcher, so
-// torch.compile / torch.export still see them (AOT autograd traces this code with fake
+// 2026-11-25: 21.1 vs 18.2 ms; 18.5 vs 17.7 with these kernels and the CPU loop change). These kernels call the ops
+// through the dispatcher, so torch.compile / torch.export still see them (AOT autograd traces this code with fake
 // tensors) and the backward ops' own autograd gives the double backward. The third derivative
 // raises in activation_double_backward's autograd (fused_act/ops.py).
 #include <ATen/ATen.h>
@@ -13,6 +13,7 @@
 #include <torch/autograd.h>
 #include <torch/library.h>
 
+#include "autograd.h"
 #include "front.h"
 
 namespace fused_act {
@@ -36,31 +37,34 @@ Tensor activation_op(const Tensor& x, string_view act, ArrayRef<double> p) {
   return h.call(x, act, p);
 }
 
+void activation_inplace_op(Tensor& x, string_view act, ArrayRef<double> p) {
+  static const auto h = op<void(Tensor&, string_view, ArrayRef<double>)>("fused_act::activation_");
+  h.call(x, act, p);
+}
+
 Tensor activation_backward_op(const Tensor& g, const Tensor& s, string_view act, ArrayRef<double> p, bool out) {
-  static const auto h = op<Tensor(const Tensor&, const Tensor&, string_view, ArrayRef<double>, bool)>(
-      "fused_act::activation_backward");
+  static const auto h =
+      op<Tensor(const Tensor&, const Tensor&, string_view, ArrayRef<double>, bool)>("fused_act::activation_backward");
   return h.call(g, s, act, p, out);
 }
 
 Tensor activation_double_backward_op(const Tensor& gg, const Tensor& g, const Tensor& s, string_view act,
                                      ArrayRef<double> p, bool out) {
-  static const auto h =
-      op<Tensor(const Tensor&, const Tensor&, const Tensor&, string_view, ArrayRef<double>, bool)>(
-          "fused_act::activation_double_backward");
+  static const auto h = op<Tensor(const Tensor&, const Tensor&, const Tensor&, string_view, ArrayRef<double>, bool)>(
+      "fused_act::activation_double_backward");
   return h.call(gg, g, s, act, p, out);
 }
 
 Tensor bias_act_op(const Tensor& x, const Tensor& b, int64_t dim, string_view act, ArrayRef<double> p) {
-  static const auto h = op<Tensor(const Tensor&, const Tensor&, int64_t, string_view, ArrayRef<double>)>(
-      "fused_act::bias_act");
+  static const auto h =
+      op<Tensor(const Tensor&, const Tensor&, int64_t, string_view, ArrayRef<double>)>("fused_act::bias_act");
   return h.call(x, b, dim, act, p);
 }
 
 std::tuple<Tensor, Tensor> bias_act_backward_op(const Tensor& g, const Tensor& s, const Tensor& b, int64_t dim,
                                                 string_view act, ArrayRef<double> p, bool out) {
-  static const auto h = op<std::tuple<Tensor, Tensor>(const Tensor&, const Tensor&, const Tensor&, int64_t,
-                                                      string_view, ArrayRef<double>, bool)>(
-      "fused_act::bias_act_backward");
+  static const auto h = op<std::tuple<Tensor, Tensor>(const Tensor&, const Tensor&, const Tensor&, int64_t, string_view,
+                                                      ArrayRef<double>, bool)>("fused_act::bias_act_backward");
   return h.call(g, s, b, dim, act, p, out);
 }
 
@@ -106,6 +110,31 @@ class ActivationFn : public torch::autograd::Function<ActivationFn> {
   }
 };
 
+// x = f(x) under autograd, for the eager in-place call (activation_inplace below). Autograd's
+// own checks apply (a leaf that requires grad raises). When backward needs the input, a copy of
+// it is kept, so in place saves memory only where backward works from the output.
+class ActivationInplaceFn : public torch::autograd::Function<ActivationInplaceFn> {
+ public:
+  static Tensor forward(AutogradContext* ctx, Tensor x, string_view act, ArrayRef<double> params) {
+    const Saved saved = saved_for(checked_activation(act, params), params);
+    const Tensor original = saved == Saved::kInput ? x.clone() : Tensor();
+    {
+      at::AutoDispatchBelowADInplaceOrView guard;
+      activation_inplace_op(x, act, params);
+    }
+    ctx->mark_dirty({x});
+    keep(ctx, act, params);
+    ctx->saved_data["saved"] = static_cast<int64_t>(saved);
+    if (saved == Saved::kInput) ctx->save_for_backward({original});
+    if (saved == Saved::kOutput) ctx->save_for_backward({x});
+    return x;
+  }
+
+  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    return ActivationFn::backward(ctx, std::move(grads));
+  }
+};
+
 class ActivationBackwardFn : public torch::autograd::Function<ActivationBackwardFn> {
  public:
   static Tensor forward(AutogradContext* ctx, const Tensor& grad, const Tensor& saved, string_view act,
@@ -146,8 +175,10 @@ class BiasActFn : public torch::autograd::Function<BiasActFn> {
     ctx->saved_data["saved"] = static_cast<int64_t>(saved);
     // Identity keeps only the (tiny) bias, for its shape; the output form keeps y, which
     // already holds the bias.
-    if (saved == Saved::kNone) ctx->save_for_backward({bias});
-    else ctx->save_for_backward({saved == Saved::kInput ? x : y, bias});
+    if (saved == Saved::kNone)
+      ctx->save_for_backward({bias});
+    else
+      ctx->save_for_backward({saved == Saved::kInput ? x : y, bias});
     return y;
   }
 
@@ -157,8 +188,8 @@ class BiasActFn : public torch::autograd::Function<BiasActFn> {
     // The output form of identity's derivative ignores its argument: grad stands in for it.
     const Tensor& s = saved == Saved::kNone ? grads[0] : v[0];
     const Tensor& bias = saved == Saved::kNone ? v[0] : v[1];
-    auto [dx, db] = bias_act_backward_op(grads[0], s, bias, ctx->saved_data["dim"].toInt(), act_of(ctx),
-                                         params_of(ctx), saved != Saved::kInput);
+    auto [dx, db] = bias_act_backward_op(grads[0], s, bias, ctx->saved_data["dim"].toInt(), act_of(ctx), params_of(ctx),
+                                         saved != Saved::kInput);
     return {dx, db, Tensor(), Tensor(), Tensor()};
   }
 };
@@ -189,36 +220,81 @@ class BiasActBackwardFn : public torch::autograd::Function<BiasActBackwardFn> {
     if (grads[1].defined()) h = h + bias_view(grads[1], grad.dim(), dim);
     const Tensor d_grad = std::get<0>(bias_act_backward_op(h, saved, bias, dim, act, p, out));
     if (out) {
-      return {d_grad, activation_double_backward_op(h, grad, saved, act, p, true), Tensor(), Tensor(), Tensor(),
-              Tensor(), Tensor()};
+      return {
+          d_grad,  activation_double_backward_op(h, grad, saved, act, p, true), Tensor(), Tensor(), Tensor(), Tensor(),
+          Tensor()};
     }
     const Tensor z = saved + bias_view(bias, saved.dim(), dim);
     const Tensor d_saved = activation_double_backward_op(h, grad, z, act, p, false);
     std::vector<int64_t> others;
     for (int64_t d = 0; d < saved.dim(); ++d)
       if (d != dim) others.push_back(d);
-    return {d_grad, d_saved, d_saved.sum(others), Tensor(), Tensor(), Tensor(), Tensor()};
+    // A 1-D x has no other dims: its bias gradient is d_saved itself (sum over no dims would
+    // sum over all of them).
+    const Tensor d_bias = others.empty() ? d_saved : d_saved.sum(others);
+    return {d_grad, d_saved, d_bias, Tensor(), Tensor(), Tensor(), Tensor()};
   }
 };
 
+// Whether a call must record a graph node; otherwise the autograd kernels go straight to the
+// backend (torch::autograd::Function would still fill a context it then drops: a few us per
+// call, most of a small activation's time, and every first backward runs without grad mode).
+bool records(std::initializer_list<const Tensor*> inputs) {
+  if (!at::GradMode::is_enabled()) return false;
+  for (const Tensor* t : inputs) {
+    if (t->requires_grad()) return true;
+  }
+  return false;
+}
+
 }  // namespace
+
+Tensor eager_activation(const Tensor& x, string_view act, ArrayRef<double> params) {
+  return activation_op(x, act, params);
+}
+
+Tensor eager_activation_inplace(Tensor& x, string_view act, ArrayRef<double> params) {
+  if (records({&x})) return ActivationInplaceFn::apply(x, act, params);
+  activation_inplace_op(x, act, params);
+  return x;
+}
+
+namespace {
 
 TORCH_LIBRARY_IMPL(fused_act, Autograd, m) {
   m.impl("activation", [](const Tensor& x, string_view act, ArrayRef<double> params) {
+    if (!records({&x})) {
+      at::AutoDispatchBelowADInplaceOrView guard;
+      return activation_op(x, act, params);
+    }
     return ActivationFn::apply(x, act, params);
   });
-  m.impl("activation_backward", [](const Tensor& grad, const Tensor& saved, string_view act, ArrayRef<double> params,
-                                   bool from_output) {
-    return ActivationBackwardFn::apply(grad, saved, act, params, from_output);
-  });
+  m.impl("activation_backward",
+         [](const Tensor& grad, const Tensor& saved, string_view act, ArrayRef<double> params, bool from_output) {
+           if (!records({&grad, &saved})) {
+             at::AutoDispatchBelowADInplaceOrView guard;
+             return activation_backward_op(grad, saved, act, params, from_output);
+           }
+           return ActivationBackwardFn::apply(grad, saved, act, params, from_output);
+         });
   m.impl("bias_act", [](const Tensor& x, const Tensor& bias, int64_t dim, string_view act, ArrayRef<double> params) {
+    if (!records({&x, &bias})) {
+      at::AutoDispatchBelowADInplaceOrView guard;
+      return bias_act_op(x, bias, dim, act, params);
+    }
     return BiasActFn::apply(x, bias, dim, act, params);
   });
   m.impl("bias_act_backward", [](const Tensor& grad, const Tensor& saved, const Tensor& bias, int64_t dim,
                                  string_view act, ArrayRef<double> params, bool from_output) {
+    if (!records({&grad, &saved, &bias})) {
+      at::AutoDispatchBelowADInplaceOrView guard;
+      return bias_act_backward_op(grad, saved, bias, dim, act, params, from_output);
+    }
     auto r = BiasActBackwardFn::apply(grad, saved, bias, dim, act, params, from_output);
     return std::make_tuple(r[0], r[1]);
   });
 }
+
+}  // namespace
 
 }  // namespace fused_act

@@ -38,7 +38,9 @@ ChannelLayout layout_of(const at::Tensor& out, int64_t dim) {
   return {out.numel() / inner, inner, c, false};
 }
 
-Operand row_operand(const at::Tensor& t, const ChannelLayout& l) { return Operand{t.const_data_ptr(), l.cols, 0, false}; }
+Operand row_operand(const at::Tensor& t, const ChannelLayout& l) {
+  return Operand{t.const_data_ptr(), l.cols, 0, false};
+}
 
 Operand bias_operand(const at::Tensor& bias, const ChannelLayout& l) {
   if (l.per_col) return Operand{bias.const_data_ptr(), 0, 0, false};
@@ -86,8 +88,7 @@ at::Tensor bias_act(const at::Tensor& x, const at::Tensor& bias, int64_t dim, st
 
 std::tuple<at::Tensor, at::Tensor> bias_act_backward(const at::Tensor& grad, const at::Tensor& saved,
                                                      const at::Tensor& bias, int64_t dim, std::string_view act,
-                                                     c10::ArrayRef<double> params, bool from_output,
-                                                     Runner run) {
+                                                     c10::ArrayRef<double> params, bool from_output, Runner run) {
   std::string op;
   const ActivationInfo& info = check_bias_args(saved, bias, dim, act, params, op);
   check_form(info, params, from_output, op);
@@ -114,7 +115,8 @@ std::tuple<at::Tensor, at::Tensor> bias_act_backward(const at::Tensor& grad, con
     for (int64_t d = 0; d < saved.dim(); ++d) {
       if (d != dim) other.push_back(d);
     }
-    sums = at::sum(grad_x, other, false, acc);
+    // A 1-D tensor has no other dims (summing over none would sum over all of them).
+    sums = other.empty() ? grad_x.to(acc) : at::sum(grad_x, other, false, acc);
   }
   return {grad_x, sums.to(bias.scalar_type())};
 }

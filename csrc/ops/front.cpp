@@ -44,8 +44,8 @@ void check_device(const at::Tensor& t, const std::string& op) {
 }
 
 void check_dtype_device(const at::Tensor& t, const at::Tensor& ref, const char* what, const std::string& op) {
-  TORCH_CHECK_TYPE(t.scalar_type() == ref.scalar_type(), op, ": ", what, " has dtype ", t.scalar_type(),
-                   ", expected ", ref.scalar_type());
+  TORCH_CHECK_TYPE(t.scalar_type() == ref.scalar_type(), op, ": ", what, " has dtype ", t.scalar_type(), ", expected ",
+                   ref.scalar_type());
   TORCH_CHECK(t.device() == ref.device(), op, ": ", what, " is on ", t.device(), ", expected ", ref.device());
 }
 
@@ -84,8 +84,7 @@ void set_flat(ElementwiseArgs& a, int64_t numel) {
 int64_t wrap_dim(int64_t dim, const at::Tensor& t, const std::string& op) {
   const int64_t n = t.dim();
   TORCH_CHECK_INDEX(n > 0, op, ": expected a tensor with at least one dimension, got a 0-dim tensor");
-  TORCH_CHECK_INDEX(dim >= -n && dim < n, op, ": dim ", dim, " is out of range for a tensor with ", n,
-                    " dimensions");
+  TORCH_CHECK_INDEX(dim >= -n && dim < n, op, ": dim ", dim, " is out of range for a tensor with ", n, " dimensions");
   return dim < 0 ? dim + n : dim;
 }
 

@@ -13,7 +13,7 @@ namespace fused_act {
 namespace {
 
 struct Halves {
-  int64_t outer, len;      // rows, and the elements of one half in a row
+  int64_t outer, len;  // rows, and the elements of one half in a row
   int64_t gate_off, up_off;
   std::vector<int64_t> out_sizes;
 };
@@ -63,8 +63,8 @@ const ActivationInfo& check_gated_args(const at::Tensor& a, const at::Tensor& u,
 
 }  // namespace
 
-at::Tensor glu(const at::Tensor& x, int64_t dim, bool gate_first, std::string_view act,
-               c10::ArrayRef<double> params, Runner run) {
+at::Tensor glu(const at::Tensor& x, int64_t dim, bool gate_first, std::string_view act, c10::ArrayRef<double> params,
+               Runner run) {
   std::string op;
   const ActivationInfo& info = check_glu_args(x, dim, act, params, op);
   const Halves h = halves(x, dim, gate_first, op);
@@ -82,8 +82,8 @@ at::Tensor glu(const at::Tensor& x, int64_t dim, bool gate_first, std::string_vi
   return out;
 }
 
-at::Tensor glu_backward(const at::Tensor& grad, const at::Tensor& x, int64_t dim, bool gate_first,
-                        std::string_view act, c10::ArrayRef<double> params, Runner run) {
+at::Tensor glu_backward(const at::Tensor& grad, const at::Tensor& x, int64_t dim, bool gate_first, std::string_view act,
+                        c10::ArrayRef<double> params, Runner run) {
   std::string op;
   const ActivationInfo& info = check_glu_args(x, dim, act, params, op);
   const Halves h = halves(x, dim, gate_first, op);
@@ -125,9 +125,8 @@ at::Tensor gated(const at::Tensor& a_in, const at::Tensor& u, std::string_view a
   return out;
 }
 
-std::tuple<at::Tensor, at::Tensor> gated_backward(const at::Tensor& grad, const at::Tensor& a_in,
-                                                  const at::Tensor& u, std::string_view act,
-                                                  c10::ArrayRef<double> params, Runner run) {
+std::tuple<at::Tensor, at::Tensor> gated_backward(const at::Tensor& grad, const at::Tensor& a_in, const at::Tensor& u,
+                                                  std::string_view act, c10::ArrayRef<double> params, Runner run) {
   std::string op;
   const ActivationInfo& info = check_gated_args(a_in, u, act, params, op);
   check_like(grad, a_in, "grad", op);

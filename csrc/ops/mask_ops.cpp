@@ -17,7 +17,8 @@ const ActivationInfo& checked(const char* op, std::string_view act, c10::ArrayRe
   check_params(info, params);
   TORCH_CHECK(info.maskable, "fused_act.", op, ": ", info.name,
               " cannot keep a 1-bit mask (its derivative is not piecewise constant with two values); "
-              "maskable: ", c10::Join(", ", maskable_names()));
+              "maskable: ",
+              c10::Join(", ", maskable_names()));
   return info;
 }
 
@@ -81,8 +82,7 @@ at::Tensor activation_mask_backward(const at::Tensor& grad, const at::Tensor& ma
   const ActivationInfo& info = checked(op, act, params);
   check_device(grad, std::string("fused_act.") + op);
   const DType dtype = checked_dtype(grad, std::string("fused_act.") + op);
-  TORCH_CHECK_TYPE(mask.scalar_type() == at::kByte, "fused_act.", op, ": mask must be uint8, got ",
-                   mask.scalar_type());
+  TORCH_CHECK_TYPE(mask.scalar_type() == at::kByte, "fused_act.", op, ": mask must be uint8, got ", mask.scalar_type());
   TORCH_CHECK(mask.device() == grad.device(), "fused_act.", op, ": mask is on ", mask.device(), ", grad on ",
               grad.device());
   TORCH_CHECK(mask.dim() == 1 && mask.numel() == mask_bytes(grad.numel()), "fused_act.", op, ": mask has shape ",

@@ -37,10 +37,10 @@ void register_mask_impls(torch::Library& m) {
   m.impl("activation_mask_", [](at::Tensor& x, c10::string_view act, c10::ArrayRef<double> params) {
     return activation_mask_(x, act, params, run);
   });
-  m.impl("activation_mask_backward", [](const at::Tensor& grad, const at::Tensor& mask, c10::string_view act,
-                                        c10::ArrayRef<double> params) {
-    return activation_mask_backward(grad, mask, act, params, run);
-  });
+  m.impl("activation_mask_backward",
+         [](const at::Tensor& grad, const at::Tensor& mask, c10::string_view act, c10::ArrayRef<double> params) {
+           return activation_mask_backward(grad, mask, act, params, run);
+         });
 }
 
 }  // namespace fused_act

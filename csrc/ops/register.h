@@ -10,17 +10,16 @@ namespace fused_act {
 
 template <Runner run>
 void register_impls(torch::Library& m) {
+  using at::Tensor;
   using c10::ArrayRef;
   using c10::string_view;
-  using at::Tensor;
-  m.impl("activation", [](const Tensor& x, string_view act, ArrayRef<double> params) {
-    return activation(x, act, params, run);
-  });
+  m.impl("activation",
+         [](const Tensor& x, string_view act, ArrayRef<double> params) { return activation(x, act, params, run); });
   m.impl("activation_", [](Tensor& x, string_view act, ArrayRef<double> params) { activation_(x, act, params, run); });
-  m.impl("activation_backward", [](const Tensor& grad, const Tensor& saved, string_view act, ArrayRef<double> params,
-                                   bool from_output) {
-    return activation_backward(grad, saved, act, params, from_output, run);
-  });
+  m.impl("activation_backward",
+         [](const Tensor& grad, const Tensor& saved, string_view act, ArrayRef<double> params, bool from_output) {
+           return activation_backward(grad, saved, act, params, from_output, run);
+         });
   m.impl("activation_double_backward", [](const Tensor& grad_grad, const Tensor& grad, const Tensor& saved,
                                           string_view act, ArrayRef<double> params, bool from_output) {
     return activation_double_backward(grad_grad, grad, saved, act, params, from_output, run);
@@ -35,10 +34,9 @@ void register_impls(torch::Library& m) {
   m.impl("glu", [](const Tensor& x, int64_t dim, bool gate_first, string_view act, ArrayRef<double> params) {
     return glu(x, dim, gate_first, act, params, run);
   });
-  m.impl("glu_backward", [](const Tensor& grad, const Tensor& x, int64_t dim, bool gate_first, string_view act,
-                            ArrayRef<double> params) {
-    return glu_backward(grad, x, dim, gate_first, act, params, run);
-  });
+  m.impl("glu_backward",
+         [](const Tensor& grad, const Tensor& x, int64_t dim, bool gate_first, string_view act,
+            ArrayRef<double> params) { return glu_backward(grad, x, dim, gate_first, act, params, run); });
   m.impl("gated", [](const Tensor& a, const Tensor& u, string_view act, ArrayRef<double> params) {
     return gated(a, u, act, params, run);
   });

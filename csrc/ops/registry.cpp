@@ -70,9 +70,8 @@ const ActivationInfo& find_activation(std::string_view name) {
 }
 
 void check_params(const ActivationInfo& info, c10::ArrayRef<double> params) {
-  TORCH_CHECK(params.size() == info.params.size(), "fused_act.", info.name, ": expected ",
-              info.params.size(), " parameter(s) (", c10::Join(", ", info.params), "), got ",
-              params.size());
+  TORCH_CHECK(params.size() == info.params.size(), "fused_act.", info.name, ": expected ", info.params.size(),
+              " parameter(s) (", c10::Join(", ", info.params), "), got ", params.size());
   const char* why = info.traits->invalid(padded(params));
   TORCH_CHECK_VALUE(why == nullptr, "fused_act.", describe(info, params), ": ", why ? why : "");
 }

@@ -19,7 +19,7 @@ struct ActivationInfo {
   ActId id;
   std::string name;
   std::vector<std::string> params;
-  Saved saved;  // as declared by the functor (kEither resolved per call by saved_for)
+  Saved saved;          // as declared by the functor (kEither resolved per call by saved_for)
   std::string functor;  // the functor's struct (names the kernels in the machine code)
   bool maskable;        // backward can keep a 1-bit mask (activations/mask.h)
   const ActivationTraits* traits;

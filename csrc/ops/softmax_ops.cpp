@@ -15,15 +15,14 @@ const char* op_name(bool log) { return log ? "fused_act.log_softmax" : "fused_ac
 // torch's rule: a 0-dim tensor takes dim 0 or -1, as if it had one dimension.
 int64_t wrap_dim(int64_t dim, const at::Tensor& t, bool log) {
   const int64_t n = std::max<int64_t>(t.dim(), 1);
-  TORCH_CHECK_INDEX(dim >= -n && dim < n, op_name(log), ": dim ", dim, " is out of range for a tensor with ",
-                    t.dim(), " dimension(s) (expected in [", -n, ", ", n - 1, "])");
+  TORCH_CHECK_INDEX(dim >= -n && dim < n, op_name(log), ": dim ", dim, " is out of range for a tensor with ", t.dim(),
+                    " dimension(s) (expected in [", -n, ", ", n - 1, "])");
   return dim < 0 ? dim + n : dim;
 }
 
 }  // namespace
 
-SoftmaxArgs softmax_args(const at::Tensor& in, const at::Tensor* grad, const at::Tensor& out, int64_t dim,
-                         bool log) {
+SoftmaxArgs softmax_args(const at::Tensor& in, const at::Tensor* grad, const at::Tensor& out, int64_t dim, bool log) {
   const int64_t d = wrap_dim(dim, in, log);
   SoftmaxArgs a{};
   a.dtype = checked_dtype(in, op_name(log));

@@ -17,8 +17,7 @@ at::Tensor softmax_backward(const at::Tensor& grad, const at::Tensor& y, int64_t
 
 // Checks and layout only, shared with the test-only simulation op (ops/softmax_simulation.cpp):
 // the arguments for a contiguous `in` (and `grad`) and a contiguous `out` of the same shape.
-SoftmaxArgs softmax_args(const at::Tensor& in, const at::Tensor* grad, const at::Tensor& out, int64_t dim,
-                         bool log);
+SoftmaxArgs softmax_args(const at::Tensor& in, const at::Tensor* grad, const at::Tensor& out, int64_t dim, bool log);
 
 template <SoftmaxRunner run>
 void register_softmax_impls(torch::Library& m) {

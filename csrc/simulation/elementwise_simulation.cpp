@@ -48,8 +48,8 @@ void set_simulation(int64_t nthreads) {
 
 bool simulate_cuda_launch(const ElementwiseArgs& a, int64_t nthreads, int64_t only_thread) {
 #define FA_ENTRY(F) &SimulatedThreads<act::F>::elementwise,
-  static constexpr bool (*kThreads[])(const ElementwiseArgs&, int64_t, int64_t) = {
-      FUSED_ACT_FOR_EACH_ACTIVATION(FA_ENTRY)};
+  static constexpr bool (*kThreads[])(const ElementwiseArgs&, int64_t,
+                                      int64_t) = {FUSED_ACT_FOR_EACH_ACTIVATION(FA_ENTRY)};
 #undef FA_ENTRY
   return kThreads[static_cast<int>(a.act)](a, nthreads, only_thread);
 }

@@ -1,7 +1,6 @@
 // Test-only op: runs the CUDA mask kernels' per-thread body (cuda/mask_thread.cuh), compiled
-// for the host (simulation.h), over a simulated grid of `nthreads` threads on CPU tensors. Forward: input = x, out = y, mask
-// written. Backward: input = grad, out = grad_input, mask read. Returns whether the packet
-// path was taken.
+// for the host (simulation.h), over a simulated grid of `nthreads` threads on CPU tensors. Forward: input = x, out = y,
+// mask written. Backward: input = grad, out = grad_input, mask read. Returns whether the packet path was taken.
 #include <ATen/ATen.h>
 #include <torch/library.h>
 

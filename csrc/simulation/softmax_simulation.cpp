@@ -26,8 +26,7 @@ void simulate_group(const SoftmaxRow<S>& r, int64_t lanes) {
   for (int64_t lane = 0; lane < lanes; ++lane) write<Op, S>(lane, lanes, r, m, c);
 }
 
-at::Tensor simulate(const at::Tensor& x, const std::optional<at::Tensor>& grad, int64_t dim, bool log,
-                    int64_t lanes) {
+at::Tensor simulate(const at::Tensor& x, const std::optional<at::Tensor>& grad, int64_t dim, bool log, int64_t lanes) {
   TORCH_CHECK(x.is_cpu(), "_simulate_cuda_softmax: expected CPU tensors");
   TORCH_CHECK(lanes > 0, "_simulate_cuda_softmax: lanes must be positive");
   const at::Tensor in = x.contiguous();

@@ -12,9 +12,7 @@ struct Celu {
   static constexpr const char* kName = "celu";
   static constexpr const char* kParams = "alpha";
   static constexpr Saved kSaved = Saved::kOutput;
-  static const char* invalid(const Params<double>& p) {
-    return p[0] != 0 ? nullptr : "alpha must not be 0";
-  }
+  static const char* invalid(const Params<double>& p) { return p[0] != 0 ? nullptr : "alpha must not be 0"; }
   FA_FN forward(T x, const P& p) {
     const T alpha(p[0]);
     return where(x > T(0), x, alpha * expm1(x / alpha));

@@ -15,12 +15,8 @@ struct Hardswish {
   FA_FN forward(T x, const P&) {
     return x * where(x <= T(-3), T(0), where(x >= T(3), T(1), (x + T(3)) * T(1.0 / 6.0)));
   }
-  FA_FN d_input(T x, const P&) {
-    return where(x <= T(-3), T(0), where(x < T(3), x * T(1.0 / 3.0) + T(0.5), T(1)));
-  }
-  FA_FN d2_input(T x, const P&) {
-    return where(x <= T(-3), T(0), where(x < T(3), T(1.0 / 3.0), T(0)));
-  }
+  FA_FN d_input(T x, const P&) { return where(x <= T(-3), T(0), where(x < T(3), x * T(1.0 / 3.0) + T(0.5), T(1))); }
+  FA_FN d2_input(T x, const P&) { return where(x <= T(-3), T(0), where(x < T(3), T(1.0 / 3.0), T(0))); }
 };
 
 }  // namespace fused_act::act

@@ -14,12 +14,8 @@ struct Hardtanh {
   static const char* invalid(const Params<double>& p) {
     return p[0] <= p[1] ? nullptr : "min_val cannot be greater than max_val";
   }
-  FA_FN forward(T x, const P& p) {
-    return where(x < T(p[0]), T(p[0]), where(x > T(p[1]), T(p[1]), x));
-  }
-  FA_FN d_output(T y, const P& p) {
-    return where(y <= T(p[0]), T(0), where(y >= T(p[1]), T(0), T(1)));
-  }
+  FA_FN forward(T x, const P& p) { return where(x < T(p[0]), T(p[0]), where(x > T(p[1]), T(p[1]), x)); }
+  FA_FN d_output(T y, const P& p) { return where(y <= T(p[0]), T(0), where(y >= T(p[1]), T(0), T(1))); }
   FA_FN d2_output(T, const P&) { return T(0); }
   static constexpr bool kMaskable = true;
   FA_FN d_mask(bool bit, const P&) { return bit ? T(1) : T(0); }

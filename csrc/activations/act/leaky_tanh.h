@@ -13,9 +13,7 @@ struct LeakyTanh {
   static constexpr const char* kParams = "a";
   static constexpr Saved kSaved = Saved::kEither;
   static bool output_ok(const Params<double>& p) { return p[0] > 0; }
-  static const char* invalid(const Params<double>& p) {
-    return p[0] >= 0 ? nullptr : "a must be >= 0";
-  }
+  static const char* invalid(const Params<double>& p) { return p[0] >= 0 ? nullptr : "a must be >= 0"; }
   FA_FN forward(T x, const P& p) {
     const T t = tanh(x);
     return where(x >= T(0), t, T(p[0]) * t);

@@ -12,9 +12,7 @@ struct Softplus {
   static constexpr const char* kName = "softplus";
   static constexpr const char* kParams = "beta,threshold";
   static constexpr Saved kSaved = Saved::kInput;
-  static const char* invalid(const Params<double>& p) {
-    return p[0] != 0 ? nullptr : "beta must not be 0";
-  }
+  static const char* invalid(const Params<double>& p) { return p[0] != 0 ? nullptr : "beta must not be 0"; }
   FA_FN forward(T x, const P& p) {
     const T beta(p[0]);
     const T bx = beta * x;

@@ -1,0 +1,87 @@
+// Sweeps every float32 input of fused_act's inline SIMD math (csrc/activations/math.h) and
+// compares with the double-precision C library: python -m bench.math_accuracy.
+#define FUSED_ACT_CPU_VEC 1
+
+#include <cmath>
+#include <cstdint>
+#include <array>
+#include <cstring>
+#include <vector>
+#include <tuple>
+
+#include <ATen/Parallel.h>
+#include <torch/extension.h>
+
+#include "activations/math.h"
+
+namespace {
+
+using V = at::vec::Vectorized<float>;
+
+float from_bits(uint32_t b) {
+  float f;
+  std::memcpy(&f, &b, 4);
+  return f;
+}
+
+// One float ulp at the magnitude of v (the spacing of floats there; subnormal spacing below).
+double ulp_of(double v) {
+  const float f = static_cast<float>(std::fabs(v));
+  if (!(f < INFINITY)) return INFINITY;
+  return static_cast<double>(std::nextafter(f, INFINITY)) - f;
+}
+
+template <class Fn, class Ref>
+std::tuple<double, double, double, double> sweep(Fn fn, Ref ref, double lo, double hi) {
+  // (max ulp error, input there, max abs error, input there), over all floats in [lo, hi].
+  const int64_t total = int64_t(1) << 32;
+  const int64_t chunks = 256;
+  std::vector<std::array<double, 4>> part(chunks, {0, 0, 0, 0});
+  at::parallel_for(0, chunks, 1, [&](int64_t c0, int64_t c1) {
+    alignas(64) float in[V::size()], out[V::size()];
+    for (int64_t c = c0; c < c1; ++c) {
+      auto& best = part[c];
+      for (int64_t b = c * (total / chunks); b < (c + 1) * (total / chunks); b += V::size()) {
+        for (int j = 0; j < V::size(); ++j) in[j] = from_bits(static_cast<uint32_t>(b + j));
+        fn(V::loadu(in)).store(out);
+        for (int j = 0; j < V::size(); ++j) {
+          const double x = in[j];
+          if (!(x >= lo && x <= hi)) continue;
+          const double want = ref(x);
+          const double err = std::fabs(static_cast<double>(out[j]) - want);
+          if (std::isnan(want) && std::isnan(out[j])) continue;
+          const double u = err / ulp_of(want);
+          if (!(u <= best[0])) best[0] = u, best[1] = x;
+          if (!(err <= best[2])) best[2] = err, best[3] = x;
+        }
+      }
+    }
+  });
+  std::array<double, 4> r{0, 0, 0, 0};
+  for (const auto& p : part) {
+    if (!(p[0] <= r[0])) r[0] = p[0], r[1] = p[1];
+    if (!(p[2] <= r[2])) r[2] = p[2], r[3] = p[3];
+  }
+  return {r[0], r[1], r[2], r[3]};
+}
+
+std::tuple<double, double, double, double> run(const std::string& name, double lo, double hi) {
+  namespace m = fused_act::math;
+  if (name == "exp") return sweep([](const V& v) { return m::exp(v); }, [](double x) { return std::exp(x); }, lo, hi);
+  if (name == "expm1")
+    return sweep([](const V& v) { return m::expm1(v); }, [](double x) { return std::expm1(x); }, lo, hi);
+  if (name == "log1p")
+    return sweep([](const V& v) { return m::log1p(v); }, [](double x) { return std::log1p(x); }, lo, hi);
+  if (name == "tanh")
+    return sweep([](const V& v) { return m::tanh(v); }, [](double x) { return std::tanh(x); }, lo, hi);
+  if (name == "erf") return sweep([](const V& v) { return m::erf(v); }, [](double x) { return std::erf(x); }, lo, hi);
+  if (name == "sleef_exp")
+    return sweep([](const V& v) { return v.exp(); }, [](double x) { return std::exp(x); }, lo, hi);
+  if (name == "sleef_erf")
+    return sweep([](const V& v) { return v.erf(); }, [](double x) { return std::erf(x); }, lo, hi);
+  TORCH_CHECK(false, "unknown function ", name);
+}
+
+}  // namespace
+
+PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) { m.def("sweep", &run); }

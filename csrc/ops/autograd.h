@@ -1,0 +1,17 @@
+// Eager entry points for Python (python_module.cpp): the same ops through the dispatcher, from
+// a typed handle instead of torch.ops' boxed call. fused_act/ops.py uses them outside
+// torch.compile / torch.export, which must see the registered ops.
+#pragma once
+
+#include <ATen/core/Tensor.h>
+
+namespace fused_act {
+
+// fused_act::activation (with autograd when x requires grad).
+at::Tensor eager_activation(const at::Tensor& x, c10::string_view act, c10::ArrayRef<double> params);
+
+// fused_act::activation_ on x, returning x; under autograd a node whose backward reads the
+// output (or a copy of the input, where backward needs it), with autograd's in-place checks.
+at::Tensor eager_activation_inplace(at::Tensor& x, c10::string_view act, c10::ArrayRef<double> params);
+
+}  // namespace fused_act

@@ -1,0 +1,61 @@
+"""The per-activation build (setup.py, docs/build.md): every entry of the C++ list has its own
+functor header, the build plans its objects from that list, and no functor is defined
+anywhere else, so that editing one activation rebuilds only its objects."""
+
+from __future__ import annotations
+
+import re
+import runpy
+import sys
+from pathlib import Path
+
+import pytest
+
+from fused_act import _C
+
+ROOT = Path(__file__).resolve().parent.parent
+ACT_DIR = ROOT / "csrc" / "activations" / "act"
+
+
+@pytest.fixture(scope="module")
+def setup_py():
+    """setup.py's functions, without running setup() (--name only prints the name)."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(sys, "argv", ["setup.py", "--name"])
+        mp.setenv("FUSED_ACT_CUDA", "0")
+        return runpy.run_path(str(ROOT / "setup.py"))
+
+
+def test_every_list_entry_has_its_header(setup_py):
+    acts = setup_py["activations"]()
+    assert [functor for functor, _ in acts] == [functor for *_, functor in _C.activations()]
+    headers = {p.stem for p in ACT_DIR.glob("*.h")}
+    assert {snake for _, snake in acts} == headers, "a header in csrc/activations/act/ per list entry, and no other"
+    for functor, snake in acts:
+        text = (ACT_DIR / f"{snake}.h").read_text()
+        assert re.findall(r"^struct (\w+) \{", text, re.M) == [functor], f"{snake}.h must define exactly {functor}"
+
+
+def test_functors_are_defined_only_in_their_headers():
+    functors = {functor for *_, functor in _C.activations()}
+    for path in (ROOT / "csrc").rglob("*"):
+        if path.suffix not in (".h", ".cuh", ".cpp", ".cu") or path.parent == ACT_DIR:
+            continue
+        defined = set(re.findall(r"^\s*struct (\w+) \{", path.read_text(), re.M)) & functors
+        assert not defined, f"{path.relative_to(ROOT)} defines {defined}"
+
+
+def test_build_plans_one_object_per_activation_and_backend(setup_py, monkeypatch):
+    monkeypatch.setenv("TORCH_CUDA_ARCH_LIST", "9.0")  # the CUDA rule needs architectures
+    kernels = setup_py["KernelBuild"](debug=False, cuda=True)
+    objects = {p.relative_to(kernels.dir).as_posix() for p in kernels.plan()}
+    isas = [isa.lower() for isa, _ in setup_py["cpu_isas"]()]
+    for _, snake in setup_py["activations"]():
+        for isa in isas:
+            assert f"cpu/{isa}/{snake}.o" in objects
+        assert {f"cuda/{snake}.o", f"ops/{snake}.o", f"simulation/{snake}.o"} <= objects
+    # the DEFAULT objects are linked before the ISA-flagged ones (see KernelBuild.plan)
+    planned = [p.relative_to(kernels.dir).parts for p in kernels.plan()]
+    order = [parts[1] for parts in planned if parts[0] == "cpu"]
+    for isa in isas:
+        assert order.index("default") <= order.index(isa)
