@@ -7,8 +7,11 @@ converted with ``fused_act.convert`` against the original torch model.
 Models:
   * ``mlp_sigmoid`` / ``mlp_relu``: the deep MLP of ../shared/REPRODUCE.md E1 (784 -> six hidden
     Linear(512) + activation -> 10, batch 128), RMSprop(lr=1e-3, alpha=0.9, eps=1e-7) as there.
-  * ``resnet18``: torchvision resnet18 (weights=None, 1000 classes), batch 8 of 3x64x64, SGD
-    with momentum 0.9. Its ReLUs are ``inplace=True``; converted ones stay in place.
+  * ``resnet18``, ``mobilenet_v3_small``: torchvision's (weights=None, 1000 classes), batch 8
+    of 3x64x64, SGD with momentum 0.9. resnet18's ReLUs are ``inplace=True`` (converted ones
+    stay in place); mobilenet has ReLU, Hardswish and Hardsigmoid.
+  * ``transformer_mlp``: two pre-norm transformer MLP halves (LayerNorm, Linear 256 -> 1024,
+    GELU, Linear 1024 -> 256, residual) on 8 x 128 tokens, AdamW.
 
 Modes: ``eager`` and ``compile`` (``torch.compile(fullgraph=True)``, inductor). ``convert``
 runs with its defaults, so the MLPs' ``Linear -> activation`` pairs are folded into
@@ -65,6 +68,20 @@ def mlp(act: type[nn.Module]) -> nn.Module:
     return nn.Sequential(*layers)
 
 
+class Residual(nn.Module):
+    def __init__(self, body: nn.Module):
+        super().__init__()
+        self.body = body
+
+    def forward(self, x):
+        return x + self.body(x)
+
+
+def mlp_block(d: int, hidden: int) -> nn.Module:
+    """A transformer block's MLP half: x + Linear(GELU(Linear(LayerNorm(x))))."""
+    return Residual(nn.Sequential(nn.LayerNorm(d), nn.Linear(d, hidden), nn.GELU(), nn.Linear(hidden, d)))
+
+
 def make(name: str):
     """(model, input, target, optimizer factory) with fixed seeds."""
     torch.manual_seed(0)
@@ -75,13 +92,18 @@ def make(name: str):
         x = torch.rand(128, 784, generator=g)
         y = torch.randint(0, 10, (128,), generator=g)
         opt = lambda p: torch.optim.RMSprop(p, lr=1e-3, alpha=0.9, eps=1e-7)  # noqa: E731
-    elif name == "resnet18":
+    elif name in ("resnet18", "mobilenet_v3_small"):
         import torchvision
 
-        model = torchvision.models.resnet18(weights=None)
+        model = getattr(torchvision.models, name)(weights=None)
         x = torch.randn(8, 3, 64, 64, generator=g)
         y = torch.randint(0, 1000, (8,), generator=g)
         opt = lambda p: torch.optim.SGD(p, lr=0.01, momentum=0.9)  # noqa: E731
+    elif name == "transformer_mlp":
+        model = nn.Sequential(mlp_block(256, 1024), mlp_block(256, 1024), nn.Flatten(), nn.Linear(128 * 256, 10))
+        x = torch.randn(8, 128, 256, generator=g)
+        y = torch.randint(0, 10, (8,), generator=g)
+        opt = lambda p: torch.optim.AdamW(p, lr=1e-3)  # noqa: E731
     else:
         raise ValueError(f"unknown model {name!r}")
     return model.train(), x, y, opt
@@ -254,7 +276,7 @@ def write(results: list[dict], machine: dict, args) -> None:
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--models", default="mlp_sigmoid,mlp_relu,resnet18")
+    p.add_argument("--models", default="mlp_sigmoid,mlp_relu,resnet18,mobilenet_v3_small,transformer_mlp")
     p.add_argument("--modes", default="eager,compile")
     p.add_argument("--warmup", type=int, default=3)
     p.add_argument("--repeats", type=int, default=15)

@@ -11,6 +11,8 @@
 #include <ATen/ATen.h>
 #include <ATen/core/dispatch/Dispatcher.h>
 #include <torch/autograd.h>
+#include <torch/csrc/autograd/VariableTypeUtils.h>
+#include <torch/csrc/autograd/functions/utils.h>
 #include <torch/library.h>
 
 #include "autograd.h"
@@ -85,55 +87,69 @@ Tensor bias_view(const Tensor& bias, int64_t ndim, int64_t dim) {
 
 Tensor or_zeros(const Tensor& t, const Tensor& like) { return t.defined() ? t : at::zeros_like(like); }
 
-class ActivationFn : public torch::autograd::Function<ActivationFn> {
- public:
-  static Tensor forward(AutogradContext* ctx, const Tensor& x, string_view act, ArrayRef<double> params) {
-    const Saved saved = saved_for(checked_activation(act, params), params);
-    Tensor y;
-    {
-      at::AutoDispatchBelowADInplaceOrView guard;
-      y = activation_op(x, act, params);
-    }
-    keep(ctx, act, params);
-    ctx->saved_data["saved"] = static_cast<int64_t>(saved);
-    if (saved == Saved::kInput) ctx->save_for_backward({x});
-    if (saved == Saved::kOutput) ctx->save_for_backward({y});
-    return y;
-  }
+// The backward of activation and activation_: a graph node written as ATen's generated ones
+// (ReluBackward0, ...), not a torch::autograd::Function. The Function's context (an IValue map
+// keyed by strings, the output wrapping) cost ~7 us per forward + backward, a third of a small
+// activation's training step (bench/call_cost.py).
+struct ActivationBackward : torch::autograd::Node {
+  std::string act;
+  std::vector<double> params;
+  Saved saved = Saved::kNone;
+  torch::autograd::SavedVariable s;  // x (kInput) or y (kOutput)
 
-  static variable_list backward(AutogradContext* ctx, variable_list grads) {
-    const auto saved = static_cast<Saved>(ctx->saved_data["saved"].toInt());
-    if (saved == Saved::kNone) return {grads[0], Tensor(), Tensor()};
-    const Tensor s = ctx->get_saved_variables()[0];
-    return {activation_backward_op(grads[0], s, act_of(ctx), params_of(ctx), saved == Saved::kOutput), Tensor(),
-            Tensor()};
+  variable_list apply(variable_list&& grads) override {
+    if (!grads[0].defined() || !task_should_compute_output(0)) return {Tensor()};
+    if (saved == Saved::kNone) return {grads[0]};
+    return {activation_backward_op(grads[0], s.unpack(getptr()), act, params, saved == Saved::kOutput)};
+  }
+  std::string name() const override { return "fused_act::ActivationBackward"; }
+  void release_variables() override {
+    std::lock_guard<std::mutex> lock(mutex_);
+    s.reset_data();
   }
 };
 
-// x = f(x) under autograd, for the eager in-place call (activation_inplace below). Autograd's
-// own checks apply (a leaf that requires grad raises). When backward needs the input, a copy of
-// it is kept, so in place saves memory only where backward works from the output.
-class ActivationInplaceFn : public torch::autograd::Function<ActivationInplaceFn> {
- public:
-  static Tensor forward(AutogradContext* ctx, Tensor x, string_view act, ArrayRef<double> params) {
-    const Saved saved = saved_for(checked_activation(act, params), params);
-    const Tensor original = saved == Saved::kInput ? x.clone() : Tensor();
-    {
-      at::AutoDispatchBelowADInplaceOrView guard;
-      activation_inplace_op(x, act, params);
-    }
-    ctx->mark_dirty({x});
-    keep(ctx, act, params);
-    ctx->saved_data["saved"] = static_cast<int64_t>(saved);
-    if (saved == Saved::kInput) ctx->save_for_backward({original});
-    if (saved == Saved::kOutput) ctx->save_for_backward({x});
-    return x;
-  }
+c10::intrusive_ptr<ActivationBackward> make_node(const Tensor& x, string_view act, ArrayRef<double> params) {
+  auto node = c10::make_intrusive<ActivationBackward>();
+  node->act = std::string(act);
+  node->params = params.vec();
+  node->saved = saved_for(checked_activation(act, params), params);
+  node->set_next_edges(torch::autograd::collect_next_edges(x));
+  return node;
+}
 
-  static variable_list backward(AutogradContext* ctx, variable_list grads) {
-    return ActivationFn::backward(ctx, std::move(grads));
+Tensor activation_with_grad(const Tensor& x, string_view act, ArrayRef<double> params) {
+  auto node = make_node(x, act, params);
+  Tensor y;
+  {
+    at::AutoDispatchBelowADInplaceOrView guard;
+    y = activation_op(x, act, params);
   }
-};
+  torch::autograd::set_history(y, node);
+  if (node->saved == Saved::kInput) node->s = torch::autograd::SavedVariable(x, false);
+  if (node->saved == Saved::kOutput) node->s = torch::autograd::SavedVariable(y, true);
+  torch::autograd::fire_node_creation_hooks(node);
+  return y;
+}
+
+// x = f(x) under autograd, as ATen's relu_: autograd's in-place checks (a leaf that requires
+// grad raises), the version bump, the history rebased onto the new node. When backward needs
+// the input, a copy of it is kept, so in place saves memory only where backward works from y.
+Tensor activation_inplace_with_grad(Tensor& x, string_view act, ArrayRef<double> params) {
+  torch::autograd::check_inplace(x, true);
+  auto node = make_node(x, act, params);
+  const Tensor original = node->saved == Saved::kInput ? x.clone() : Tensor();
+  {
+    at::AutoDispatchBelowADInplaceOrView guard;
+    activation_inplace_op(x, act, params);
+  }
+  torch::autograd::increment_version(x);
+  auto attached = torch::autograd::rebase_history(x, node);
+  if (node->saved == Saved::kInput) node->s = torch::autograd::SavedVariable(original, false);
+  if (node->saved == Saved::kOutput) node->s = torch::autograd::SavedVariable(x, true, x.is_view());
+  torch::autograd::fire_node_creation_hooks(attached);
+  return x;
+}
 
 class ActivationBackwardFn : public torch::autograd::Function<ActivationBackwardFn> {
  public:
@@ -254,7 +270,7 @@ Tensor eager_activation(const Tensor& x, string_view act, ArrayRef<double> param
 }
 
 Tensor eager_activation_inplace(Tensor& x, string_view act, ArrayRef<double> params) {
-  if (records({&x})) return ActivationInplaceFn::apply(x, act, params);
+  if (records({&x})) return activation_inplace_with_grad(x, act, params);
   activation_inplace_op(x, act, params);
   return x;
 }
@@ -267,7 +283,7 @@ TORCH_LIBRARY_IMPL(fused_act, Autograd, m) {
       at::AutoDispatchBelowADInplaceOrView guard;
       return activation_op(x, act, params);
     }
-    return ActivationFn::apply(x, act, params);
+    return activation_with_grad(x, act, params);
   });
   m.impl("activation_backward",
          [](const Tensor& grad, const Tensor& saved, string_view act, ArrayRef<double> params, bool from_output) {
