@@ -137,7 +137,9 @@ class KernelBuild:
         # -fopenmp only at compile time: at::parallel_for's OpenMP pragmas then call the libgomp
         # that libtorch_cpu already loads, instead of linking a second OpenMP runtime.
         opt = ["-O0", "-g"] if self.debug else ["-O3", "-fopenmp"]
-        return ["-std=c++20", "-fPIC", "-Wno-unknown-pragmas", abi, *opt, *incs]
+        # -Wno-psabi: GCC's note that passing 32-byte vectors changed ABI in GCC 4.6 (the
+        # DEFAULT build's Vectorized), once per instantiation; nothing here crosses that ABI.
+        return ["-std=c++20", "-fPIC", "-Wno-unknown-pragmas", "-Wno-psabi", abi, *opt, *incs]
 
     def add(self, rule: str, source: str, obj: str, flags: list[str]) -> None:
         out = self.dir / obj

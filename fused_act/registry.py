@@ -5,7 +5,7 @@ Everything user-facing is generated from ``ACTIVATIONS``: the functions in
 ``convert()``'s table of torch modules, the tests and the benchmarks. The C++ list is
 ``csrc/activations/list.h``; ``tests/test_registry.py`` checks that the two agree.
 
-Adding an activation: a functor in ``csrc/activations/functors.h``, a line in
+Adding an activation: a functor in ``csrc/activations/act/<name>.h``, a line in
 ``csrc/activations/list.h`` and an entry here.
 """
 

@@ -6,7 +6,7 @@
 //
 // Mask layout: byte i holds elements 8i .. 8i+7 (bit j = element 8i + j) in the memory order
 // of the forward's output; padding bits of the last byte are 0. Shared by the CPU loop
-// (cpu/mask_kernels.cpp), the CUDA thread body (cuda/mask_thread.cuh) and the op front.
+// (cpu/mask_loop.h), the CUDA thread body (cuda/mask_thread.cuh) and the op front.
 #pragma once
 
 #include <type_traits>

@@ -42,7 +42,7 @@ namespace fused_act::math {
 template <class S>
 using Vec = at::vec::Vectorized<S>;
 
-// SLEEF's 1-ulp routines (double; float log). float exp, expm1, log1p, tanh, erf: see below.
+// SLEEF's 1-ulp routines (double). float exp, expm1, log, log1p, tanh, erf: see below.
 template <class S>
 inline Vec<S> exp(const Vec<S>& x) {
   return x.exp();
@@ -50,6 +50,10 @@ inline Vec<S> exp(const Vec<S>& x) {
 template <class S>
 inline Vec<S> expm1(const Vec<S>& x) {
   return x.expm1();
+}
+template <class S>
+inline Vec<S> log(const Vec<S>& x) {
+  return x.log();
 }
 template <class S>
 inline Vec<S> log1p(const Vec<S>& x) {
@@ -74,7 +78,7 @@ inline Vec<S> where(const Vec<S>& cond, const Vec<S>& a, const Vec<S>& b) {
   return Vec<S>::blendv(b, a, cond);
 }
 
-// float SIMD versions of exp, expm1, tanh and erf, inline. ATen's Vectorized<float>::exp is
+// float SIMD versions of exp, expm1, log, log1p, tanh and erf, inline. ATen's Vectorized<float>::exp is
 // SLEEF's expf (1 ulp) behind an out-of-line call: every call spills all live vector registers
 // (caller-saved in the x86-64 ABI) and stops the loop from overlapping two blocks' math. These
 // inline forms let the compiler schedule whole activations; reduced types compute in float and
@@ -125,11 +129,42 @@ inline Vec<float> expm1(const Vec<float>& x) {
   return where(x.abs() < V(0.5f), p * x, exp(x) - V(1.f));
 }
 
+// log(w) for w > 0 as Cephes' logf: w = m 2^e with m in [sqrt(1/2), sqrt(2)), log(m) = f - f^2/2
+// + f^3 P(f), f = m - 1, P of degree 8, e ln2 added in two parts. The exponent and mantissa are
+// read from the bits (no SLEEF call: see exp). 0 gives -inf, inf gives inf, w < 0 or NaN NaN.
+inline Vec<float> log(const Vec<float>& w) {
+  using V = Vec<float>;
+  using I = Vec<int32_t>;
+  const I bits = at::vec::cast<int32_t>(w);
+  // biased exponent field, exactly as a float (its low 23 bits are 0), and m in [0.5, 1)
+  V e = at::vec::convert_to_fp_of_same_size<float>(bits & I(0x7F800000)) * V(1.f / 8388608.f) - V(126.f);
+  V m = at::vec::cast<float>((bits & I(0x007FFFFF)) | I(0x3F000000));
+  const V small = m < V(0.70710678118654752440f);
+  e = where(small, e - V(1.f), e);
+  const V f = where(small, m + m, m) - V(1.f);
+  const V z = f * f;
+  V y = V(7.0376836292e-2f);
+  y = at::vec::fmadd(y, f, V(-1.1514610310e-1f));
+  y = at::vec::fmadd(y, f, V(1.1676998740e-1f));
+  y = at::vec::fmadd(y, f, V(-1.2420140846e-1f));
+  y = at::vec::fmadd(y, f, V(1.4249322787e-1f));
+  y = at::vec::fmadd(y, f, V(-1.6668057665e-1f));
+  y = at::vec::fmadd(y, f, V(2.0000714765e-1f));
+  y = at::vec::fmadd(y, f, V(-2.4999993993e-1f));
+  y = at::vec::fmadd(y, f, V(3.3333331174e-1f));
+  y = y * f * z;
+  y = at::vec::fmadd(e, V(-2.12194440e-4f), y);
+  y = at::vec::fmadd(z, V(-0.5f), y);
+  const V r = at::vec::fmadd(e, V(0.693359375f), f + y);
+  // subnormal w (not normalised above) falls back to the exact path: never from log1p's w >= 2^-24
+  return where(w == V(0.f), V(-INFINITY), where(w < V(0.f), V(NAN), where(w == V(INFINITY), w, r)));
+}
+
 // Goldberg's log1p(u) = log(w) * u / (w - 1) with w = 1 + u: the rounding of w cancels.
 inline Vec<float> log1p(const Vec<float>& u) {
   using V = Vec<float>;
   const V w = V(1.f) + u;
-  const V r = w.log() * (u / (w - V(1.f)));
+  const V r = log(w) * (u / (w - V(1.f)));
   return where(w == V(1.f), u, where(u == V(INFINITY), u, r));
 }
 

@@ -1,5 +1,5 @@
 // The generic CPU loop: SIMD over at::vec::Vectorized in the compute type, threads over
-// at::parallel_for. Compiled once per instruction set (see kernels.cpp), so it must only be
+// at::parallel_for. Compiled once per instruction set (see activation_kernels.cpp), so it must only be
 // included from a file built with CPU_CAPABILITY defined.
 #pragma once
 

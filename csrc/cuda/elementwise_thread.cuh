@@ -1,5 +1,5 @@
 // The per-thread body of the CUDA elementwise kernel, as a host-and-device function so that
-// tests can run exactly this code on the CPU over a simulated grid (ops/cuda_simulation.cpp).
+// tests can run exactly this code on the CPU over a simulated grid (simulation/activation_threads.cpp).
 #pragma once
 
 #include <cstdint>

@@ -1,5 +1,5 @@
 // The per-thread body of the CUDA mask kernels (activations/mask.h), host-and-device so that
-// ops/cuda_mask_simulation.cpp runs exactly this code on the CPU over a simulated grid.
+// simulation/activation_threads.cpp runs exactly this code on the CPU over a simulated grid.
 //
 // One work item is one mask byte: 8 consecutive elements, loaded and stored as 128-bit packets
 // when every pointer is 16-byte aligned (elementwise_thread.cuh's rule), element by element
