@@ -43,6 +43,7 @@ BIAS_LAYOUTS = {
     "dim0": ((6, 9, 5), 0, False),
     "dim2": ((4, 3, 17), 2, False),
     "one-channel": ((5, 1, 3, 3), 1, False),
+    "1d": ((37,), 0, False),  # an unbatched Linear output: no dim to sum the bias gradient over
 }
 
 
@@ -133,9 +134,9 @@ def test_bias_act_large_reduction():
 @pytest.mark.parametrize("case", CASES, ids=CASE_IDS)
 def test_bias_act_gradgradcheck(case):
     name, params = case
-    for layout in ("linear", "nchw"):
-        shape, dim, cl = BIAS_LAYOUTS[layout]
-        shape = (2, 3) if layout == "linear" else (2, 3, 2, 2)
+    small = {"linear": (2, 3), "linear-dim-1": (2, 3), "nchw": (2, 3, 2, 2), "1d": (7,), "dim2": (2, 2, 3)}
+    for layout, shape in small.items():
+        _, dim, cl = BIAS_LAYOUTS[layout]
         x, bias, _, _ = make_bias_inputs(name, params, shape, dim, cl, torch.float64, seed=1)
         x.requires_grad_()
         bias.requires_grad_()
