@@ -1,6 +1,7 @@
 """Python side of the fused ops (csrc/ops/bias_act_ops.cpp, gated_ops.cpp): fake kernels for
-torch.compile / torch.export, and autograd of glu and gated, twice differentiable (bias_act's
-autograd is C++: csrc/ops/autograd.cpp).
+torch.compile / torch.export, and the derivatives of glu_backward and gated_backward, which make
+glu and gated twice differentiable (the first-order autograd of bias_act, glu and gated is C++:
+csrc/ops/autograd.cpp).
 
     bias_act(x, bias, dim, act, params)                 y = f(x + bias along dim)
     bias_act_backward(grad, saved, bias, dim, act, params, from_output) -> (grad_x, grad_bias)
@@ -125,18 +126,8 @@ def _(grad, a, u, act, params):
 # ------------------------------------------------------------------ glu and gated
 
 
-def _glu_setup(ctx, inputs, output):
-    x, dim, gate_first, act, params = inputs
-    ctx.dim, ctx.gate_first, ctx.act, ctx.params = dim % x.dim(), gate_first, act, list(params)
-    ctx.save_for_backward(x)
-
-
-def _glu_backward(ctx, grad):
-    (x,) = ctx.saved_tensors
-    return _ops.glu_backward(grad, x, ctx.dim, ctx.gate_first, ctx.act, ctx.params), None, None, None, None
-
-
-_register("glu", _glu_backward, _glu_setup)
+# glu and gated have C++ autograd (csrc/ops/autograd.cpp); their backward ops' derivatives (the
+# double backward, reached only with create_graph=True) are here.
 
 
 def _glu_backward_setup(ctx, inputs, output):
@@ -156,21 +147,6 @@ def _glu_double_backward(ctx, g_dx):
 
 
 _register("glu_backward", _glu_double_backward, _glu_backward_setup)
-
-
-def _gated_setup(ctx, inputs, output):
-    a, u, act, params = inputs
-    ctx.act, ctx.params = act, list(params)
-    ctx.save_for_backward(a, u)
-
-
-def _gated_backward(ctx, grad):
-    a, u = ctx.saved_tensors
-    da, du = _ops.gated_backward(grad, a, u, ctx.act, ctx.params)
-    return da, du, None, None
-
-
-_register("gated", _gated_backward, _gated_setup)
 
 
 def _gated_backward_setup(ctx, inputs, output):

@@ -1,5 +1,6 @@
-// Autograd for the ops every converted model runs (activation, bias_act and their backward
-// ops), in C++ at the Autograd key, as ATen and torchvision do.
+// Autograd for the ops every converted model runs (activation and its in-place form, bias_act,
+// glu, gated, and the backward ops of activation and bias_act), in C++ at the Autograd key, as
+// ATen and torchvision do.
 //
 // Why not torch.library.register_autograd (which the other ops use): its Python kernel cost
 // ~30 us per forward and ~100 us per backward here, and torch's own activations have none, so a
@@ -55,6 +56,31 @@ Tensor activation_double_backward_op(const Tensor& gg, const Tensor& g, const Te
   static const auto h = op<Tensor(const Tensor&, const Tensor&, const Tensor&, string_view, ArrayRef<double>, bool)>(
       "fused_act::activation_double_backward");
   return h.call(gg, g, s, act, p, out);
+}
+
+Tensor glu_op(const Tensor& x, int64_t dim, bool gate_first, string_view act, ArrayRef<double> p) {
+  static const auto h = op<Tensor(const Tensor&, int64_t, bool, string_view, ArrayRef<double>)>("fused_act::glu");
+  return h.call(x, dim, gate_first, act, p);
+}
+
+Tensor glu_backward_op(const Tensor& g, const Tensor& x, int64_t dim, bool gate_first, string_view act,
+                       ArrayRef<double> p) {
+  static const auto h =
+      op<Tensor(const Tensor&, const Tensor&, int64_t, bool, string_view, ArrayRef<double>)>("fused_act::glu_backward");
+  return h.call(g, x, dim, gate_first, act, p);
+}
+
+Tensor gated_op(const Tensor& a, const Tensor& u, string_view act, ArrayRef<double> p) {
+  static const auto h = op<Tensor(const Tensor&, const Tensor&, string_view, ArrayRef<double>)>("fused_act::gated");
+  return h.call(a, u, act, p);
+}
+
+std::tuple<Tensor, Tensor> gated_backward_op(const Tensor& g, const Tensor& a, const Tensor& u, string_view act,
+                                             ArrayRef<double> p) {
+  static const auto h =
+      op<std::tuple<Tensor, Tensor>(const Tensor&, const Tensor&, const Tensor&, string_view, ArrayRef<double>)>(
+          "fused_act::gated_backward");
+  return h.call(g, a, u, act, p);
 }
 
 Tensor bias_act_op(const Tensor& x, const Tensor& b, int64_t dim, string_view act, ArrayRef<double> p) {
@@ -149,6 +175,80 @@ Tensor activation_inplace_with_grad(Tensor& x, string_view act, ArrayRef<double>
   if (node->saved == Saved::kOutput) node->s = torch::autograd::SavedVariable(x, true, x.is_view());
   torch::autograd::fire_node_creation_hooks(attached);
   return x;
+}
+
+// glu and gated: graph nodes as ActivationBackward (their Python register_autograd kernels cost
+// ~25 us per forward + backward). Their backward ops keep Python autograd (fused_act/fused_ops.py)
+// for the double backward, which only create_graph=True reaches.
+struct GluBackward : torch::autograd::Node {
+  int64_t dim = 0;
+  bool gate_first = false;
+  std::string act;
+  std::vector<double> params;
+  torch::autograd::SavedVariable x;
+
+  variable_list apply(variable_list&& grads) override {
+    if (!grads[0].defined() || !task_should_compute_output(0)) return {Tensor()};
+    return {glu_backward_op(grads[0], x.unpack(getptr()), dim, gate_first, act, params)};
+  }
+  std::string name() const override { return "fused_act::GluBackward"; }
+  void release_variables() override {
+    std::lock_guard<std::mutex> lock(mutex_);
+    x.reset_data();
+  }
+};
+
+struct GatedBackward : torch::autograd::Node {
+  std::string act;
+  std::vector<double> params;
+  torch::autograd::SavedVariable a, u;
+
+  variable_list apply(variable_list&& grads) override {
+    if (!grads[0].defined()) return {Tensor(), Tensor()};
+    auto [da, du] = gated_backward_op(grads[0], a.unpack(getptr()), u.unpack(getptr()), act, params);
+    return {task_should_compute_output(0) ? da : Tensor(), task_should_compute_output(1) ? du : Tensor()};
+  }
+  std::string name() const override { return "fused_act::GatedBackward"; }
+  void release_variables() override {
+    std::lock_guard<std::mutex> lock(mutex_);
+    a.reset_data();
+    u.reset_data();
+  }
+};
+
+Tensor glu_with_grad(const Tensor& x, int64_t dim, bool gate_first, string_view act, ArrayRef<double> params) {
+  auto node = c10::make_intrusive<GluBackward>();
+  node->dim = dim;
+  node->gate_first = gate_first;
+  node->act = std::string(act);
+  node->params = params.vec();
+  node->set_next_edges(torch::autograd::collect_next_edges(x));
+  Tensor y;
+  {
+    at::AutoDispatchBelowADInplaceOrView guard;
+    y = glu_op(x, dim, gate_first, act, params);
+  }
+  torch::autograd::set_history(y, node);
+  node->x = torch::autograd::SavedVariable(x, false);
+  torch::autograd::fire_node_creation_hooks(node);
+  return y;
+}
+
+Tensor gated_with_grad(const Tensor& a, const Tensor& u, string_view act, ArrayRef<double> params) {
+  auto node = c10::make_intrusive<GatedBackward>();
+  node->act = std::string(act);
+  node->params = params.vec();
+  node->set_next_edges(torch::autograd::collect_next_edges(a, u));
+  Tensor y;
+  {
+    at::AutoDispatchBelowADInplaceOrView guard;
+    y = gated_op(a, u, act, params);
+  }
+  torch::autograd::set_history(y, node);
+  node->a = torch::autograd::SavedVariable(a, false);
+  node->u = torch::autograd::SavedVariable(u, false);
+  torch::autograd::fire_node_creation_hooks(node);
+  return y;
 }
 
 class ActivationBackwardFn : public torch::autograd::Function<ActivationBackwardFn> {
@@ -293,6 +393,20 @@ TORCH_LIBRARY_IMPL(fused_act, Autograd, m) {
            }
            return ActivationBackwardFn::apply(grad, saved, act, params, from_output);
          });
+  m.impl("glu", [](const Tensor& x, int64_t dim, bool gate_first, string_view act, ArrayRef<double> params) {
+    if (!records({&x})) {
+      at::AutoDispatchBelowADInplaceOrView guard;
+      return glu_op(x, dim, gate_first, act, params);
+    }
+    return glu_with_grad(x, dim, gate_first, act, params);
+  });
+  m.impl("gated", [](const Tensor& a, const Tensor& u, string_view act, ArrayRef<double> params) {
+    if (!records({&a, &u})) {
+      at::AutoDispatchBelowADInplaceOrView guard;
+      return gated_op(a, u, act, params);
+    }
+    return gated_with_grad(a, u, act, params);
+  });
   m.impl("bias_act", [](const Tensor& x, const Tensor& bias, int64_t dim, string_view act, ArrayRef<double> params) {
     if (!records({&x, &bias})) {
       at::AutoDispatchBelowADInplaceOrView guard;

@@ -21,7 +21,7 @@ using Runner = bool (*)(const ElementwiseArgs& a, const ChannelSum* sum);
 // "bias_act(relu)", "glu(silu)", ... for the fused ones.
 std::string op_name(std::string_view op, const ActivationInfo& info);
 
-// The activation, with its parameters checked; errors name `op`.
+// The activation, with its parameters checked; errors name the activation ("fused_act.elu(alpha=...)").
 const ActivationInfo& checked_activation(std::string_view act, c10::ArrayRef<double> params);
 
 // Raises unless from_output is the form backward takes for these parameters (saved_for).

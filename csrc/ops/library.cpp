@@ -1,4 +1,5 @@
-// The schemas of every fused_act op, and their CPU registration.
+// The schemas of the elementwise ops (activation, bias_act, glu, gated and their backward ops) and
+// their CPU registration; softmax_ops.cpp, mask_ops.cpp and csrc/simulation/ define their own.
 #include <torch/library.h>
 
 #include "../cpu/dispatch.h"
