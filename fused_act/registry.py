@@ -37,6 +37,10 @@ class ActivationSpec:
         kinks: points where the derivative jumps, ``kinks(**params)``; tests check torch's
             convention there and keep gradcheck away from them.
         source: where the function comes from.
+        bounds: the output range of a bounded activation, ``bounds(**params) -> (low, high)``
+            (train/metrics.py counts outputs near a bound as saturated), or None.
+        test_params: parameter sets the tests run besides the defaults (sign changes, the
+            other kernel of gelu, edge values).
     """
 
     name: str
@@ -47,6 +51,8 @@ class ActivationSpec:
     torch_inplace: bool = False
     kinks: Callable[..., list[float]] = field(default=lambda **_: [])
     source: str = ""
+    bounds: Callable[..., tuple[float, float]] | None = None
+    test_params: tuple[dict[str, Any], ...] = ()
 
     def resolve(self, params: dict[str, Any]) -> dict[str, Any]:
         """Defaults filled in; unknown names raise TypeError like a Python call would."""
@@ -73,8 +79,8 @@ def _specs() -> list[ActivationSpec]:
     return [
         # classics
         S("identity", {}, lambda x: x.clone(), "Identity", None, False, source="nn.Identity"),
-        S("sigmoid", {}, torch.sigmoid, "Sigmoid", "Sigmoid"),
-        S("tanh", {}, torch.tanh, "Tanh", "Tanh"),
+        S("sigmoid", {}, torch.sigmoid, "Sigmoid", "Sigmoid", bounds=lambda: (0.0, 1.0)),
+        S("tanh", {}, torch.tanh, "Tanh", "Tanh", bounds=lambda: (-1.0, 1.0)),
         S("relu", {}, F.relu, "ReLU", "ReLU", True, lambda: [0.0]),
         S(
             "leaky_relu",
@@ -85,6 +91,7 @@ def _specs() -> list[ActivationSpec]:
             True,
             lambda negative_slope: [0.0],
             "Maas et al. 2013",
+            test_params=({"negative_slope": 0.2}, {"negative_slope": -0.3}),
         ),
         S(
             "elu",
@@ -95,8 +102,9 @@ def _specs() -> list[ActivationSpec]:
             True,
             lambda alpha: [0.0],
             "Clevert et al. 2015",
+            test_params=({"alpha": 0.5}, {"alpha": -0.7}, {"alpha": 0.0}),
         ),
-        S("softsign", {}, F.softsign, "Softsign", "Softsign", source="Turian et al. 2009"),
+        S("softsign", {}, F.softsign, "Softsign", "Softsign", source="Turian et al. 2009", bounds=lambda: (-1.0, 1.0)),
         # Xu, Huang, Li 2016, "Revise Saturated Activation Functions"
         S(
             "rescaled_sigmoid",
@@ -104,6 +112,7 @@ def _specs() -> list[ActivationSpec]:
             lambda x: 4 * torch.sigmoid(x) - 2,
             "RescaledSigmoid",
             source="Xu et al. 2016 (sigmoid*)",
+            bounds=lambda: (-2.0, 2.0),
         ),
         S(
             "leaky_tanh",
@@ -112,6 +121,8 @@ def _specs() -> list[ActivationSpec]:
             "LeakyTanh",
             kinks=lambda a: [0.0],
             source="Xu et al. 2016",
+            bounds=lambda a: (-a, 1.0),
+            test_params=({"a": 0.0}, {"a": 1.5}),
         ),
         # modern
         S(
@@ -121,6 +132,7 @@ def _specs() -> list[ActivationSpec]:
             "GELU",
             "GELU",
             source="Hendrycks & Gimpel 2016",
+            test_params=({"approximate": "tanh"},),
         ),
         S("silu", {}, F.silu, "SiLU", "SiLU", True, source="Elfwing et al. 2017"),
         S("mish", {}, F.mish, "Mish", "Mish", True, source="Misra 2019"),
@@ -134,6 +146,7 @@ def _specs() -> list[ActivationSpec]:
             True,
             lambda alpha: [0.0],
             "Barron 2017",
+            test_params=({"alpha": 2.0}, {"alpha": 0.5}),
         ),
         S(
             "softplus",
@@ -143,6 +156,7 @@ def _specs() -> list[ActivationSpec]:
             "Softplus",
             False,
             lambda beta, threshold: [threshold / beta],
+            test_params=({"beta": 2.0, "threshold": 5.0}, {"beta": 0.5, "threshold": 100.0}),
         ),
         S(
             "hardtanh",
@@ -152,9 +166,20 @@ def _specs() -> list[ActivationSpec]:
             "Hardtanh",
             True,
             lambda min_val, max_val: [min_val, max_val],
+            bounds=lambda min_val, max_val: (min_val, max_val),
+            test_params=({"min_val": -2.0, "max_val": 0.5}, {"min_val": 1.0, "max_val": 1.0}),
         ),
-        S("relu6", {}, F.relu6, "ReLU6", "ReLU6", True, lambda: [0.0, 6.0]),
-        S("hardsigmoid", {}, F.hardsigmoid, "Hardsigmoid", "Hardsigmoid", True, lambda: [-3.0, 3.0]),
+        S("relu6", {}, F.relu6, "ReLU6", "ReLU6", True, lambda: [0.0, 6.0], bounds=lambda: (0.0, 6.0)),
+        S(
+            "hardsigmoid",
+            {},
+            F.hardsigmoid,
+            "Hardsigmoid",
+            "Hardsigmoid",
+            True,
+            lambda: [-3.0, 3.0],
+            bounds=lambda: (0.0, 1.0),
+        ),
         S("hardswish", {}, F.hardswish, "Hardswish", "Hardswish", True, lambda: [-3.0, 3.0], "Howard et al. 2019"),
         S("logsigmoid", {}, F.logsigmoid, "LogSigmoid", "LogSigmoid"),
         S(

@@ -11,24 +11,14 @@ from fused_act.registry import ACTIVATIONS
 DTYPES = [torch.float32, torch.float64, torch.float16, torch.bfloat16]
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 
+
 # Parameters beyond the defaults that change the code path: the input form of a backward that
 # usually uses the output (negative slope, a = 0, alpha < 0), the tanh GELU, non-default ranges.
-EXTRA_PARAMS: dict[str, list[dict]] = {
-    "leaky_relu": [{"negative_slope": 0.2}, {"negative_slope": -0.3}],
-    "elu": [{"alpha": 0.5}, {"alpha": -0.7}, {"alpha": 0.0}],
-    "leaky_tanh": [{"a": 0.0}, {"a": 1.5}],
-    "gelu": [{"approximate": "tanh"}],
-    "celu": [{"alpha": 2.0}, {"alpha": 0.5}],
-    "softplus": [{"beta": 2.0, "threshold": 5.0}, {"beta": 0.5, "threshold": 100.0}],
-    "hardtanh": [{"min_val": -2.0, "max_val": 0.5}, {"min_val": 1.0, "max_val": 1.0}],
-}
-
-
 def param_cases():
     """(name, params) for every activation: defaults, then the extra cases."""
     for name, spec in ACTIVATIONS.items():
         yield name, dict(spec.params)
-        for extra in EXTRA_PARAMS.get(name, []):
+        for extra in spec.test_params:
             yield name, {**spec.params, **extra}
 
 

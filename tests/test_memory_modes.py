@@ -28,7 +28,7 @@ from fused_act.registry import ACTIVATIONS
 
 ops = torch.ops.fused_act
 
-MASKABLE = {"relu", "leaky_relu", "hardtanh", "relu6", "hardsigmoid"}
+MASKABLE = set(_C.maskable())  # from the functors' kMaskable (C++)
 MASK_CASES = [c for c in CASES if c[0] in MASKABLE]
 MASK_IDS = [i for c, i in zip(CASES, CASE_IDS) if c[0] in MASKABLE]
 
@@ -52,8 +52,20 @@ def with_kinks(name, params, x):
     return torch.cat([torch.tensor(kinks + near + [-0.0, 0.0], dtype=x.dtype), x])
 
 
-def test_maskable_list_comes_from_cpp():
-    assert set(_C.maskable()) == MASKABLE
+@pytest.mark.parametrize("case", CASES, ids=CASE_IDS)
+def test_maskable_exactly_where_the_derivative_takes_two_values(case):
+    """The C++ flag checked against the torch reference: a maskable activation's derivative
+    (torch autograd, float64, over its range) takes at most two values for every parameter set;
+    every other one takes more with its default parameters (elu with alpha = 0 takes two, but
+    the flag is per activation). identity keeps nothing, so it needs no mask."""
+    name, params = case
+    x = torch.linspace(-8, 8, 4001, dtype=torch.float64, requires_grad=True)
+    (d,) = torch.autograd.grad(ACTIVATIONS[name].reference(x, **params).sum(), x)
+    values = d.unique().numel()
+    if name in MASKABLE:
+        assert values <= 2, f"{name} is maskable but its derivative takes {values} values"
+    elif name != "identity" and params == ACTIVATIONS[name].params:
+        assert values > 2, f"{name} could keep a mask: its derivative takes {values} values"
 
 
 @pytest.mark.parametrize("device", DEVICES)

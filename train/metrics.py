@@ -7,6 +7,8 @@ import math
 import torch
 from torch import nn
 
+from fused_act.registry import ACTIVATIONS
+
 
 def steps_to_threshold(evals: list[tuple[int, float]], threshold: float) -> dict | None:
     """First evaluated step whose test accuracy is >= threshold, with the evaluation before it:
@@ -28,21 +30,14 @@ def should_eval(step: int, every: str) -> bool:
     return step % int(every) == 0
 
 
-# Output range of the bounded activations; an output within 1% of that range from a bound counts
-# as saturated (the sources' sigmoid/tanh saturation).
+# Output range of a bounded activation (its registry entry's ``bounds``); an output within 1% of
+# that range from a bound counts as saturated (the sources' sigmoid/tanh saturation).
 def _bounds(m: nn.Module):
-    name = getattr(m, "act_name", None)
-    p = getattr(m, "params", None) or {k: getattr(m, k) for k in ("a", "min_val", "max_val") if hasattr(m, k)}
-    return {
-        "sigmoid": (0.0, 1.0),
-        "tanh": (-1.0, 1.0),
-        "softsign": (-1.0, 1.0),
-        "rescaled_sigmoid": (-2.0, 2.0),
-        "hardsigmoid": (0.0, 1.0),
-        "relu6": (0.0, 6.0),
-        "hardtanh": (p.get("min_val", -1.0), p.get("max_val", 1.0)),
-        "leaky_tanh": (-p.get("a", 0.25), 1.0),
-    }.get(name)
+    spec = ACTIVATIONS.get(getattr(m, "act_name", None))
+    if spec is None or spec.bounds is None:
+        return None
+    params = getattr(m, "params", None) or {k: getattr(m, k) for k in spec.params if hasattr(m, k)}
+    return spec.bounds(**{**spec.params, **params})
 
 
 class LayerStats:
