@@ -276,52 +276,29 @@ def _has_hooks(m: nn.Module) -> bool:
 # Used for function-valued attributes (convert) and call_function nodes (convert_functional).
 
 
+def _torch_function(dotted: str):
+    """``"torch.x"`` / ``"F.x"`` -> the function, or None on a torch version without it."""
+    module, _, name = dotted.partition(".")
+    return getattr({"torch": torch, "F": F}[module], name, None)
+
+
 def _functional_table() -> dict[Callable, tuple[str, tuple[str, ...], bool]]:
-    T: dict[Callable, tuple[str, tuple[str, ...], bool]] = {}
-
-    def add(fns, act, params=(), inplace_variant=False):
-        for fn in fns:
-            if fn is not None:
-                T[fn] = (act, tuple(params), inplace_variant)
-
-    g = lambda mod, n: getattr(mod, n, None)  # noqa: E731  (tolerate torch versions without one)
-    add([torch.sigmoid, F.sigmoid], "sigmoid")
-    add([torch.sigmoid_], "sigmoid", inplace_variant=True)
-    add([torch.tanh, F.tanh], "tanh")
-    add([torch.tanh_], "tanh", inplace_variant=True)
-    add([F.relu, torch.relu], "relu")
-    add([F.relu_, torch.relu_], "relu", inplace_variant=True)
-    add([F.leaky_relu], "leaky_relu", ["negative_slope"])
-    add([F.leaky_relu_], "leaky_relu", ["negative_slope"], True)
-    add([F.elu], "elu", ["alpha"])
-    add([F.elu_, g(torch, "elu_")], "elu", ["alpha"], True)
-    add([F.softsign], "softsign")
-    add([F.gelu], "gelu", ["approximate"])
-    add([F.silu], "silu")
-    add([F.mish], "mish")
-    add([F.selu, torch.selu], "selu")
-    add([F.selu_, torch.selu_], "selu", inplace_variant=True)
-    add([F.celu, torch.celu], "celu", ["alpha"])
-    add([F.celu_, torch.celu_], "celu", ["alpha"], True)
-    add([F.softplus], "softplus", ["beta", "threshold"])
-    add([F.hardtanh], "hardtanh", ["min_val", "max_val"])
-    add([F.hardtanh_], "hardtanh", ["min_val", "max_val"], True)
-    add([F.relu6], "relu6")
-    add([F.hardsigmoid], "hardsigmoid")
-    add([F.hardswish], "hardswish")
-    add([F.logsigmoid], "logsigmoid")
-    return T
+    """From the registry's ``torch_functions`` / ``torch_inplace_functions``."""
+    table = {}
+    for spec in ACTIVATIONS.values():
+        for names, inplace_variant in ((spec.torch_functions, False), (spec.torch_inplace_functions, True)):
+            for fn in filter(None, map(_torch_function, names)):
+                table[fn] = (spec.name, tuple(spec.params), inplace_variant)
+    return table
 
 
 _FUNCTIONS = _functional_table()
 # Tensor methods (call_method nodes): name -> (activation, in-place variant)
 _METHODS = {
-    "relu": ("relu", False),
-    "relu_": ("relu", True),
-    "sigmoid": ("sigmoid", False),
-    "sigmoid_": ("sigmoid", True),
-    "tanh": ("tanh", False),
-    "tanh_": ("tanh", True),
+    method: (spec.name, inplace_variant)
+    for spec in ACTIVATIONS.values()
+    for methods, inplace_variant in ((spec.torch_methods, False), (spec.torch_inplace_methods, True))
+    for method in methods
 }
 # Activation-family functions with no fused kernel: reported by convert_functional.
 _NO_EQUIVALENT_FUNCTIONS = {

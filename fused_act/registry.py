@@ -41,6 +41,11 @@ class ActivationSpec:
             (train/metrics.py counts outputs near a bound as saturated), or None.
         test_params: parameter sets the tests run besides the defaults (sign changes, the
             other kernel of gelu, edge values).
+        torch_functions, torch_inplace_functions: the torch functions computing it, as
+            ``"torch.<name>"`` or ``"F.<name>"`` (torch.nn.functional), with the activation's
+            parameter names as their own; ``convert`` swaps calls of them (names a torch version
+            lacks are skipped).
+        torch_methods, torch_inplace_methods: the Tensor methods computing it (``x.relu()``).
     """
 
     name: str
@@ -53,6 +58,10 @@ class ActivationSpec:
     source: str = ""
     bounds: Callable[..., tuple[float, float]] | None = None
     test_params: tuple[dict[str, Any], ...] = ()
+    torch_functions: tuple[str, ...] = ()
+    torch_inplace_functions: tuple[str, ...] = ()
+    torch_methods: tuple[str, ...] = ()
+    torch_inplace_methods: tuple[str, ...] = ()
 
     def resolve(self, params: dict[str, Any]) -> dict[str, Any]:
         """Defaults filled in; unknown names raise TypeError like a Python call would."""
@@ -79,9 +88,43 @@ def _specs() -> list[ActivationSpec]:
     return [
         # classics
         S("identity", {}, lambda x: x.clone(), "Identity", None, False, source="nn.Identity"),
-        S("sigmoid", {}, torch.sigmoid, "Sigmoid", "Sigmoid", bounds=lambda: (0.0, 1.0)),
-        S("tanh", {}, torch.tanh, "Tanh", "Tanh", bounds=lambda: (-1.0, 1.0)),
-        S("relu", {}, F.relu, "ReLU", "ReLU", True, lambda: [0.0]),
+        S(
+            "sigmoid",
+            {},
+            torch.sigmoid,
+            "Sigmoid",
+            "Sigmoid",
+            bounds=lambda: (0.0, 1.0),
+            torch_functions=("torch.sigmoid", "F.sigmoid"),
+            torch_inplace_functions=("torch.sigmoid_",),
+            torch_methods=("sigmoid",),
+            torch_inplace_methods=("sigmoid_",),
+        ),
+        S(
+            "tanh",
+            {},
+            torch.tanh,
+            "Tanh",
+            "Tanh",
+            bounds=lambda: (-1.0, 1.0),
+            torch_functions=("torch.tanh", "F.tanh"),
+            torch_inplace_functions=("torch.tanh_",),
+            torch_methods=("tanh",),
+            torch_inplace_methods=("tanh_",),
+        ),
+        S(
+            "relu",
+            {},
+            F.relu,
+            "ReLU",
+            "ReLU",
+            True,
+            lambda: [0.0],
+            torch_functions=("F.relu", "torch.relu"),
+            torch_inplace_functions=("F.relu_", "torch.relu_"),
+            torch_methods=("relu",),
+            torch_inplace_methods=("relu_",),
+        ),
         S(
             "leaky_relu",
             {"negative_slope": 0.01},
@@ -92,6 +135,8 @@ def _specs() -> list[ActivationSpec]:
             lambda negative_slope: [0.0],
             "Maas et al. 2013",
             test_params=({"negative_slope": 0.2}, {"negative_slope": -0.3}),
+            torch_functions=("F.leaky_relu",),
+            torch_inplace_functions=("F.leaky_relu_",),
         ),
         S(
             "elu",
@@ -103,8 +148,19 @@ def _specs() -> list[ActivationSpec]:
             lambda alpha: [0.0],
             "Clevert et al. 2015",
             test_params=({"alpha": 0.5}, {"alpha": -0.7}, {"alpha": 0.0}),
+            torch_functions=("F.elu",),
+            torch_inplace_functions=("F.elu_", "torch.elu_"),
         ),
-        S("softsign", {}, F.softsign, "Softsign", "Softsign", source="Turian et al. 2009", bounds=lambda: (-1.0, 1.0)),
+        S(
+            "softsign",
+            {},
+            F.softsign,
+            "Softsign",
+            "Softsign",
+            source="Turian et al. 2009",
+            bounds=lambda: (-1.0, 1.0),
+            torch_functions=("F.softsign",),
+        ),
         # Xu, Huang, Li 2016, "Revise Saturated Activation Functions"
         S(
             "rescaled_sigmoid",
@@ -133,10 +189,22 @@ def _specs() -> list[ActivationSpec]:
             "GELU",
             source="Hendrycks & Gimpel 2016",
             test_params=({"approximate": "tanh"},),
+            torch_functions=("F.gelu",),
         ),
-        S("silu", {}, F.silu, "SiLU", "SiLU", True, source="Elfwing et al. 2017"),
-        S("mish", {}, F.mish, "Mish", "Mish", True, source="Misra 2019"),
-        S("selu", {}, F.selu, "SELU", "SELU", True, lambda: [0.0], "Klambauer et al. 2017"),
+        S("silu", {}, F.silu, "SiLU", "SiLU", True, source="Elfwing et al. 2017", torch_functions=("F.silu",)),
+        S("mish", {}, F.mish, "Mish", "Mish", True, source="Misra 2019", torch_functions=("F.mish",)),
+        S(
+            "selu",
+            {},
+            F.selu,
+            "SELU",
+            "SELU",
+            True,
+            lambda: [0.0],
+            "Klambauer et al. 2017",
+            torch_functions=("F.selu", "torch.selu"),
+            torch_inplace_functions=("F.selu_", "torch.selu_"),
+        ),
         S(
             "celu",
             {"alpha": 1.0},
@@ -147,6 +215,8 @@ def _specs() -> list[ActivationSpec]:
             lambda alpha: [0.0],
             "Barron 2017",
             test_params=({"alpha": 2.0}, {"alpha": 0.5}),
+            torch_functions=("F.celu", "torch.celu"),
+            torch_inplace_functions=("F.celu_", "torch.celu_"),
         ),
         S(
             "softplus",
@@ -157,6 +227,7 @@ def _specs() -> list[ActivationSpec]:
             False,
             lambda beta, threshold: [threshold / beta],
             test_params=({"beta": 2.0, "threshold": 5.0}, {"beta": 0.5, "threshold": 100.0}),
+            torch_functions=("F.softplus",),
         ),
         S(
             "hardtanh",
@@ -168,8 +239,20 @@ def _specs() -> list[ActivationSpec]:
             lambda min_val, max_val: [min_val, max_val],
             bounds=lambda min_val, max_val: (min_val, max_val),
             test_params=({"min_val": -2.0, "max_val": 0.5}, {"min_val": 1.0, "max_val": 1.0}),
+            torch_functions=("F.hardtanh",),
+            torch_inplace_functions=("F.hardtanh_",),
         ),
-        S("relu6", {}, F.relu6, "ReLU6", "ReLU6", True, lambda: [0.0, 6.0], bounds=lambda: (0.0, 6.0)),
+        S(
+            "relu6",
+            {},
+            F.relu6,
+            "ReLU6",
+            "ReLU6",
+            True,
+            lambda: [0.0, 6.0],
+            bounds=lambda: (0.0, 6.0),
+            torch_functions=("F.relu6",),
+        ),
         S(
             "hardsigmoid",
             {},
@@ -179,9 +262,20 @@ def _specs() -> list[ActivationSpec]:
             True,
             lambda: [-3.0, 3.0],
             bounds=lambda: (0.0, 1.0),
+            torch_functions=("F.hardsigmoid",),
         ),
-        S("hardswish", {}, F.hardswish, "Hardswish", "Hardswish", True, lambda: [-3.0, 3.0], "Howard et al. 2019"),
-        S("logsigmoid", {}, F.logsigmoid, "LogSigmoid", "LogSigmoid"),
+        S(
+            "hardswish",
+            {},
+            F.hardswish,
+            "Hardswish",
+            "Hardswish",
+            True,
+            lambda: [-3.0, 3.0],
+            "Howard et al. 2019",
+            torch_functions=("F.hardswish",),
+        ),
+        S("logsigmoid", {}, F.logsigmoid, "LogSigmoid", "LogSigmoid", torch_functions=("F.logsigmoid",)),
         S(
             "squared_relu",
             {},
