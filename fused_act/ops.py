@@ -22,7 +22,8 @@ import functools
 import torch
 
 from . import _C  # noqa: F401  (loading it registers the ops)
-from .memory import AUTO_PREFERS_MASK, _resolve, mask_activation, resolve_memory
+from . import memory as _memory
+from .memory import _resolve, mask_activation, resolve_memory
 
 _ops = torch.ops.fused_act
 
@@ -88,7 +89,7 @@ def activation_op(
     registered ops instead. ``identity`` returns x itself, as ``nn.Identity`` does."""
     if torch.compiler.is_compiling():
         return _traced(x, act, params, inplace, memory)
-    if (memory != "auto" or AUTO_PREFERS_MASK) and _resolve(act, tuple(params), memory) == "mask":
+    if (memory != "auto" or _memory.AUTO_PREFERS_MASK) and _resolve(act, tuple(params), memory) == "mask":
         return mask_activation(x, act, params, inplace)
     if act == "identity":
         return x
