@@ -245,7 +245,6 @@ def extension():
     if cuda:
         sources += [f"csrc/{s}" for s in CUDA_HOST_SOURCES]
         macros += [("FUSED_ACT_WITH_CUDA", None), ("FUSED_ACT_CUDA_ARCHS", f'"{archs}"')]
-        kwargs["extra_compile_args"]["nvcc"] = ["-std=c++20"]
         ext = cpp_extension.CUDAExtension(sources=sources, **kwargs)
     else:
         ext = cpp_extension.CppExtension(sources=sources, **kwargs)

@@ -115,8 +115,8 @@ Tensor or_zeros(const Tensor& t, const Tensor& like) { return t.defined() ? t : 
 
 // The backward of activation and activation_: a graph node written as ATen's generated ones
 // (ReluBackward0, ...), not a torch::autograd::Function. The Function's context (an IValue map
-// keyed by strings, the output wrapping) cost ~7 us per forward + backward, a third of a small
-// activation's training step (bench/call_cost.py).
+// keyed by strings, the output wrapping) cost ~6 us per forward + backward, a fifth of a small
+// activation's (bench/call_cost.py, relu on 16 elements: 26.5 -> 20.7 us, eager 20.0).
 struct ActivationBackward : torch::autograd::Node {
   std::string act;
   std::vector<double> params;
