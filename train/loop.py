@@ -48,7 +48,8 @@ class RunConfig:
     download: bool = False
     resume: bool = False
     stop_after: int | None = None  # save a checkpoint and exit after this many steps (an interruption)
-    amp: bool | None = None  # default: on for CUDA
+    channels_last: bool | None = None  # default: on for the conv models
+    amp: bool | None = None  # autocast; default on for CUDA, off for CPU (float32 is the faithful setting)
     progress: bool = True
     log_every: int = 20
     stats_every: int | None = None  # steps; layer statistics are also taken at init and every epoch end
@@ -58,6 +59,17 @@ class RunConfig:
     lr: float | None = None
     command: str = ""
     extra: dict = field(default_factory=dict)
+
+
+CONV_MODELS = ("allcnn", "inception")
+
+
+def amp_dtype_for(device: torch.device) -> torch.dtype:
+    """bfloat16 where it runs natively (every CPU autocast supports, CUDA sm_80+), else float16 with a
+    gradient scaler. On a CPU without avx512_bf16/AMX bfloat16 is emulated and slower than float32."""
+    if device.type == "cuda" and not torch.cuda.is_bf16_supported():
+        return torch.float16
+    return torch.bfloat16
 
 
 def make_optimizer(exp: Experiment, params, lr: float):
@@ -125,14 +137,14 @@ def machine_info(device: str) -> dict:
 
 
 @torch.no_grad()
-def evaluate(model, x_u8, y, pre: Preprocess, device, amp_ctx, batch: int, d: distributed.Dist):
+def evaluate(model, x_u8, y, pre: Preprocess, device, amp_ctx, batch: int, d: distributed.Dist, memory_format):
     """Test loss and accuracy; processes split the test set and sum their counts."""
     model.eval()
     idx = torch.arange(len(y))[d.rank :: d.world]
     loss_sum, correct = torch.zeros((), dtype=torch.float64), torch.zeros((), dtype=torch.int64)
     for i in range(0, len(idx), batch):
         j = idx[i : i + batch]
-        xb = pre.test(x_u8[j]).to(device, non_blocking=True)
+        xb = pre.test(x_u8[j]).to(device, non_blocking=True, memory_format=memory_format)
         yb = y[j].to(device, non_blocking=True)
         with amp_ctx():
             out = model(xb)
@@ -179,17 +191,19 @@ def _run(cfg: RunConfig) -> dict:
     model = build_model(
         cfg.model, pre.input_shape(data.shape), len(data.classes), cfg.act, cfg.impl, act_params, exp.init, **model_args
     )
-    model.to(device)
-    if device.type == "cuda" and cfg.model in ("allcnn", "inception"):
-        model.to(memory_format=torch.channels_last)
+    # channels-last: oneDNN's and cuDNN's convolutions run NHWC natively, and fused_act's kernels keep
+    # any dense layout, so no step converts a tensor (All-CNN-C step: 930 -> 780 ms here, train/README.md)
+    channels_last = cfg.channels_last if cfg.channels_last is not None else cfg.model in CONV_MODELS
+    memory_format = torch.channels_last if channels_last else torch.contiguous_format
+    model.to(device, memory_format=memory_format)
     opt = make_optimizer(exp, model.parameters(), lr)
     sched = torch.optim.lr_scheduler.MultiStepLR(opt, [m for m in exp.lr_milestones], 0.1)
-    use_amp = (cfg.amp if cfg.amp is not None else device.type == "cuda") and device.type == "cuda"
-    amp_dtype = torch.bfloat16 if use_amp and torch.cuda.is_bf16_supported() else torch.float16
-    scaler = torch.amp.GradScaler("cuda", enabled=use_amp and amp_dtype == torch.float16)
+    use_amp = cfg.amp if cfg.amp is not None else device.type == "cuda"
+    amp_dtype = amp_dtype_for(device)
+    scaler = torch.amp.GradScaler(device.type, enabled=use_amp and amp_dtype == torch.float16)
 
     def amp_ctx():
-        return torch.autocast("cuda", dtype=amp_dtype) if use_amp else contextlib.nullcontext()
+        return torch.autocast(device.type, dtype=amp_dtype) if use_amp else contextlib.nullcontext()
 
     net = model
     if d.world > 1:
@@ -197,7 +211,7 @@ def _run(cfg: RunConfig) -> dict:
             model, device_ids=[device.index] if device.type == "cuda" else None
         )
     stats = LayerStats(model)
-    stats_x = pre.test(data.train_x[: cfg.stats_batch]).to(device)
+    stats_x = pre.test(data.train_x[: cfg.stats_batch]).to(device, memory_format=memory_format)
     stats_y = data.train_y[: cfg.stats_batch].to(device)
 
     n_local = len(epoch_order(len(data.train_y), cfg.seed, 0, d))
@@ -259,7 +273,7 @@ def _run(cfg: RunConfig) -> dict:
 
     def do_eval():
         t = time.perf_counter()
-        loss, acc = evaluate(net, data.test_x, data.test_y, pre, device, amp_ctx, cfg.eval_batch, d)
+        loss, acc = evaluate(net, data.test_x, data.test_y, pre, device, amp_ctx, cfg.eval_batch, d, memory_format)
         st["eval_time"] += time.perf_counter() - t
         st["evals"].append(
             {
@@ -332,7 +346,8 @@ def _run(cfg: RunConfig) -> dict:
                 idx = order[st["batch"] * local_bs : (st["batch"] + 1) * local_bs]
                 g = batch_generator(cfg.seed, st["epoch"], st["batch"], d.rank)
                 xb, yb = pre.train(data.train_x[idx], data.train_y[idx], g)
-                xb, yb = xb.to(device, non_blocking=True), yb.to(device, non_blocking=True)
+                xb = xb.to(device, non_blocking=True, memory_format=memory_format)
+                yb = yb.to(device, non_blocking=True)
                 with amp_ctx():
                     out = net(xb)
                     loss = F.cross_entropy(out.float(), yb)
@@ -379,6 +394,7 @@ def _run(cfg: RunConfig) -> dict:
                 "test_loss": ev["test_loss"],
                 "test_acc": ev["test_acc"],
                 "epoch_train_s": st["train_time"] - st["ep_t0"],
+                "images_per_s": tr[2] / max(st["train_time"] - st["ep_t0"], 1e-9),
                 "lr": opt.param_groups[0]["lr"],
             }
             st["epochs"].append(row)
@@ -454,6 +470,7 @@ def summarize(cfg, st, epochs, batch_size, lr, data, d, device, use_amp, amp_dty
         "opt_args": exp.opt_args,
         "world_size": d.world,
         "amp": str(amp_dtype).replace("torch.", "") if use_amp else None,
+        "channels_last": cfg.channels_last if cfg.channels_last is not None else cfg.model in CONV_MODELS,
         "dataset": exp.dataset,
         "data_source": data.source,
         "n_train": len(data.train_y),
@@ -468,6 +485,8 @@ def summarize(cfg, st, epochs, batch_size, lr, data, d, device, use_amp, amp_dty
         "best_test_acc": max((a for _, a in evals), default=None),
         "sec_per_epoch": [e["epoch_train_s"] for e in ep],
         "train_time_s": st["train_time"],
+        # samples per second of training (E3: 50 per step, the 25 drawn images and their copies)
+        "images_per_s": st["step"] * batch_size / st["train_time"] if st["train_time"] else None,
         "eval_time_s": st["eval_time"],
         # a resumed run's wall time adds the sessions' train + eval time, not the idle gap between them
         "wall_time_s": (prev.get("wall_time_s", 0.0) if cfg.resume else 0.0) + wall,

@@ -77,3 +77,23 @@ SOURCES = {
 
 def published(experiment: str, model: str, act: str) -> dict | None:
     return PUBLISHED.get(experiment, {}).get((model, act))
+
+
+def same_epoch(pub: dict | None, split: str, epochs_done: int, epochs_config: int) -> tuple[float | None, str]:
+    """The published ``split`` ('test' or 'train') accuracy after as many epochs as ours, and how to
+    show it: from the per-epoch list where the source has one (E1 counts epochs from 1, E3's log from
+    0; both list the accuracy after each epoch, so ours after k epochs is entry k-1), the final value
+    only if we ran the source's whole schedule. Otherwise (None, 'final after N') so a table never
+    sets a 1-epoch result beside a 5-epoch one without saying so."""
+    pub = pub or {}
+    if pub.get("note"):
+        return None, pub["note"]
+    per_epoch = pub.get(f"{split}_acc_per_epoch")
+    if per_epoch and 1 <= epochs_done <= len(per_epoch):
+        return per_epoch[epochs_done - 1], ""
+    final = pub.get(f"final_{split}_acc")
+    if final is None:
+        return None, ""
+    if epochs_done == epochs_config:
+        return final, ""
+    return None, f"{final:.3f} after {epochs_config} epochs"

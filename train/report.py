@@ -11,7 +11,7 @@ from collections import defaultdict
 from pathlib import Path
 
 from .experiments import EXPERIMENTS
-from .published import PUBLISHED, SOURCES
+from .published import PUBLISHED, SOURCES, same_epoch
 
 
 def _csv(path: Path) -> list[dict]:
@@ -77,12 +77,18 @@ def _deviations(s: dict) -> list[str]:
     return dev
 
 
+def _published_cell(p, split: str, s: dict, nd: int = 3) -> str:
+    v, note = same_epoch(p, split, s["epochs_done"], s["epochs_config"])
+    return _f(v, nd) if v is not None else (f"- ({note})" if note else "-")
+
+
 def _main_table(runs, pub) -> list[str]:
+    """Ours beside the published accuracy after the same number of epochs (see published.same_epoch)."""
     has_train_pub = any((pub.get(_pub_key(r["summary"])) or {}).get("final_train_acc") is not None for r in runs)
-    head = "| model | activation | impl | epochs | test acc | published test acc |"
+    head = "| model | activation | impl | epochs | test acc | published test acc, same epoch |"
     sep = "|---|---|---|---|---|---|"
     if has_train_pub:
-        head += " train acc | published train acc |"
+        head += " train acc | published train acc, same epoch |"
         sep += "---|---|"
     head += " s/epoch (train) | wall s |"
     sep += "---|---|"
@@ -90,10 +96,10 @@ def _main_table(runs, pub) -> list[str]:
     for r in runs:
         s = r["summary"]
         p = pub.get(_pub_key(s)) or {}
-        pt = p.get("note") if p.get("note") else _f(p.get("final_test_acc"), 3)
+        pt = _published_cell(p, "test", s)
         row = f"| {s['model']} | {s['act']} | {s['impl']} | {s['epochs_done']} | {_f(s['final_test_acc'])} | {pt} |"
         if has_train_pub:
-            row += f" {_f(s['final_train_acc'])} | {_f(p.get('final_train_acc'), 4)} |"
+            row += f" {_f(s['final_train_acc'])} | {_published_cell(p, 'train', s)} |"
         spe = s["sec_per_epoch"]
         row += f" {_f(sum(spe) / len(spe), 2) if spe else '-'} | {s['wall_time_s']:.0f} |"
         lines.append(row)
@@ -310,7 +316,7 @@ def write_report(paths, out: Path, title: str | None = None) -> Path:
 
 
 def print_table(summaries) -> None:
-    rows = [("model", "act", "impl", "epochs", "test acc", "published", "s/epoch")]
+    rows = [("model", "act", "impl", "epochs", "test acc", "published (same epoch)", "s/epoch")]
     for _, s in summaries:
         p = PUBLISHED.get(s["experiment"], {}).get((s["model"], s["act"])) or {}
         spe = s["sec_per_epoch"]
@@ -321,7 +327,7 @@ def print_table(summaries) -> None:
                 s["impl"],
                 str(s["epochs_done"]),
                 _f(s["final_test_acc"]),
-                p.get("note") or _f(p.get("final_test_acc"), 3),
+                _published_cell(p, "test", s),
                 _f(sum(spe) / len(spe), 2) if spe else "-",
             )
         )
