@@ -82,6 +82,18 @@ class ActivationSpec:
             return ("gelu_tanh" if p["approximate"] == "tanh" else "gelu"), []
         return self.name, [float(v) for v in p.values()]
 
+    @property
+    def eager_ops(self) -> tuple[str, ...]:
+        """The ATen operators eager PyTorch runs for one forward of ``reference`` at the default
+        parameters: one for an activation ATen has a kernel for, several for a composition (whose
+        intermediates each cross memory, the case a fused kernel wins most; the benchmarks' 'composite'
+        targets). Counted, not stated, so it follows torch's own definitions."""
+        return _eager_ops(self.name)
+
+    @property
+    def composite(self) -> bool:
+        return len(self.eager_ops) > 1
+
 
 def _specs() -> list[ActivationSpec]:
     S = ActivationSpec
@@ -288,6 +300,24 @@ def _specs() -> list[ActivationSpec]:
 
 
 ACTIVATIONS: dict[str, ActivationSpec] = {s.name: s for s in _specs()}
+
+
+@functools.cache
+def _eager_ops(name: str) -> tuple[str, ...]:
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    ops: list[str] = []
+
+    class Record(TorchDispatchMode):
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            ops.append(str(func.overloadpacket.__name__))
+            return func(*args, **(kwargs or {}))
+
+    spec = ACTIVATIONS[name]
+    x = torch.randn(8)
+    with Record():
+        spec.reference(x, **spec.params)
+    return tuple(ops)
 
 
 @functools.lru_cache(maxsize=4096)

@@ -98,3 +98,14 @@ def test_info_reports_build():
     assert "DEFAULT" in info["cpu_isas_built"]
     assert isinstance(info["cuda_kernels_built"], bool)
     assert info["activations"] == list(ACTIVATIONS)
+
+
+def test_composite_is_counted_from_the_reference():
+    """'Composite' (eager runs several ATen ops; the benchmarks' bigger targets) is measured from the
+    reference, and the benchmarks take their list from it."""
+    from bench.cases import COMPOSITE_ACTS
+
+    assert ACTIVATIONS["softsign"].eager_ops == ("abs", "add", "div")  # F.softsign is x / (1 + |x|)
+    assert ACTIVATIONS["gelu"].eager_ops == ("gelu",) and not ACTIVATIONS["gelu"].composite
+    assert COMPOSITE_ACTS == [n for n, s in ACTIVATIONS.items() if len(s.eager_ops) > 1]
+    assert {"softsign", "rescaled_sigmoid", "leaky_tanh", "squared_relu"} <= set(COMPOSITE_ACTS)
