@@ -62,6 +62,8 @@ HOST_SOURCES = [  # the extension's own sources (torch's BuildExtension)
     "ops/front.cpp",
     "ops/library.cpp",
     "ops/autograd.cpp",
+    "ops/softmax_autograd.cpp",
+    "ops/mask_autograd.cpp",
     "ops/activation_ops.cpp",
     "ops/bias_act_ops.cpp",
     "ops/gated_ops.cpp",

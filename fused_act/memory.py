@@ -12,7 +12,8 @@ Identity keeps nothing whatever is asked. "output" and "input" are accepted only
 is the form backward is written in (``_C.saved_for``), so a call never silently keeps more
 than it asked for.
 
-Also here: the fake kernels and autograd of the mask ops (csrc/ops/mask_ops.cpp)
+Also here: the fake kernels of the mask ops (csrc/ops/mask_ops.cpp; their autograd is
+csrc/ops/mask_autograd.cpp)
 
     activation_mask(x, act, params) -> (y, mask)        mask: uint8, ceil(numel / 8) bytes
     activation_mask_(x, act, params) -> mask            x = f(x)
@@ -155,74 +156,6 @@ def _(grad, mask, act, params):
     return _dense_like(grad)
 
 
-# ------------------------------------------------------------------ autograd
-
-
-def _in_layout(t: torch.Tensor, stride: tuple[int, ...]) -> torch.Tensor:
-    """t with exactly these strides (the mask's element order)."""
-    if t.stride() == stride:
-        return t
-    return t.new_empty_strided(t.shape, stride).copy_(t)
-
-
-def _mask_setup(ctx, inputs, output):
-    _, act, params = inputs
-    y, mask = output
-    ctx.act, ctx.params, ctx.stride = act, list(params), y.stride()
-    ctx.save_for_backward(mask)
-    ctx.mark_non_differentiable(mask)
-    ctx.set_materialize_grads(False)  # else autograd fills a zero gradient for the mask
-
-
-def _mask_backward(ctx, grad_y, grad_mask):
-    if grad_y is None:
-        return None, None, None
-    (mask,) = ctx.saved_tensors
-    return _ops.activation_mask_backward(_in_layout(grad_y, ctx.stride), mask, ctx.act, ctx.params), None, None
-
-
-torch.library.register_autograd("fused_act::activation_mask", _mask_backward, setup_context=_mask_setup)
-
-
-def _mask_backward_setup(ctx, inputs, output):
-    _, mask, act, params = inputs
-    ctx.act, ctx.params, ctx.stride = act, list(params), output.stride()
-    ctx.save_for_backward(mask)
-
-
-def _mask_backward_backward(ctx, grad_grad):
-    (mask,) = ctx.saved_tensors
-    d_grad = _ops.activation_mask_backward(_in_layout(grad_grad, ctx.stride), mask, ctx.act, ctx.params)
-    return d_grad, None, None, None
-
-
-torch.library.register_autograd(
-    "fused_act::activation_mask_backward", _mask_backward_backward, setup_context=_mask_backward_setup
-)
-
-
-def _mask_order_stride(t: torch.Tensor) -> tuple[int, ...]:
-    return t.stride() if is_non_overlapping_and_dense(t) else torch.empty(t.shape, device="meta").stride()
-
-
-class _ActivationMaskInplace(torch.autograd.Function):
-    """In-place forward that keeps the mask: x's memory is reused for y and backward holds
-    1 bit per element. Autograd's checks apply as in torch.nn.ReLU(inplace=True)."""
-
-    @staticmethod
-    def forward(ctx, x, act, params):
-        ctx.act, ctx.params, ctx.stride = act, params, _mask_order_stride(x)
-        mask = _ops.activation_mask_(x, act, params)
-        ctx.mark_dirty(x)
-        ctx.save_for_backward(mask)
-        return x
-
-    @staticmethod
-    def backward(ctx, grad):
-        (mask,) = ctx.saved_tensors
-        return _ops.activation_mask_backward(_in_layout(grad, ctx.stride), mask, ctx.act, ctx.params), None, None
-
-
 def mask_activation(x: torch.Tensor, act: str, params: list[float], inplace: bool) -> torch.Tensor:
     """f(x) keeping a 1-bit mask for backward (when x needs a gradient at all)."""
     if not (torch.is_grad_enabled() and x.requires_grad):
@@ -235,4 +168,5 @@ def mask_activation(x: torch.Tensor, act: str, params: list[float], inplace: boo
     if torch.compiler.is_compiling():
         # As ops.activation_op: functionalization turns the mutation into out-of-place + copy.
         return x.copy_(_ops.activation_mask(x, act, params)[0])
-    return _ActivationMaskInplace.apply(x, act, params)
+    _ops.activation_mask_(x, act, params)  # autograd's in-place checks and node: mask_autograd.cpp
+    return x

@@ -320,12 +320,21 @@ def _eager_ops(name: str) -> tuple[str, ...]:
     return tuple(ops)
 
 
-@functools.lru_cache(maxsize=4096)
-def kernel_args(name: str, *values) -> tuple[str, list[float]]:
-    """``get(name).kernel_args`` for parameter values given in the spec's order, cached: what a
-    module's forward calls (raises for a value the kernel rejects, as the uncached form)."""
+def _kernel_args(name: str, *values) -> tuple[str, list[float]]:
     spec = get(name)
     return spec.kernel_args(dict(zip(spec.params, values)))
+
+
+_cached_kernel_args = functools.lru_cache(maxsize=4096)(_kernel_args)
+
+
+def kernel_args(name: str, *values) -> tuple[str, list[float]]:
+    """``get(name).kernel_args`` for parameter values given in the spec's order, cached: what a
+    module's forward calls (raises for a value the kernel rejects, as the uncached form).
+    torch.compile traces the uncached form (it would skip the cache wrapper with a warning)."""
+    if torch.compiler.is_compiling():
+        return _kernel_args(name, *values)
+    return _cached_kernel_args(name, *values)
 
 
 def get(name: str) -> ActivationSpec:

@@ -72,6 +72,10 @@ def test_inplace_on_leaf_that_requires_grad():
         fused_act.relu(x, inplace=True)
     with pytest.raises(RuntimeError, match="a view of a leaf Variable that requires grad"):
         fused_act.tanh(x[1:], inplace=True)
+    with pytest.raises(  # the 1-bit-mask form (its own C++ autograd) checks as well
+        RuntimeError, match="a leaf Variable that requires grad (is being|has been) used in an in-place operation"
+    ):
+        fused_act.relu(x, inplace=True, memory="mask")
     with torch.no_grad():  # allowed without autograd, as in torch
         fused_act.relu(x, inplace=True)
 

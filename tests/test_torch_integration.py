@@ -64,3 +64,22 @@ def test_export_runs():
     ep = torch.export.export(model, (x,))
     assert "fused_act.activation" in str(ep.graph)
     torch.testing.assert_close(ep.module()(x), model(x))
+
+
+def test_every_op_has_a_cpp_graph_node():
+    """Autograd of every op is C++ (csrc/ops/*autograd.cpp), no Python Function on the hot path:
+    the graph nodes are the C++ ones, for the forward ops and the backward ops (create_graph)."""
+    x = torch.randn(4, 6, dtype=torch.float64, requires_grad=True)
+    nodes = {
+        "activation": fused_act.gelu(x),
+        "activation_": fused_act.tanh(x * 1.0, inplace=True),
+        "mask": fused_act.relu(x, memory="mask"),
+        "mask_": fused_act.relu(x * 1.0, inplace=True, memory="mask"),
+        "softmax": fused_act.softmax(x, -1),
+        "log_softmax": fused_act.log_softmax(x, 0),
+    }
+    for what, y in nodes.items():
+        assert y.grad_fn.name().startswith("fused_act::"), (what, y.grad_fn.name())
+        (dx,) = torch.autograd.grad(y, x, torch.ones_like(y), create_graph=True)
+        # BackwardCFunction: the node of a Python autograd.Function (and of register_autograd)
+        assert not isinstance(dx.grad_fn, torch.autograd.function.BackwardCFunction), (what, dx.grad_fn.name())

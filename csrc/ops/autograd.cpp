@@ -1,8 +1,8 @@
-// Autograd for the ops every converted model runs (activation and its in-place form, bias_act,
-// glu, gated, and the backward ops of activation and bias_act), in C++ at the Autograd key, as
-// ATen and torchvision do.
+// Autograd for the elementwise ops (activation and its in-place form, bias_act, glu, gated, and
+// the backward ops of activation and bias_act), in C++ at the Autograd key, as ATen and
+// torchvision do; softmax_autograd.cpp and mask_autograd.cpp do the same for their ops.
 //
-// Why not torch.library.register_autograd (which the other ops use): its Python kernel cost
+// Why not torch.library.register_autograd (all ops used it once): its Python kernel cost
 // ~30 us per forward and ~100 us per backward here, and torch's own activations have none, so a
 // converted 6-layer MLP ran a training step 14% slower than the original (bench/model_step.py,
 // 2026-11-25: 21.1 vs 18.2 ms; 18.5 vs 17.7 with these kernels and the CPU loop change). These kernels call the ops
@@ -17,6 +17,7 @@
 #include <torch/library.h>
 
 #include "autograd.h"
+#include "autograd_util.h"
 #include "front.h"
 
 namespace fused_act {
@@ -30,69 +31,68 @@ using torch::autograd::AutogradContext;
 using torch::autograd::variable_list;
 
 // The ops, called through the dispatcher (below Autograd when a guard says so).
-template <class Sig>
-c10::TypedOperatorHandle<Sig> op(const char* name) {
-  return c10::Dispatcher::singleton().findSchemaOrThrow(name, "").typed<Sig>();
-}
-
 Tensor activation_op(const Tensor& x, string_view act, ArrayRef<double> p) {
-  static const auto h = op<Tensor(const Tensor&, string_view, ArrayRef<double>)>("fused_act::activation");
+  static const auto h = op_handle<Tensor(const Tensor&, string_view, ArrayRef<double>)>("fused_act::activation");
   return h.call(x, act, p);
 }
 
 void activation_inplace_op(Tensor& x, string_view act, ArrayRef<double> p) {
-  static const auto h = op<void(Tensor&, string_view, ArrayRef<double>)>("fused_act::activation_");
+  static const auto h = op_handle<void(Tensor&, string_view, ArrayRef<double>)>("fused_act::activation_");
   h.call(x, act, p);
 }
 
 Tensor activation_backward_op(const Tensor& g, const Tensor& s, string_view act, ArrayRef<double> p, bool out) {
-  static const auto h =
-      op<Tensor(const Tensor&, const Tensor&, string_view, ArrayRef<double>, bool)>("fused_act::activation_backward");
+  static const auto h = op_handle<Tensor(const Tensor&, const Tensor&, string_view, ArrayRef<double>, bool)>(
+      "fused_act::activation_backward");
   return h.call(g, s, act, p, out);
 }
 
 Tensor activation_double_backward_op(const Tensor& gg, const Tensor& g, const Tensor& s, string_view act,
                                      ArrayRef<double> p, bool out) {
-  static const auto h = op<Tensor(const Tensor&, const Tensor&, const Tensor&, string_view, ArrayRef<double>, bool)>(
-      "fused_act::activation_double_backward");
+  static const auto h =
+      op_handle<Tensor(const Tensor&, const Tensor&, const Tensor&, string_view, ArrayRef<double>, bool)>(
+          "fused_act::activation_double_backward");
   return h.call(gg, g, s, act, p, out);
 }
 
 Tensor glu_op(const Tensor& x, int64_t dim, bool gate_first, string_view act, ArrayRef<double> p) {
-  static const auto h = op<Tensor(const Tensor&, int64_t, bool, string_view, ArrayRef<double>)>("fused_act::glu");
+  static const auto h =
+      op_handle<Tensor(const Tensor&, int64_t, bool, string_view, ArrayRef<double>)>("fused_act::glu");
   return h.call(x, dim, gate_first, act, p);
 }
 
 Tensor glu_backward_op(const Tensor& g, const Tensor& x, int64_t dim, bool gate_first, string_view act,
                        ArrayRef<double> p) {
-  static const auto h =
-      op<Tensor(const Tensor&, const Tensor&, int64_t, bool, string_view, ArrayRef<double>)>("fused_act::glu_backward");
+  static const auto h = op_handle<Tensor(const Tensor&, const Tensor&, int64_t, bool, string_view, ArrayRef<double>)>(
+      "fused_act::glu_backward");
   return h.call(g, x, dim, gate_first, act, p);
 }
 
 Tensor gated_op(const Tensor& a, const Tensor& u, string_view act, ArrayRef<double> p) {
-  static const auto h = op<Tensor(const Tensor&, const Tensor&, string_view, ArrayRef<double>)>("fused_act::gated");
+  static const auto h =
+      op_handle<Tensor(const Tensor&, const Tensor&, string_view, ArrayRef<double>)>("fused_act::gated");
   return h.call(a, u, act, p);
 }
 
 std::tuple<Tensor, Tensor> gated_backward_op(const Tensor& g, const Tensor& a, const Tensor& u, string_view act,
                                              ArrayRef<double> p) {
   static const auto h =
-      op<std::tuple<Tensor, Tensor>(const Tensor&, const Tensor&, const Tensor&, string_view, ArrayRef<double>)>(
+      op_handle<std::tuple<Tensor, Tensor>(const Tensor&, const Tensor&, const Tensor&, string_view, ArrayRef<double>)>(
           "fused_act::gated_backward");
   return h.call(g, a, u, act, p);
 }
 
 Tensor bias_act_op(const Tensor& x, const Tensor& b, int64_t dim, string_view act, ArrayRef<double> p) {
   static const auto h =
-      op<Tensor(const Tensor&, const Tensor&, int64_t, string_view, ArrayRef<double>)>("fused_act::bias_act");
+      op_handle<Tensor(const Tensor&, const Tensor&, int64_t, string_view, ArrayRef<double>)>("fused_act::bias_act");
   return h.call(x, b, dim, act, p);
 }
 
 std::tuple<Tensor, Tensor> bias_act_backward_op(const Tensor& g, const Tensor& s, const Tensor& b, int64_t dim,
                                                 string_view act, ArrayRef<double> p, bool out) {
-  static const auto h = op<std::tuple<Tensor, Tensor>(const Tensor&, const Tensor&, const Tensor&, int64_t, string_view,
-                                                      ArrayRef<double>, bool)>("fused_act::bias_act_backward");
+  static const auto h =
+      op_handle<std::tuple<Tensor, Tensor>(const Tensor&, const Tensor&, const Tensor&, int64_t, string_view,
+                                           ArrayRef<double>, bool)>("fused_act::bias_act_backward");
   return h.call(g, s, b, dim, act, p, out);
 }
 
@@ -351,17 +351,6 @@ class BiasActBackwardFn : public torch::autograd::Function<BiasActBackwardFn> {
     return {d_grad, d_saved, d_bias, Tensor(), Tensor(), Tensor(), Tensor()};
   }
 };
-
-// Whether a call must record a graph node; otherwise the autograd kernels go straight to the
-// backend (torch::autograd::Function would still fill a context it then drops: a few us per
-// call, most of a small activation's time, and every first backward runs without grad mode).
-bool records(std::initializer_list<const Tensor*> inputs) {
-  if (!at::GradMode::is_enabled()) return false;
-  for (const Tensor* t : inputs) {
-    if (t->requires_grad()) return true;
-  }
-  return false;
-}
 
 }  // namespace
 
