@@ -20,10 +20,9 @@ import torch
 from . import _C, functional, nn, ops  # noqa: F401  (registers the torch ops)
 from .convert import ConvertReport, convert, convert_functional
 from .functional import *  # noqa: F401,F403
-from .functional import activation, bias_act, gated, geglu, glu, reglu, swiglu
+from .functional import activation, bias_act, gated, geglu, glu, log_softmax, reglu, softmax, swiglu
 from .memory import MEMORY_MODES, memory_modes, saved_bytes_per_element
 from .registry import ACTIVATIONS, ActivationSpec
-from .softmax_ops import log_softmax, softmax
 
 __version__ = "0.1.0"
 

@@ -2,7 +2,7 @@
 memory="auto")`` for every activation, and ``fused_act.activation(x, name, **params)``;
 ``memory`` chooses what backward keeps ("auto", "mask", "output", "input"; fused_act/memory.py).
 Also the fusions ``bias_act``, ``glu`` (and its ``swiglu``, ``geglu``, ``reglu`` shortcuts) and
-``gated``, which take any registered activation by name.
+``gated``, which take any registered activation by name, and ``softmax`` / ``log_softmax``.
 
 Each function takes its parameters positionally or by keyword with torch's names and
 defaults (``elu(x, alpha=1.0)``, ``hardtanh(x, min_val=-1.0, max_val=1.0)``,
@@ -15,13 +15,23 @@ import inspect
 
 import torch
 
-from . import fused_ops  # noqa: F401  (autograd and fake kernels of the fused ops)
 from .ops import activation_op
 from .registry import ACTIVATIONS, get
 
 _ops = torch.ops.fused_act
 
-__all__ = ["activation", "bias_act", "gated", "geglu", "glu", "reglu", "swiglu", *ACTIVATIONS]
+__all__ = [
+    "activation",
+    "bias_act",
+    "gated",
+    "geglu",
+    "glu",
+    "log_softmax",
+    "reglu",
+    "softmax",
+    "swiglu",
+    *ACTIVATIONS,
+]
 
 
 def activation(x: torch.Tensor, name: str, *, inplace: bool = False, memory: str = "auto", **params) -> torch.Tensor:
@@ -116,3 +126,13 @@ def _make(spec):
 for _spec in ACTIVATIONS.values():
     globals()[_spec.name] = _make(_spec)
 del _spec
+
+
+def softmax(x: torch.Tensor, dim: int = -1) -> torch.Tensor:
+    """``torch.softmax(x, dim)``: exp(x - max) / sum, reduced types computed in float."""
+    return _ops.softmax(x, dim, False)
+
+
+def log_softmax(x: torch.Tensor, dim: int = -1) -> torch.Tensor:
+    """``torch.log_softmax(x, dim)``: (x - max) - log(sum(exp(x - max)))."""
+    return _ops.softmax(x, dim, True)

@@ -17,12 +17,13 @@ The fused layers (``Linear`` and ``Conv2d`` with an ``activation``, ``BiasAct``,
 from __future__ import annotations
 
 import inspect
+import warnings
 
 import torch
 from torch import nn
 
+from . import functional as _functional
 from . import layers
-from . import softmax_ops as _softmax
 from .layers import GLU, BiasAct, Conv2d, GeGLU, Linear, ReGLU, SwiGLU  # noqa: F401
 from .memory import memory_modes, resolve_memory
 from .ops import activation_op
@@ -129,18 +130,28 @@ for _spec in ACTIVATIONS.values():
 del _spec
 
 
+def _legacy_dim(name: str, ndim: int) -> int:
+    """torch.nn.Softmax(dim=None)'s implicit choice, with torch's deprecation warning."""
+    warnings.warn(
+        f"Implicit dimension choice for {name} has been deprecated. Change the call to include dim=X as an argument.",
+        stacklevel=3,
+    )
+    return 0 if ndim in (0, 1, 3) else 1
+
+
 class Softmax(nn.Module):
     """Fused softmax, a drop-in for torch.nn.Softmax (dim=None picks torch's legacy dim, with its warning)."""
 
     _op = "softmax"
+    _log = False
 
     def __init__(self, dim: int | None = None):
         super().__init__()
         self.dim = dim
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        dim = self.dim if self.dim is not None else _softmax.legacy_dim(self._op, x.dim())
-        return getattr(_softmax, self._op)(x, dim)
+        dim = self.dim if self.dim is not None else _legacy_dim(self._op, x.dim())
+        return _functional.log_softmax(x, dim) if self._log else _functional.softmax(x, dim)
 
     def extra_repr(self) -> str:
         return f"dim={self.dim}"
@@ -150,3 +161,4 @@ class LogSoftmax(Softmax):
     """Fused log_softmax, a drop-in for torch.nn.LogSoftmax."""
 
     _op = "log_softmax"
+    _log = True

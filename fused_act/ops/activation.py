@@ -21,9 +21,10 @@ import functools
 
 import torch
 
-from . import _C  # noqa: F401  (loading it registers the ops)
-from . import memory as _memory
-from .memory import _resolve, mask_activation, resolve_memory
+from .. import _C
+from .. import memory as _memory
+from ..memory import _resolve, resolve_memory
+from .mask import mask_activation
 
 _ops = torch.ops.fused_act
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import torch
 
-from .ops import saved_for
+from .activation import saved_for
 
 _ops = torch.ops.fused_act
 
