@@ -1,4 +1,5 @@
-"""An interrupted run continued with --resume ends exactly where an uninterrupted run ends."""
+"""An interrupted run continued with --resume ends exactly where an uninterrupted run ends; the
+checkpoint keeps the format older versions of the loop wrote and read."""
 
 import csv
 import json
@@ -8,6 +9,7 @@ import torch
 
 from train.__main__ import main
 from train.fakedata import write_all
+from train.loop import TrainState
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -24,7 +26,7 @@ def data_dir(tmp_path_factory):
     return write_all(tmp_path_factory.mktemp("data"), n_train=80, n_test=30)
 
 
-def _rows(path, drop=("epoch_train_s",)):
+def _rows(path, drop=("epoch_train_s", "images_per_s")):  # the timings differ between runs
     return [{k: v for k, v in r.items() if k not in drop} for r in csv.DictReader(open(path))]
 
 
@@ -88,3 +90,84 @@ def test_resume_of_a_finished_run_changes_nothing(tmp_path, data_dir):
     before = (run / "evals.csv").read_text()
     assert main([*argv, "--resume"]) == 0
     assert (run / "evals.csv").read_text() == before
+
+
+# checkpoint.pt as the loop wrote it before TrainState existed (torch.save of a plain dict whose
+# "state" is the loop's dict of progress), and still writes it: a run in progress resumes across
+# versions in both directions.
+CHECKPOINT_KEYS = ["model", "optimizer", "scheduler", "scaler", "rng", "state"]
+STATE_KEYS = [
+    "epoch",
+    "batch",
+    "step",
+    "train_time",
+    "eval_time",
+    "steps",
+    "evals",
+    "epochs",
+    "layer_stats",
+    "ep_loss",
+    "ep_correct",
+    "ep_n",
+    "ep_t0",
+]
+STATE_TYPES = dict.fromkeys(["epoch", "batch", "step"], int)
+STATE_TYPES |= dict.fromkeys(["train_time", "eval_time", "ep_loss", "ep_correct", "ep_n", "ep_t0"], float)
+STATE_TYPES |= dict.fromkeys(["steps", "evals", "epochs", "layer_stats"], list)
+
+
+def test_train_state_round_trip():
+    d = {k: i for i, k in enumerate(STATE_KEYS)}
+    assert list(TrainState.from_dict(d).to_dict().items()) == list(d.items())
+    assert list(TrainState().to_dict()) == STATE_KEYS
+    no_t0 = {k: v for k, v in d.items() if k != "ep_t0"}  # the old loop read it with .get("ep_t0", 0.0)
+    assert TrainState.from_dict(no_t0).ep_t0 == 0.0
+    with pytest.raises(ValueError, match="unknown"):
+        TrainState.from_dict({**d, "not_a_key": 1})
+
+
+def test_resume_from_old_format_checkpoint(tmp_path, data_dir):
+    """Interrupted mid-epoch (step 7, batch 2 of epoch 2); its checkpoint is rewritten by hand in
+    the old format, from plain dicts only; resuming from it ends where the uninterrupted run ends."""
+    common = ["e2", "--data-dir", str(data_dir), "--epochs", "3", "--seed", "3", "--no-progress", "--no-report"]
+    common += ["--model", "mlp1", "--act", "tanh", "--batch-size", "16"]
+    assert main([*common, "--out", str(tmp_path / "a")]) == 0
+    assert main([*common, "--out", str(tmp_path / "b"), "--stop-after", "7"]) == 0
+    b = tmp_path / "b" / "e2" / "mlp1-tanh-fused-s3"
+
+    # what the loop writes: nothing but tensors and plain containers (weights_only loads it), the keys above
+    ck = torch.load(b / "checkpoint.pt", weights_only=True)
+    assert list(ck) == CHECKPOINT_KEYS
+    state = ck["state"]
+    assert type(state) is dict and list(state) == STATE_KEYS
+    for k, t in STATE_TYPES.items():
+        assert type(state[k]) is t, k
+    assert (state["epoch"], state["batch"], state["step"]) == (1, 2, 7) and state["ep_n"] > 0
+
+    old = {
+        "model": dict(ck["model"]),
+        "optimizer": ck["optimizer"],
+        "scheduler": ck["scheduler"],
+        "scaler": ck["scaler"],
+        "rng": ck["rng"].clone(),
+        "state": {k: state[k] for k in STATE_KEYS},
+    }
+    (b / "checkpoint.pt").unlink()
+    torch.save(old, b / "checkpoint.pt")
+    assert main([*common, "--out", str(tmp_path / "b"), "--resume"]) == 0
+
+    a = tmp_path / "a" / "e2" / "mlp1-tanh-fused-s3"
+    ca, cb = (torch.load(p / "checkpoint.pt", weights_only=True) for p in (a, b))
+    for k in ca["model"]:
+        assert torch.equal(ca["model"][k], cb["model"][k]), k
+    assert list(cb["state"]) == STATE_KEYS
+    sa, sb = (json.loads((p / "summary.json").read_text()) for p in (a, b))
+    assert sb["complete"] and sa["steps"] == sb["steps"] == 15
+    # the machine keys train/report.py and older summaries have (fused_act.machine.describe adds more)
+    machine_keys = {"device", "cpu", "threads", "gpu", "torch", "python", "fused_act", "cpu_isa", "cpu_count"}
+    assert machine_keys <= set(sb["machine"])
+    for k in ("final_test_acc", "final_train_acc", "test_acc_per_epoch", "train_acc_per_epoch", "steps_to"):
+        assert sa[k] == sb[k], k
+    for f in ("steps.csv", "evals.csv", "epochs.csv"):
+        assert _rows(a / f) == _rows(b / f), f
+    assert json.loads((a / "layer_stats.json").read_text()) == json.loads((b / "layer_stats.json").read_text())

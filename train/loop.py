@@ -3,6 +3,9 @@
 Writes into its run dir: steps.csv (loss/accuracy every ``log_every`` steps), evals.csv (test
 accuracy on the eval schedule), epochs.csv, layer_stats.json, summary.json and checkpoint.pt
 (every epoch; ``resume=True`` continues from it to the same result as an uninterrupted run).
+
+``Trainer`` holds one run's pieces (setup, checkpoint, training step, evaluation, epoch end,
+summary); ``TrainState`` is the progress the checkpoint carries besides the tensors.
 """
 
 from __future__ import annotations
@@ -12,17 +15,16 @@ import csv
 import json
 import math
 import os
-import platform
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-import fused_act
+from fused_act.machine import describe
 
 from . import data as data_mod
 from . import distributed
@@ -118,22 +120,9 @@ def _tensorboard(run_dir: Path):
 
 
 def machine_info(device: str) -> dict:
-    info = {
-        "device": device,
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "fused_act": fused_act.__version__,
-        "threads": torch.get_num_threads(),
-        "cpu": platform.processor() or platform.machine(),
-        "cpu_count": os.cpu_count(),
-    }
-    try:
-        info["cpu_isa"] = fused_act.info()["cpu_isa"]
-    except Exception:  # noqa: BLE001
-        pass
-    if device.startswith("cuda") and torch.cuda.is_available():
-        info["gpu"] = torch.cuda.get_device_name()
-    return info
+    """fused_act.machine.describe, plus the keys older summaries and train/report.py read."""
+    info = describe(device)
+    return {**info, "cpu": info["cpu_model"], "threads": info["torch_threads"], "cpu_count": os.cpu_count()}
 
 
 @torch.no_grad()
@@ -155,343 +144,428 @@ def evaluate(model, x_u8, y, pre: Preprocess, device, amp_ctx, batch: int, d: di
     return s / n, c / n
 
 
+@dataclass
+class TrainState:
+    """Everything of a run's progress that checkpoint.pt carries besides the model, optimizer,
+    scheduler, scaler and RNG. The checkpoint holds it as the plain dict ``to_dict()`` (its "state":
+    these keys in this order, as the loop wrote them before this class existed), so checkpoints
+    move between versions; ``from_dict`` takes a missing ep_t0 as 0.0, as the loop always has."""
+
+    epoch: int = 0  # epochs finished
+    batch: int = 0  # batches done in the current epoch
+    step: int = 0  # optimizer steps in all
+    train_time: float = 0.0  # seconds, training steps only
+    eval_time: float = 0.0
+    steps: list[dict] = field(default_factory=list)  # the rows of steps.csv
+    evals: list[dict] = field(default_factory=list)  # evals.csv
+    epochs: list[dict] = field(default_factory=list)  # epochs.csv
+    layer_stats: list[dict] = field(default_factory=list)  # layer_stats.json
+    ep_loss: float = 0.0  # the current epoch's running sums (this process's samples)
+    ep_correct: float = 0.0
+    ep_n: float = 0.0
+    ep_t0: float = 0.0  # train_time when the current epoch began
+
+    def to_dict(self) -> dict:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> TrainState:
+        unknown = d.keys() - {f.name for f in fields(cls)}
+        if unknown:
+            raise ValueError(f"checkpoint state has unknown keys {sorted(unknown)}")
+        return cls(**d)
+
+    def start_epoch(self) -> None:
+        self.ep_t0 = self.train_time
+        self.ep_loss = self.ep_correct = self.ep_n = 0.0
+
+
 def run(cfg: RunConfig) -> dict:
     was_deterministic = torch.are_deterministic_algorithms_enabled()
     try:
-        return _run(cfg)
+        return Trainer(cfg).run()
     finally:
         torch.use_deterministic_algorithms(was_deterministic)
 
 
-def _run(cfg: RunConfig) -> dict:
-    exp = cfg.experiment
-    d = distributed.init(cfg.device)
-    device = torch.device(cfg.device if not cfg.device.startswith("cuda") or d.world == 1 else f"cuda:{d.local_rank}")
-    if device.type == "cpu":
-        # the resume-equals-uninterrupted guarantee needs deterministic kernels
-        torch.use_deterministic_algorithms(True, warn_only=True)
-    epochs = cfg.epochs or exp.epochs
-    batch_size = cfg.batch_size or exp.batch_size
-    lr = cfg.lr or exp.lr
-    run_dir = Path(cfg.out_dir)
-    if d.main:
-        run_dir.mkdir(parents=True, exist_ok=True)
+class Trainer:
+    """One run: ``Trainer(cfg)`` sets up data, model, optimizer and AMP; ``run()`` resumes from the
+    checkpoint if asked, trains to the planned epochs (or an interruption) and writes the files."""
 
-    data = data_mod.subset(data_mod.load(exp.dataset, cfg.data_dir, cfg.download), cfg.subset, cfg.test_subset)
-    pre = Preprocess(exp.preprocess, data)
-    per_step = batch_size // pre.samples_per_step_divisor  # images drawn from the set per step
-    if per_step % d.world:
-        raise SystemExit(f"batch {batch_size} does not split over {d.world} processes")
-    local_bs = per_step // d.world
-
-    torch.manual_seed(cfg.seed)
-    act_params = exp.act_params.get(cfg.act, {})
-    # model_args (e.g. the deep MLP's depth) belong to the experiment's own model, not to --model overrides
-    model_args = exp.model_args if cfg.model == exp.runs[0][0] else {}
-    model = build_model(
-        cfg.model, pre.input_shape(data.shape), len(data.classes), cfg.act, cfg.impl, act_params, exp.init, **model_args
-    )
-    # channels-last: oneDNN's and cuDNN's convolutions run NHWC natively, and fused_act's kernels keep
-    # any dense layout, so no step converts a tensor (All-CNN-C step: 930 -> 780 ms here, train/README.md)
-    channels_last = cfg.channels_last if cfg.channels_last is not None else cfg.model in CONV_MODELS
-    memory_format = torch.channels_last if channels_last else torch.contiguous_format
-    model.to(device, memory_format=memory_format)
-    opt = make_optimizer(exp, model.parameters(), lr)
-    sched = torch.optim.lr_scheduler.MultiStepLR(opt, [m for m in exp.lr_milestones], 0.1)
-    use_amp = cfg.amp if cfg.amp is not None else device.type == "cuda"
-    amp_dtype = amp_dtype_for(device)
-    scaler = torch.amp.GradScaler(device.type, enabled=use_amp and amp_dtype == torch.float16)
-
-    def amp_ctx():
-        return torch.autocast(device.type, dtype=amp_dtype) if use_amp else contextlib.nullcontext()
-
-    net = model
-    if d.world > 1:
-        net = torch.nn.parallel.DistributedDataParallel(
-            model, device_ids=[device.index] if device.type == "cuda" else None
+    def __init__(self, cfg: RunConfig):
+        self.cfg = cfg
+        self.exp = exp = cfg.experiment
+        self.d = d = distributed.init(cfg.device)
+        self.device = torch.device(
+            cfg.device if not cfg.device.startswith("cuda") or d.world == 1 else f"cuda:{d.local_rank}"
         )
-    stats = LayerStats(model)
-    stats_x = pre.test(data.train_x[: cfg.stats_batch]).to(device, memory_format=memory_format)
-    stats_y = data.train_y[: cfg.stats_batch].to(device)
+        if self.device.type == "cpu":
+            # the resume-equals-uninterrupted guarantee needs deterministic kernels
+            torch.use_deterministic_algorithms(True, warn_only=True)
+        self.epochs = cfg.epochs or exp.epochs
+        self.batch_size = cfg.batch_size or exp.batch_size
+        self.lr = cfg.lr or exp.lr
+        self.run_dir = Path(cfg.out_dir)
+        self.ckpt_path = self.run_dir / "checkpoint.pt"
+        if d.main:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+        self._setup_data()
+        self._setup_model()
+        self._setup_training()
+        self.st = TrainState()
+        self.tb = None
+        self.pending: list[tuple[torch.Tensor, torch.Tensor, int]] = []  # steps not yet logged
+        self._t0 = 0.0  # start of the training time being clocked
 
-    n_local = len(epoch_order(len(data.train_y), cfg.seed, 0, d))
-    steps_per_epoch = math.ceil(n_local / local_bs)
-    st = {
-        "epoch": 0,
-        "batch": 0,
-        "step": 0,
-        "train_time": 0.0,
-        "eval_time": 0.0,
-        "steps": [],
-        "evals": [],
-        "epochs": [],
-        "layer_stats": [],
-        "ep_loss": 0.0,
-        "ep_correct": 0.0,
-        "ep_n": 0.0,
-    }
-    ckpt_path = run_dir / "checkpoint.pt"
-    if cfg.resume and ckpt_path.is_file():
-        ck = torch.load(ckpt_path, weights_only=False)
-        model.load_state_dict(ck["model"])
-        opt.load_state_dict(ck["optimizer"])
-        sched.load_state_dict(ck["scheduler"])
-        scaler.load_state_dict(ck["scaler"])
+    # -- setup -------------------------------------------------------------------------------------
+
+    def _setup_data(self) -> None:
+        cfg, d = self.cfg, self.d
+        self.data = data_mod.subset(
+            data_mod.load(self.exp.dataset, cfg.data_dir, cfg.download), cfg.subset, cfg.test_subset
+        )
+        self.pre = Preprocess(self.exp.preprocess, self.data)
+        per_step = self.batch_size // self.pre.samples_per_step_divisor  # images drawn from the set per step
+        if per_step % d.world:
+            raise SystemExit(f"batch {self.batch_size} does not split over {d.world} processes")
+        self.local_bs = per_step // d.world
+        n_local = len(epoch_order(len(self.data.train_y), cfg.seed, 0, d))
+        self.steps_per_epoch = math.ceil(n_local / self.local_bs)
+
+    def _setup_model(self) -> None:
+        cfg, exp, data, device = self.cfg, self.exp, self.data, self.device
+        torch.manual_seed(cfg.seed)
+        act_params = exp.act_params.get(cfg.act, {})
+        # model_args (e.g. the deep MLP's depth) belong to the experiment's own model, not to --model overrides
+        model_args = exp.model_args if cfg.model == exp.runs[0][0] else {}
+        self.model = model = build_model(
+            cfg.model,
+            self.pre.input_shape(data.shape),
+            len(data.classes),
+            cfg.act,
+            cfg.impl,
+            act_params,
+            exp.init,
+            **model_args,
+        )
+        # channels-last: oneDNN's and cuDNN's convolutions run NHWC natively, and fused_act's kernels keep
+        # any dense layout, so no step converts a tensor (All-CNN-C step: 930 -> 780 ms here, train/README.md)
+        self.channels_last = cfg.channels_last if cfg.channels_last is not None else cfg.model in CONV_MODELS
+        self.memory_format = torch.channels_last if self.channels_last else torch.contiguous_format
+        model.to(device, memory_format=self.memory_format)
+
+    def _setup_training(self) -> None:
+        """Optimizer, LR schedule, AMP, the DDP wrapper and the layer-statistics batch."""
+        cfg, exp, model, device = self.cfg, self.exp, self.model, self.device
+        self.opt = make_optimizer(exp, model.parameters(), self.lr)
+        self.sched = torch.optim.lr_scheduler.MultiStepLR(self.opt, [m for m in exp.lr_milestones], 0.1)
+        self.use_amp = cfg.amp if cfg.amp is not None else device.type == "cuda"
+        self.amp_dtype = amp_dtype_for(device)
+        self.scaler = torch.amp.GradScaler(device.type, enabled=self.use_amp and self.amp_dtype == torch.float16)
+        self.net = model
+        if self.d.world > 1:
+            self.net = torch.nn.parallel.DistributedDataParallel(
+                model, device_ids=[device.index] if device.type == "cuda" else None
+            )
+        self.stats = LayerStats(model)
+        self.stats_x = self.pre.test(self.data.train_x[: cfg.stats_batch]).to(device, memory_format=self.memory_format)
+        self.stats_y = self.data.train_y[: cfg.stats_batch].to(device)
+
+    def amp_ctx(self):
+        return torch.autocast(self.device.type, dtype=self.amp_dtype) if self.use_amp else contextlib.nullcontext()
+
+    # -- checkpoint and files ----------------------------------------------------------------------
+
+    def load_checkpoint(self) -> None:
+        """With cfg.resume, continue from checkpoint.pt if there is one."""
+        if not (self.cfg.resume and self.ckpt_path.is_file()):
+            return
+        ck = torch.load(self.ckpt_path, weights_only=False)
+        self.model.load_state_dict(ck["model"])
+        self.opt.load_state_dict(ck["optimizer"])
+        self.sched.load_state_dict(ck["scheduler"])
+        self.scaler.load_state_dict(ck["scaler"])
         torch.set_rng_state(ck["rng"])
-        st = ck["state"]
-        if d.main:
-            print(f"resumed {run_dir} at epoch {st['epoch']} step {st['step']}", file=sys.stderr)
+        self.st = TrainState.from_dict(ck["state"])
+        if self.d.main:
+            print(f"resumed {self.run_dir} at epoch {self.st.epoch} step {self.st.step}", file=sys.stderr)
 
-    def save_checkpoint():
-        if d.main:
-            tmp = ckpt_path.with_suffix(".tmp")
-            torch.save(
-                {
-                    "model": model.state_dict(),
-                    "optimizer": opt.state_dict(),
-                    "scheduler": sched.state_dict(),
-                    "scaler": scaler.state_dict(),
-                    "rng": torch.get_rng_state(),
-                    "state": st,
-                },
-                tmp,
-            )
-            os.replace(tmp, ckpt_path)
-
-    tb = _tensorboard(run_dir) if d.main else None
-
-    def take_stats(tag):
-        if d.main:
-            st["layer_stats"].append(
-                {
-                    "step": st["step"],
-                    "epoch": st["epoch"],
-                    "tag": tag,
-                    **stats.measure(stats_x, stats_y, F.cross_entropy),
-                }
-            )
-
-    def do_eval():
-        t = time.perf_counter()
-        loss, acc = evaluate(net, data.test_x, data.test_y, pre, device, amp_ctx, cfg.eval_batch, d, memory_format)
-        st["eval_time"] += time.perf_counter() - t
-        st["evals"].append(
+    def save_checkpoint(self) -> None:
+        if not self.d.main:
+            return
+        tmp = self.ckpt_path.with_suffix(".tmp")
+        torch.save(
             {
-                "step": st["step"],
-                "epoch": st["epoch"] + st["batch"] / steps_per_epoch,
-                "test_loss": loss,
-                "test_acc": acc,
-            }
+                "model": self.model.state_dict(),
+                "optimizer": self.opt.state_dict(),
+                "scheduler": self.sched.state_dict(),
+                "scaler": self.scaler.state_dict(),
+                "rng": torch.get_rng_state(),
+                "state": self.st.to_dict(),
+            },
+            tmp,
         )
-        if tb:
-            tb.add_scalar("test/acc", acc, st["step"])
-            tb.add_scalar("test/loss", loss, st["step"])
-        return loss, acc
+        os.replace(tmp, self.ckpt_path)
 
-    def write_files():
-        if d.main:
-            _write_csv(run_dir / "steps.csv", st["steps"])
-            _write_csv(run_dir / "evals.csv", st["evals"])
-            _write_csv(run_dir / "epochs.csv", st["epochs"])
-            _write_json(run_dir / "layer_stats.json", st["layer_stats"])
+    def write_files(self) -> None:
+        if self.d.main:
+            _write_csv(self.run_dir / "steps.csv", self.st.steps)
+            _write_csv(self.run_dir / "evals.csv", self.st.evals)
+            _write_csv(self.run_dir / "epochs.csv", self.st.epochs)
+            _write_json(self.run_dir / "layer_stats.json", self.st.layer_stats)
 
-    if st["step"] == 0 and not st["layer_stats"]:
-        take_stats("init")
+    # -- measurements ------------------------------------------------------------------------------
 
-    pending: list[tuple[torch.Tensor, torch.Tensor, int]] = []  # flushed every log_every steps
+    def take_stats(self, tag: str) -> None:
+        if self.d.main:
+            st = self.st
+            measured = self.stats.measure(self.stats_x, self.stats_y, F.cross_entropy)
+            st.layer_stats.append({"step": st.step, "epoch": st.epoch, "tag": tag, **measured})
 
-    def flush(bar):
+    def run_eval(self) -> None:
+        """Test loss and accuracy now, appended to evals.csv's rows."""
+        st, data = self.st, self.data
+        t = time.perf_counter()
+        loss, acc = evaluate(
+            self.net,
+            data.test_x,
+            data.test_y,
+            self.pre,
+            self.device,
+            self.amp_ctx,
+            self.cfg.eval_batch,
+            self.d,
+            self.memory_format,
+        )
+        st.eval_time += time.perf_counter() - t
+        st.evals.append(
+            {"step": st.step, "epoch": st.epoch + st.batch / self.steps_per_epoch, "test_loss": loss, "test_acc": acc}
+        )
+        if self.tb:
+            self.tb.add_scalar("test/acc", acc, st.step)
+            self.tb.add_scalar("test/loss", loss, st.step)
+
+    def flush(self, bar) -> None:
+        """Log the pending steps (one device sync for all of them) into steps.csv's rows and the
+        epoch's running sums."""
+        st, pending = self.st, self.pending
         if not pending:
             return
         losses = torch.stack([p[0] for p in pending]).tolist()
         corrects = torch.stack([p[1] for p in pending]).tolist()
-        first = st["step"] - len(pending) + 1
+        first = st.step - len(pending) + 1
+        lr = self.opt.param_groups[0]["lr"]
         for k, (loss, c, (_, _, n)) in enumerate(zip(losses, corrects, pending)):
-            st["steps"].append(
-                {"step": first + k, "epoch": st["epoch"], "loss": loss, "acc": c / n, "lr": opt.param_groups[0]["lr"]}
-            )
-            st["ep_loss"] += loss * n
-            st["ep_correct"] += c
-            st["ep_n"] += n
-        if tb:
-            tb.add_scalar("train/loss", losses[-1], st["step"])
+            st.steps.append({"step": first + k, "epoch": st.epoch, "loss": loss, "acc": c / n, "lr": lr})
+            st.ep_loss += loss * n
+            st.ep_correct += c
+            st.ep_n += n
+        if self.tb:
+            self.tb.add_scalar("train/loss", losses[-1], st.step)
         pending.clear()
-        if bar is not None and st["ep_n"]:
+        if bar is not None and st.ep_n:
             bar.set_postfix(
-                loss=f"{st['ep_loss'] / st['ep_n']:.4f}",
-                acc=f"{st['ep_correct'] / st['ep_n']:.4f}",
-                img_s=f"{st['ep_n'] * d.world / max(st['train_time'] - st.get('ep_t0', 0.0), 1e-9):.0f}",
+                loss=f"{st.ep_loss / st.ep_n:.4f}",
+                acc=f"{st.ep_correct / st.ep_n:.4f}",
+                img_s=f"{st.ep_n * self.d.world / max(st.train_time - st.ep_t0, 1e-9):.0f}",
             )
 
-    interrupted = False
-    wall0 = time.perf_counter()
-    try:
-        while st["epoch"] < epochs:
-            order = epoch_order(len(data.train_y), cfg.seed, st["epoch"], d)
-            if st["batch"] == 0:
-                st["ep_t0"] = st["train_time"]
-                st["ep_loss"] = st["ep_correct"] = st["ep_n"] = 0.0
-            bar = tqdm(
-                total=steps_per_epoch,
-                initial=st["batch"],
-                desc=f"{cfg.act} epoch {st['epoch'] + 1}/{epochs}",
-                disable=not (cfg.progress and d.main),
-                leave=False,
-                mininterval=1.0,
-                dynamic_ncols=True,
+    # -- training ----------------------------------------------------------------------------------
+
+    def _clock_on(self) -> None:
+        self._t0 = time.perf_counter()
+
+    def _clock_off(self, bar) -> None:
+        """Stop clocking training time and log the pending steps (evaluation, statistics and
+        logging are not training time)."""
+        self.st.train_time += time.perf_counter() - self._t0
+        self.flush(bar)
+
+    def train_step(self, order: torch.Tensor) -> None:
+        st, cfg = self.st, self.cfg
+        idx = order[st.batch * self.local_bs : (st.batch + 1) * self.local_bs]
+        g = batch_generator(cfg.seed, st.epoch, st.batch, self.d.rank)
+        xb, yb = self.pre.train(self.data.train_x[idx], self.data.train_y[idx], g)
+        xb = xb.to(self.device, non_blocking=True, memory_format=self.memory_format)
+        yb = yb.to(self.device, non_blocking=True)
+        with self.amp_ctx():
+            out = self.net(xb)
+            loss = F.cross_entropy(out.float(), yb)
+        self.opt.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        self.scaler.step(self.opt)
+        self.scaler.update()
+        st.batch += 1
+        st.step += 1
+        self.pending.append((loss.detach(), (out.argmax(1) == yb).sum(), len(yb)))
+
+    def after_step(self, bar) -> None:
+        """Logging, evaluation and statistics on their schedules; the --stop-after interruption."""
+        st, cfg = self.st, self.cfg
+        if len(self.pending) >= cfg.log_every:
+            self._clock_off(bar)
+            self._clock_on()
+        do_eval = should_eval(st.step, self.exp.eval_every)
+        do_stats = cfg.stats_every and st.step % cfg.stats_every == 0
+        if do_eval or do_stats:
+            self._clock_off(bar)
+            if do_eval:
+                self.run_eval()
+            if do_stats:
+                self.take_stats("step")
+            self._clock_on()
+        if cfg.stop_after is not None and st.step >= cfg.stop_after and st.batch < self.steps_per_epoch:
+            self._clock_off(bar)
+            raise KeyboardInterrupt
+
+    def train_epoch(self) -> None:
+        """The rest of the current epoch (all of it, or what a resumed checkpoint left)."""
+        st = self.st
+        order = epoch_order(len(self.data.train_y), self.cfg.seed, st.epoch, self.d)
+        if st.batch == 0:
+            st.start_epoch()
+        bar = tqdm(
+            total=self.steps_per_epoch,
+            initial=st.batch,
+            desc=f"{self.cfg.act} epoch {st.epoch + 1}/{self.epochs}",
+            disable=not (self.cfg.progress and self.d.main),
+            leave=False,
+            mininterval=1.0,
+            dynamic_ncols=True,
+        )
+        self.net.train()
+        self._clock_on()
+        while st.batch < self.steps_per_epoch:
+            self.train_step(order)
+            bar.update(1)
+            self.after_step(bar)
+        self._clock_off(bar)
+        bar.close()
+
+    def end_epoch(self) -> None:
+        """Evaluation (unless the schedule just did it), epochs.csv's row, statistics, checkpoint."""
+        st = self.st
+        tr = distributed.all_sum([st.ep_loss, st.ep_correct, st.ep_n], self.d)
+        if not st.evals or st.evals[-1]["step"] != st.step:
+            self.run_eval()
+        ev = st.evals[-1]
+        st.epoch += 1
+        st.batch = 0
+        self.sched.step()
+        self.take_stats("epoch")
+        row = {
+            "epoch": st.epoch,
+            "step": st.step,
+            "train_loss": tr[0] / tr[2],
+            "train_acc": tr[1] / tr[2],
+            "test_loss": ev["test_loss"],
+            "test_acc": ev["test_acc"],
+            "epoch_train_s": st.train_time - st.ep_t0,
+            "images_per_s": tr[2] / max(st.train_time - st.ep_t0, 1e-9),
+            "lr": self.opt.param_groups[0]["lr"],
+        }
+        st.epochs.append(row)
+        if self.d.main:
+            tqdm.write(
+                f"[{self.cfg.model} {self.cfg.act} {self.cfg.impl}] epoch {row['epoch']}/{self.epochs}: "
+                f"loss {row['train_loss']:.4f} acc {row['train_acc']:.4f} | test loss {row['test_loss']:.4f} "
+                f"acc {row['test_acc']:.4f} | {row['epoch_train_s']:.1f}s",
+                file=sys.stderr,
             )
-            net.train()
-            t0 = time.perf_counter()
-            while st["batch"] < steps_per_epoch:
-                idx = order[st["batch"] * local_bs : (st["batch"] + 1) * local_bs]
-                g = batch_generator(cfg.seed, st["epoch"], st["batch"], d.rank)
-                xb, yb = pre.train(data.train_x[idx], data.train_y[idx], g)
-                xb = xb.to(device, non_blocking=True, memory_format=memory_format)
-                yb = yb.to(device, non_blocking=True)
-                with amp_ctx():
-                    out = net(xb)
-                    loss = F.cross_entropy(out.float(), yb)
-                opt.zero_grad(set_to_none=True)
-                scaler.scale(loss).backward()
-                scaler.step(opt)
-                scaler.update()
-                st["batch"] += 1
-                st["step"] += 1
-                pending.append((loss.detach(), (out.argmax(1) == yb).sum(), len(yb)))
-                bar.update(1)
-                if len(pending) >= cfg.log_every:
-                    st["train_time"] += time.perf_counter() - t0
-                    flush(bar)
-                    t0 = time.perf_counter()
-                if should_eval(st["step"], exp.eval_every) or (cfg.stats_every and st["step"] % cfg.stats_every == 0):
-                    st["train_time"] += time.perf_counter() - t0
-                    flush(bar)
-                    if should_eval(st["step"], exp.eval_every):
-                        do_eval()
-                    if cfg.stats_every and st["step"] % cfg.stats_every == 0:
-                        take_stats("step")
-                    t0 = time.perf_counter()
-                if cfg.stop_after is not None and st["step"] >= cfg.stop_after and st["batch"] < steps_per_epoch:
-                    st["train_time"] += time.perf_counter() - t0
-                    flush(bar)
+        self.save_checkpoint()
+        self.write_files()
+
+    def train(self) -> bool:
+        """Epochs until the planned number; returns whether it was interrupted (Ctrl-C or
+        --stop-after), in which case the checkpoint and files hold the progress so far."""
+        st, cfg = self.st, self.cfg
+        try:
+            while st.epoch < self.epochs:
+                self.train_epoch()
+                self.end_epoch()
+                if cfg.stop_after is not None and st.step >= cfg.stop_after and st.epoch < self.epochs:
                     raise KeyboardInterrupt
-            st["train_time"] += time.perf_counter() - t0
-            flush(bar)
-            bar.close()
-            tr = distributed.all_sum([st["ep_loss"], st["ep_correct"], st["ep_n"]], d)
-            if not st["evals"] or st["evals"][-1]["step"] != st["step"]:
-                do_eval()
-            ev = st["evals"][-1]
-            st["epoch"] += 1
-            st["batch"] = 0
-            sched.step()
-            take_stats("epoch")
-            row = {
-                "epoch": st["epoch"],
-                "step": st["step"],
-                "train_loss": tr[0] / tr[2],
-                "train_acc": tr[1] / tr[2],
-                "test_loss": ev["test_loss"],
-                "test_acc": ev["test_acc"],
-                "epoch_train_s": st["train_time"] - st["ep_t0"],
-                "images_per_s": tr[2] / max(st["train_time"] - st["ep_t0"], 1e-9),
-                "lr": opt.param_groups[0]["lr"],
-            }
-            st["epochs"].append(row)
-            if d.main:
-                tqdm.write(
-                    f"[{cfg.model} {cfg.act} {cfg.impl}] epoch {row['epoch']}/{epochs}: "
-                    f"loss {row['train_loss']:.4f} acc {row['train_acc']:.4f} | test loss {row['test_loss']:.4f} "
-                    f"acc {row['test_acc']:.4f} | {row['epoch_train_s']:.1f}s",
+        except KeyboardInterrupt:
+            self.save_checkpoint()
+            self.write_files()
+            if self.d.main:
+                print(
+                    f"interrupted at step {st.step}; continue with --resume (checkpoint {self.ckpt_path})",
                     file=sys.stderr,
                 )
-            save_checkpoint()
-            write_files()
-            if cfg.stop_after is not None and st["step"] >= cfg.stop_after and st["epoch"] < epochs:
-                raise KeyboardInterrupt
-    except KeyboardInterrupt:
-        interrupted = True
-        save_checkpoint()
-        write_files()
-        if d.main:
-            print(f"interrupted at step {st['step']}; continue with --resume (checkpoint {ckpt_path})", file=sys.stderr)
-    finally:
-        if tb:
-            tb.close()
-    distributed.barrier(d)
+            return True
+        finally:
+            if self.tb:
+                self.tb.close()
+        return False
 
-    summary = summarize(
-        cfg,
-        st,
-        epochs,
-        batch_size,
-        lr,
-        data,
-        d,
-        device,
-        use_amp,
-        amp_dtype,
-        steps_per_epoch,
-        time.perf_counter() - wall0,
-        interrupted,
-    )
-    if d.main:
-        _write_json(run_dir / "summary.json", summary)
-    return summary
+    def run(self) -> dict:
+        self.load_checkpoint()
+        self.tb = _tensorboard(self.run_dir) if self.d.main else None
+        if self.st.step == 0 and not self.st.layer_stats:
+            self.take_stats("init")
+        wall0 = time.perf_counter()
+        interrupted = self.train()
+        distributed.barrier(self.d)
+        summary = self.summary(time.perf_counter() - wall0, interrupted)
+        if self.d.main:
+            _write_json(self.run_dir / "summary.json", summary)
+        return summary
 
+    # -- summary -----------------------------------------------------------------------------------
 
-def summarize(cfg, st, epochs, batch_size, lr, data, d, device, use_amp, amp_dtype, steps_per_epoch, wall, interrupted):
-    exp = cfg.experiment
-    ep = st["epochs"]
-    evals = [(e["step"], e["test_acc"]) for e in st["evals"]]
-    prev = {}
-    summary_path = Path(cfg.out_dir) / "summary.json"
-    if cfg.resume and summary_path.is_file():
-        prev = json.loads(summary_path.read_text())
-    return {
-        "experiment": exp.name,
-        "experiment_version": exp.version,
-        "title": exp.title,
-        "model": cfg.model,
-        "act": cfg.act,
-        "act_params": exp.act_params.get(cfg.act, {}),
-        "impl": cfg.impl,
-        "seed": cfg.seed,
-        "command": cfg.command,
-        "complete": not interrupted and len(ep) == epochs,
-        "epochs_planned": epochs,
-        "epochs_config": exp.epochs,
-        "epochs_done": len(ep),
-        "steps": st["step"],
-        "steps_per_epoch": steps_per_epoch,
-        "batch_size": batch_size,
-        "lr": lr,
-        "optimizer": exp.optimizer,
-        "opt_args": exp.opt_args,
-        "world_size": d.world,
-        "amp": str(amp_dtype).replace("torch.", "") if use_amp else None,
-        "channels_last": cfg.channels_last if cfg.channels_last is not None else cfg.model in CONV_MODELS,
-        "dataset": exp.dataset,
-        "data_source": data.source,
-        "n_train": len(data.train_y),
-        "n_test": len(data.test_y),
-        "subset": cfg.subset,
-        "test_subset": cfg.test_subset,
-        "machine": machine_info(str(device)),
-        "final_test_acc": ep[-1]["test_acc"] if ep else None,
-        "final_train_acc": ep[-1]["train_acc"] if ep else None,
-        "test_acc_per_epoch": [e["test_acc"] for e in ep],
-        "train_acc_per_epoch": [e["train_acc"] for e in ep],
-        "best_test_acc": max((a for _, a in evals), default=None),
-        "sec_per_epoch": [e["epoch_train_s"] for e in ep],
-        "train_time_s": st["train_time"],
-        # samples per second of training (E3: 50 per step, the 25 drawn images and their copies)
-        "images_per_s": st["step"] * batch_size / st["train_time"] if st["train_time"] else None,
-        "eval_time_s": st["eval_time"],
-        # a resumed run's wall time adds the sessions' train + eval time, not the idle gap between them
-        "wall_time_s": (prev.get("wall_time_s", 0.0) if cfg.resume else 0.0) + wall,
-        "steps_to": {str(t): steps_to_threshold(evals, t) for t in exp.thresholds},
-        "eval_every": exp.eval_every,
-        "stats_batch": cfg.stats_batch,
-        "experiment_config": exp.to_dict(),
-    }
+    def summary(self, wall: float, interrupted: bool) -> dict:
+        cfg, exp, st, data = self.cfg, self.exp, self.st, self.data
+        ep = st.epochs
+        evals = [(e["step"], e["test_acc"]) for e in st.evals]
+        prev = {}
+        summary_path = self.run_dir / "summary.json"
+        if cfg.resume and summary_path.is_file():
+            prev = json.loads(summary_path.read_text())
+        return {
+            "experiment": exp.name,
+            "experiment_version": exp.version,
+            "title": exp.title,
+            "model": cfg.model,
+            "act": cfg.act,
+            "act_params": exp.act_params.get(cfg.act, {}),
+            "impl": cfg.impl,
+            "seed": cfg.seed,
+            "command": cfg.command,
+            "complete": not interrupted and len(ep) == self.epochs,
+            "epochs_planned": self.epochs,
+            "epochs_config": exp.epochs,
+            "epochs_done": len(ep),
+            "steps": st.step,
+            "steps_per_epoch": self.steps_per_epoch,
+            "batch_size": self.batch_size,
+            "lr": self.lr,
+            "optimizer": exp.optimizer,
+            "opt_args": exp.opt_args,
+            "world_size": self.d.world,
+            "amp": str(self.amp_dtype).replace("torch.", "") if self.use_amp else None,
+            "channels_last": self.channels_last,
+            "dataset": exp.dataset,
+            "data_source": data.source,
+            "n_train": len(data.train_y),
+            "n_test": len(data.test_y),
+            "subset": cfg.subset,
+            "test_subset": cfg.test_subset,
+            "machine": machine_info(str(self.device)),
+            "final_test_acc": ep[-1]["test_acc"] if ep else None,
+            "final_train_acc": ep[-1]["train_acc"] if ep else None,
+            "test_acc_per_epoch": [e["test_acc"] for e in ep],
+            "train_acc_per_epoch": [e["train_acc"] for e in ep],
+            "best_test_acc": max((a for _, a in evals), default=None),
+            "sec_per_epoch": [e["epoch_train_s"] for e in ep],
+            "train_time_s": st.train_time,
+            # samples per second of training (E3: 50 per step, the 25 drawn images and their copies)
+            "images_per_s": st.step * self.batch_size / st.train_time if st.train_time else None,
+            "eval_time_s": st.eval_time,
+            # a resumed run's wall time adds the sessions' train + eval time, not the idle gap between them
+            "wall_time_s": (prev.get("wall_time_s", 0.0) if cfg.resume else 0.0) + wall,
+            "steps_to": {str(t): steps_to_threshold(evals, t) for t in exp.thresholds},
+            "eval_every": exp.eval_every,
+            "stats_batch": cfg.stats_batch,
+            "experiment_config": exp.to_dict(),
+        }
