@@ -80,14 +80,20 @@ def test_a_kernel_for_every_activation_kind_form_and_dtype(sass):
 
 
 def test_packet_path_uses_128_bit_accesses(sass):
-    """The elementwise and mask kernels stream whole 16-byte packets (softmax reads rows with
-    per-thread strides and is not expected to)."""
+    """The elementwise and mask kernels stream whole 16-byte packets, and so do the softmax row
+    kernels instantiated for packets (their template's last argument, the packet width, > 1).
+    The softmax columns kernel walks rows with a stride and is not expected to."""
+    packed_rows = 0
     for name, lines in sass.items():
-        if "softmax" in name:
-            continue
         text = "\n".join(lines)
+        if "softmax" in name:
+            m = re.search(r"softmax_rows_kernel.*?EEE(\w+?)Li(\d+)ELi(\d+)EEEv", name)
+            if not m or m.group(3) == "1":
+                continue
+            packed_rows += 1
         assert "LDG.E.128" in text, name
         assert "STG.E.128" in text, name
+    assert packed_rows == 4 * 4 * 3, "a packet row kernel per op, dtype and lane count"
 
 
 def test_no_local_memory(resources):

@@ -48,13 +48,32 @@ def test_cuda_misaligned_and_tails(offset):
         torch.testing.assert_close(fused_act.gelu(x), torch.nn.functional.gelu(x))
 
 
-def test_cuda_stream_and_device_guard():
-    s = torch.cuda.Stream()
+def test_cuda_ops_run_on_the_current_stream():
+    """Every op family on a side stream, reading a tensor that only that stream has finished
+    writing (after a long sleep): a kernel launched on another stream would read the NaN fill."""
     x = torch.randn(1 << 20, device="cuda")
-    with torch.cuda.stream(s):
-        y = fused_act.silu(x)
-    s.synchronize()
-    torch.testing.assert_close(y, torch.nn.functional.silu(x))
+    b = torch.randn(256, device="cuda")
+    ops = {
+        "activation": lambda t: fused_act.silu(t),
+        "in place": lambda t: fused_act.tanh(t.clone(), inplace=True),
+        "mask": lambda t: fused_act.relu(t, memory="mask"),
+        "bias_act": lambda t: fused_act.bias_act(t.view(-1, 256), b, "gelu"),
+        "glu": lambda t: fused_act.swiglu(t.view(-1, 256)),
+        "softmax": lambda t: fused_act.softmax(t.view(-1, 4096), -1),
+        "softmax, split rows": lambda t: fused_act.log_softmax(t.view(1, -1), -1),
+        "softmax, columns": lambda t: fused_act.softmax(t.view(-1, 8), 0),
+    }
+    s = torch.cuda.Stream()
+    for what, op in ops.items():
+        expected = op(x)
+        staged = torch.full_like(x, float("nan"))
+        s.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(s):
+            torch.cuda._sleep(50_000_000)  # ~tens of ms: the default stream runs ahead meanwhile
+            staged.copy_(x)
+            y = op(staged)
+        torch.cuda.current_stream().wait_stream(s)
+        torch.testing.assert_close(y, expected, equal_nan=False, msg=lambda m, w=what: f"{w}: {m}")
     if torch.cuda.device_count() > 1:
         x1 = torch.randn(1000, device="cuda:1")
         torch.testing.assert_close(fused_act.tanh(x1), x1.tanh())
@@ -96,3 +115,82 @@ def test_cuda_fusions_match_cpu(name, dtype):
         atol, rtol = BWD_TOL[dtype]
         for k, (a, b, n) in enumerate(zip(g_cuda, g_cpu, terms)):
             assert_close(a, b.double(), (2 * atol * n, 4 * rtol), f"{name} {dtype} fused gradient {k}")
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+def test_cuda_bias_act_layouts(dtype):
+    """bias_act along every kind of dim (1-D input, first, last, middle) against the CPU ops, first
+    and second derivatives (float64 gradgradcheck)."""
+    torch.manual_seed(0)
+    for shape, dim in [((7,), 0), ((6, 5), 0), ((6, 5), -1), ((3, 4, 5, 2), 2), ((4, 24, 7, 7), 1)]:
+        x, b = torch.randn(shape), torch.randn(shape[dim])
+        res = {}
+        for device in ("cpu", "cuda"):
+            xs, bs = (t.to(dtype).to(device).requires_grad_() for t in (x, b))
+            y = fused_act.bias_act(xs, bs, "gelu", dim=dim)
+            res[device] = [t.cpu() for t in (y, *torch.autograd.grad(y, (xs, bs), torch.ones_like(y)))]
+        atol, rtol = BWD_TOL[dtype]
+        n = x.numel() // b.numel()
+        for k, (a, c) in enumerate(zip(res["cuda"], res["cpu"])):
+            assert_close(a, c.double(), (2 * atol * (n if k == 2 else 1), 4 * rtol), f"bias_act {shape} {dim} {k}")
+        x64, b64 = (t.double().cuda().requires_grad_() for t in (x, b))
+        assert torch.autograd.gradgradcheck(lambda t, u, d=dim: fused_act.bias_act(t, u, "gelu", dim=d), (x64, b64))
+
+
+# softmax: one shape per branch of plan_softmax (tests/test_softmax.py::test_cuda_plan), rows with
+# -inf, an all -inf row and a misaligned input, forward and backward against torch in float64.
+SOFTMAX_CASES = [
+    ((1000, 10), -1),  # 4 lanes per row, 8 rows per warp
+    ((512, 1000), -1),  # a warp per row
+    ((64, 5000), -1),  # a block per row
+    ((2, 1_000_003), -1),  # a row split across blocks, scalar tail
+    ((64, 128, 50), 1),  # columns
+    ((100_000, 3), 0),  # 3 columns split across blocks
+    ((8, 3, 7), -1),
+]
+
+
+@pytest.mark.parametrize("log", [False, True])
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+def test_cuda_softmax_every_plan(dtype, log):
+    from test_softmax import close
+
+    ours, ref = (fused_act.log_softmax, torch.log_softmax) if log else (fused_act.softmax, torch.softmax)
+    torch.manual_seed(0)
+    for shape, dim in SOFTMAX_CASES:
+        x = (torch.randn(shape, dtype=torch.float64) * 4).to(dtype)
+        xm = x.movedim(dim, -1)  # a view with the rows along the last axis
+        xm[..., 0] = -torch.inf  # -inf inside every row
+        xm[(0,) * (xm.dim() - 1)] = -torch.inf  # one row of only -inf: NaN, as torch
+        g = torch.randn(shape, dtype=torch.float64).to(dtype)
+        xc = x.cuda().requires_grad_()
+        y = ours(xc, dim)
+        (dx,) = torch.autograd.grad(y, xc, g.cuda())
+        x64 = x.double().requires_grad_()
+        r = ref(x64, dim)
+        (dr,) = torch.autograd.grad(r, x64, torch.where(r.isfinite(), g.double(), 0))
+        close(y.detach().cpu(), r.detach(), dtype, f"cuda {shape} {dim} forward")
+        finite = r.isfinite().all(dim, keepdim=True).expand_as(r)  # rows torch can differentiate
+        close(torch.where(finite, dx.cpu(), 0), torch.where(finite, dr, 0), dtype, f"cuda {shape} {dim} backward")
+    base = torch.randn(4097, device="cuda").to(dtype)
+    x = base[1:].view(4, 1024)  # misaligned: no 16-byte packets
+    close(ours(x, -1).cpu(), ref(x.double(), -1).cpu(), dtype, "misaligned")
+
+
+@pytest.mark.skipif(
+    not torch.cuda.is_available() or torch.cuda.get_device_properties(0).total_memory < 24 << 30,
+    reason="needs 24 GiB of GPU memory",
+)
+def test_cuda_more_than_2_31_elements():
+    """64-bit indexing: elements past 2^31 are computed, by the elementwise, bias_act and softmax kernels."""
+    n = (1 << 31) + 4 * 1024
+    x = torch.full((n,), -1.0, dtype=torch.bfloat16, device="cuda")
+    x[-5:] = 2.0
+    y = fused_act.relu(x)
+    assert y[-5:].eq(2.0).all() and y[-4000:-5].eq(0).all() and y[:10].eq(0).all()
+    del y
+    y = fused_act.bias_act(x.view(-1, 1), torch.ones(1, dtype=torch.bfloat16, device="cuda"), "relu", dim=1)
+    assert y[-5:].eq(3.0).all() and y[:10].eq(0).all()
+    del y
+    p = fused_act.softmax(x.view(-1, 1024), -1)  # rows past element 2^31
+    torch.testing.assert_close(p[-1].float(), torch.softmax(x[-1024:].float(), -1), atol=1e-2, rtol=1e-2)

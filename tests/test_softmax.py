@@ -216,21 +216,79 @@ def test_bad_input(name):
         ops.softmax_backward(torch.randn(2, 4), torch.randn(2, 3), -1, name == "log_softmax")
 
 
-# Lanes as on the GPU: one warp per row (32), a block per row (256), and odd counts that leave
-# some lanes with fewer elements or none.
-@pytest.mark.parametrize("lanes", [1, 3, 32, 256])
+# The CUDA kernels' split of the work, simulated on the CPU (csrc/simulation/softmax_simulation.cpp):
+# lanes as on the GPU (4 lanes of a warp, a warp, a block) and odd counts that leave some lanes
+# with fewer elements or none; 16-byte packets with scalar heads and tails; rows split into
+# parts whose online statistics (max, rescaled sum) are merged in a second pass.
+SIM_SHAPES = [((5, 70), -1), ((3, 2003), 1), ((4, 7, 3), 1), ((2, 5), -1), ((3, 1001, 2), 1)]
+
+
+def _special(x, dim):
+    """Rows (along dim) with -inf inside, only -inf (NaN, as torch), +inf, NaN: torch's two-pass rules."""
+    xm = x.movedim(dim, -1).contiguous()
+    rows = xm.view(-1, xm.shape[-1])
+    rows[0, 0] = -torch.inf
+    if rows.shape[0] > 3 and rows.shape[1] > 2:
+        rows[1, :] = -torch.inf
+        rows[2, 1] = torch.inf
+        rows[3, 2] = torch.nan
+    return xm.movedim(-1, dim)
+
+
+@pytest.mark.parametrize("vec", [False, True])
+@pytest.mark.parametrize("lanes,splits", [(1, 1), (3, 1), (4, 1), (32, 1), (256, 1), (32, 3), (256, 7)])
 @pytest.mark.parametrize("dtype", DTYPES, ids=str)
 @pytest.mark.parametrize("log", [False, True])
-def test_cuda_simulation(log, dtype, lanes):
+def test_cuda_simulation(log, dtype, lanes, splits, vec):
     ref = torch.log_softmax if log else torch.softmax
-    for shape, dim in [((5, 70), -1), ((3, 2000), 1), ((4, 7, 3), 1), ((2, 5), -1)]:
-        x = sample(shape, dtype, "cpu")
-        x[0, 0] = -torch.inf
+    for shape, dim in SIM_SHAPES:
+        x = _special(sample(shape, dtype, "cpu"), dim)
         g = sample(shape, dtype, "cpu", scale=1.0, seed=3)
-        y = ops._simulate_cuda_softmax(x, None, dim, log, lanes)
-        close(y, ref(x.double(), dim), dtype, "simulated forward")
-        dx = ops._simulate_cuda_softmax(y, g, dim, log, lanes)
+        inner_is_1 = dim in (-1, len(shape) - 1)
+        v = 16 // x.element_size() if vec and inner_is_1 else 1
+        y = ops._simulate_cuda_softmax(x, None, dim, log, lanes, splits, v, 0)
+        close(y, ref(x.double(), dim), dtype, f"simulated forward {shape} {dim}")
+        y = ref(x.double(), dim).to(dtype)  # backward from torch's output, finite rows only
+        g = torch.where(y.isfinite(), g, 0)
+        dx = ops._simulate_cuda_softmax(y, g, dim, log, lanes, splits, v, 0)
+        torch.testing.assert_close(
+            dx, ops.softmax_backward(g, y, dim, log), atol=TOL[dtype][0] * 4, rtol=TOL[dtype][1], equal_nan=True
+        )
+
+
+@pytest.mark.parametrize("sm_count", [4, 132])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16], ids=str)
+@pytest.mark.parametrize("log", [False, True])
+def test_cuda_simulation_as_planned(log, dtype, sm_count):
+    """The split plan_softmax picks for a small GPU and an H100/H200-sized one, including a long
+    row split across blocks and a long non-last dim (a few columns) split across blocks."""
+    ref = torch.log_softmax if log else torch.softmax
+    for shape, dim in [((2, 100_003), -1), ((1, 30_000, 3), 1), ((7, 33), -1), ((500, 40), 0), ((64, 1000), -1)]:
+        x = sample(shape, dtype, "cpu")
+        y = ops._simulate_cuda_softmax(x, None, dim, log, 0, 0, 0, sm_count)
+        close(y, ref(x.double(), dim), dtype, f"planned forward {shape} {dim}")
+        g = sample(shape, dtype, "cpu", scale=1.0, seed=3)
+        dx = ops._simulate_cuda_softmax(y, g, dim, log, 0, 0, 0, sm_count)
         torch.testing.assert_close(dx, ops.softmax_backward(g, y, dim, log), atol=TOL[dtype][0] * 4, rtol=TOL[dtype][1])
+
+
+def test_cuda_plan():
+    """What the kernels are launched with (columns, lanes, cols, vec, splits, chunk), 132 SMs."""
+
+    def plan(shape, dim, dtype=torch.float32):
+        return ops._cuda_softmax_plan(torch.empty(shape, dtype=dtype), dim, 132)
+
+    assert plan((1000, 10), -1)[:5] == [0, 4, 1, 4, 1]  # 8 short rows per warp, float4 packets
+    assert plan((4096, 1000), -1)[:5] == [0, 32, 1, 4, 1]  # a warp per row
+    assert plan((4096, 1000), -1, torch.bfloat16)[3] == 8  # 8 bfloat16 per 16-byte packet
+    assert plan((4096, 5000), -1)[:5] == [0, 256, 1, 4, 1]  # a block per row, enough rows
+    cols, lanes, _, _, splits, chunk = plan((2, 1_000_000), -1)[:6]
+    assert (cols, lanes) == (0, 256) and splits > 16 and chunk % 4 == 0  # a long row over many blocks
+    c = plan((100_000, 3), 0)
+    assert c[:3] == [1, 64, 4] and c[4] > 16  # 3 columns: 64 lanes along D each, split across blocks
+    assert plan((64, 128, 50), 1)[:3] == [1, 8, 32]  # many columns: a warp's width of them per block
+    misaligned = torch.empty(1001)[1:].view(10, 100)  # x.contiguous() keeps the offset: no packets
+    assert ops._cuda_softmax_plan(misaligned, -1, 132)[3] == 1
 
 
 @pytest.mark.parametrize("isa", ISAS)

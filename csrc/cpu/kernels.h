@@ -6,7 +6,7 @@
 
 #include "../activations/elementwise.h"
 #include "../activations/mask.h"
-#include "../activations/softmax.h"
+#include "../activations/softmax_args.h"
 
 // Declares the kernels of one instruction set's namespace (DEFAULT, AVX2, AVX512).
 #define FUSED_ACT_DECLARE_CPU_KERNELS(ISA)                                          \

@@ -6,7 +6,7 @@
 
 #include "../activations/elementwise.h"
 #include "../activations/mask.h"
-#include "../activations/softmax.h"
+#include "../activations/softmax_args.h"
 
 namespace fused_act::cuda {
 

@@ -1,88 +1,170 @@
-// softmax / log_softmax CUDA kernels over a contiguous (outer, D, inner) tensor. The per-thread
-// work is activations/softmax.h's phase functions (also run on the CPU by
-// ops/softmax_simulation.cpp); this file only adds the reductions between them and the launch.
+// softmax / log_softmax CUDA kernels over a contiguous (outer, D, inner) tensor, launched as
+// activations/softmax.h's plan_softmax says. The per-thread work is softmax.h's phase functions
+// (partial_stats, write_outputs: also run on the CPU by simulation/softmax_simulation.cpp); this
+// file adds only the reductions between lanes and the launches. Each element is read twice in
+// the forward (online statistics, then the outputs), not three times.
 // Deliberately free of ATen headers (compile time).
 #include <algorithm>
 
+#include <c10/cuda/CUDACachingAllocator.h>
 #include <c10/cuda/CUDAException.h>
 #include <cuda_runtime.h>
 
+#include "../activations/softmax.h"
 #include "launch.h"
 
 namespace fused_act::cuda {
 
 namespace {
 
-constexpr int kThreads = 256;
+constexpr int kThreads = kSoftmaxThreads;
 constexpr int kWarp = 32;
 constexpr int kBlocksPerSm = 8;
-// Rows up to this long take one warp each (kThreads / 32 rows per block); longer rows take a
-// whole block, so that a 10^5-element row is not read by 32 threads only.
-constexpr int64_t kWarpRowMax = 1024;
 
-template <class C>
-__device__ C warp_reduce(C v, bool is_max) {
-  for (int offset = kWarp / 2; offset > 0; offset /= 2) {
-    const C other = __shfl_xor_sync(0xffffffffu, v, offset);
-    v = is_max ? combine_max(v, other) : combine_sum(v, other);
+// What a launch does with its part [begin, end) of each row.
+enum class Phase : int {
+  kWhole,        // splits == 1: statistics, reduction, outputs
+  kStats,        // splits > 1, first launch: the part's statistics into the workspace
+  kWriteMerged,  // splits > 1, second launch: merge every part's statistics, write the part
+};
+
+template <class Op, class C>
+__device__ RowStats<C> shuffle_merge(RowStats<C> st, int lanes) {
+  // xor partners stay inside each aligned group of `lanes` threads of the warp
+  for (int off = lanes / 2; off > 0; off /= 2) {
+    const RowStats<C> other{__shfl_xor_sync(0xffffffffu, st.m, off), __shfl_xor_sync(0xffffffffu, st.s, off)};
+    st = merge_stats<Op>(st, other);
   }
-  return v;
+  return st;
 }
 
-// Combines v over the kLanes threads that share a row (a warp, or the whole block), and gives
-// every one of them the result.
-template <int kLanes, class C>
-__device__ C group_reduce(C v, bool is_max) {
-  v = warp_reduce(v, is_max);
-  if constexpr (kLanes == kWarp) {
-    return v;
-  } else {
-    __shared__ C partials[kLanes / kWarp];
+// The statistics of the whole row group: kLanes threads of one warp, or the whole block.
+template <class Op, int kLanes, class C>
+__device__ RowStats<C> group_merge(RowStats<C> st) {
+  st = shuffle_merge<Op>(st, kLanes < kWarp ? kLanes : kWarp);
+  if constexpr (kLanes > kWarp) {
+    __shared__ RowStats<C> partials[kLanes / kWarp];
     const int warp = threadIdx.x / kWarp;
-    if (threadIdx.x % kWarp == 0) partials[warp] = v;
+    if (threadIdx.x % kWarp == 0) partials[warp] = st;
     __syncthreads();
-    C r = partials[0];
-    for (int w = 1; w < kLanes / kWarp; ++w) r = is_max ? combine_max(r, partials[w]) : combine_sum(r, partials[w]);
-    __syncthreads();  // partials is reused by the next reduction
-    return r;
+    st = partials[0];
+    for (int w = 1; w < kLanes / kWarp; ++w) st = merge_stats<Op>(st, partials[w]);
+    __syncthreads();  // partials is reused by the next row
   }
+  return st;
 }
 
-// inner == 1: kLanes threads per row, rows grid-strided. Every thread of a group runs the same
-// number of iterations (kLanes == kThreads: one row per block), as the reductions require.
-template <class Op, class S, int kLanes>
-__global__ void __launch_bounds__(kThreads) softmax_rows_kernel(SoftmaxArgs a) {
+template <class Op, class C>
+__device__ RowStats<C> merged_parts(const RowStats<C>* parts, int64_t splits) {
+  RowStats<C> st = empty_stats<Op, C>();
+  for (int64_t k = 0; k < splits; ++k) st = merge_stats<Op>(st, parts[k]);
+  return st;
+}
+
+// inner == 1: kLanes threads per row (kThreads / kLanes rows per block), rows grid-strided along
+// x, a row's parts along y. Every thread of a group runs the same iterations (past the last row
+// with an empty row), as the reductions require.
+template <class Op, class S, int kLanes, int V>
+__global__ void __launch_bounds__(kThreads)
+    softmax_rows_kernel(SoftmaxArgs a, Phase phase, int64_t chunk, RowStats<opmath_t<S>>* parts) {
   using C = opmath_t<S>;
-  constexpr int kRowsPerBlock = kThreads / kLanes;
+  constexpr int kRows = kThreads / kLanes;
   const int lane = threadIdx.x % kLanes;
-  const int64_t first = static_cast<int64_t>(blockIdx.x) * kRowsPerBlock + threadIdx.x / kLanes;
-  const int64_t step = static_cast<int64_t>(gridDim.x) * kRowsPerBlock;
-  const int64_t groups = (a.outer + kRowsPerBlock - 1) / kRowsPerBlock * kRowsPerBlock;
-  for (int64_t row = first; row < groups; row += step) {
-    // Threads past the last row still take part in the reductions, with an empty row.
-    SoftmaxRow<S> r = softmax_row<S>(a, row < a.outer ? row : 0, 0);
-    if (row >= a.outer) r.n = 0;
-    C m = 0;
-    if constexpr (Op::kNeedsMax) m = group_reduce<kLanes>(partial_max<S>(lane, kLanes, r), true);
-    const C s = group_reduce<kLanes>(partial_sum<Op, S>(lane, kLanes, r, m), false);
-    write<Op, S>(lane, kLanes, r, m, Op::row_constant(s));
+  const int64_t split = blockIdx.y, splits = gridDim.y;
+  const int64_t begin = split * chunk, end = begin + chunk < a.dim ? begin + chunk : a.dim;
+  const int64_t padded = (a.outer + kRows - 1) / kRows * kRows;
+  for (int64_t row = static_cast<int64_t>(blockIdx.x) * kRows + threadIdx.x / kLanes; row < padded;
+       row += static_cast<int64_t>(gridDim.x) * kRows) {
+    const bool live = row < a.outer;
+    const SoftmaxRow<S> r = softmax_row<S>(a, live ? row : 0, 0);
+    RowStats<C> st;
+    if (phase == Phase::kWriteMerged) {
+      if (!live) continue;
+      st = merged_parts<Op>(parts + row * splits, splits);
+    } else {
+      st = group_merge<Op, kLanes>(live ? partial_stats<Op, V>(r, begin, end, lane, kLanes) : empty_stats<Op, C>());
+      if (phase == Phase::kStats) {
+        if (live && lane == 0) parts[row * splits + split] = st;
+        continue;
+      }
+    }
+    if (live) write_outputs<Op, V>(r, begin, end, lane, kLanes, st);
   }
 }
 
-// inner > 1: one thread per row; neighbouring threads take neighbouring inner indices, so each
-// step along D is one coalesced access per warp.
+// inner > 1: a block is blockDim.x neighbouring rows (neighbouring inner indices: each step
+// along D is one coalesced access) x blockDim.y lanes along D, reduced in shared memory. Row
+// groups are grid-strided along x, a row's parts along y.
 template <class Op, class S>
-__global__ void __launch_bounds__(kThreads) softmax_columns_kernel(SoftmaxArgs a) {
-  const int64_t rows = a.outer * a.inner;
-  const int64_t step = static_cast<int64_t>(gridDim.x) * blockDim.x;
-  for (int64_t t = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; t < rows; t += step) {
-    softmax_row_serial<Op>(softmax_row<S>(a, t / a.inner, t % a.inner));
+__global__ void __launch_bounds__(kThreads)
+    softmax_columns_kernel(SoftmaxArgs a, Phase phase, int64_t chunk, RowStats<opmath_t<S>>* parts) {
+  using C = opmath_t<S>;
+  __shared__ RowStats<C> partials[kThreads];
+  const int cols = blockDim.x, lanes = blockDim.y, tx = threadIdx.x, ty = threadIdx.y;
+  const int64_t split = blockIdx.y, splits = gridDim.y;
+  const int64_t begin = split * chunk, end = begin + chunk < a.dim ? begin + chunk : a.dim;
+  const int64_t rows = a.outer * a.inner, groups = (rows + cols - 1) / cols;
+  for (int64_t group = blockIdx.x; group < groups; group += gridDim.x) {
+    const int64_t t = group * cols + tx;
+    const bool live = t < rows;
+    const SoftmaxRow<S> r = softmax_row<S>(a, live ? t / a.inner : 0, live ? t % a.inner : 0);
+    RowStats<C> st;
+    if (phase == Phase::kWriteMerged) {
+      if (!live) continue;
+      st = merged_parts<Op>(parts + t * splits, splits);
+    } else {
+      partials[ty * cols + tx] = live ? partial_stats<Op, 1>(r, begin, end, ty, lanes) : empty_stats<Op, C>();
+      __syncthreads();
+      for (int off = lanes / 2; off > 0; off /= 2) {
+        if (ty < off)
+          partials[ty * cols + tx] = merge_stats<Op>(partials[ty * cols + tx], partials[(ty + off) * cols + tx]);
+        __syncthreads();
+      }
+      st = partials[tx];
+      __syncthreads();  // partials is reused by the next group
+      if (phase == Phase::kStats) {
+        if (live && ty == 0) parts[t * splits + split] = st;
+        continue;
+      }
+    }
+    if (live) write_outputs<Op, 1>(r, begin, end, ty, lanes, st);
   }
 }
 
-unsigned grid(int64_t blocks, int sm_count) {
-  return static_cast<unsigned>(
-      std::max<int64_t>(1, std::min<int64_t>(blocks, static_cast<int64_t>(sm_count) * kBlocksPerSm)));
+unsigned grid_x(int64_t groups, int64_t splits, int sm_count) {
+  const int64_t cap = std::max<int64_t>(1, static_cast<int64_t>(sm_count) * kBlocksPerSm / splits);
+  return static_cast<unsigned>(std::max<int64_t>(1, std::min(groups, cap)));
+}
+
+// Runs launch(phase) once (splits == 1) or twice around a workspace of per-part statistics.
+template <class C, class Launch>
+void run_phases(const SoftmaxPlan& p, int64_t rows, Launch&& launch) {
+  if (p.splits == 1) {
+    launch(Phase::kWhole, nullptr);
+    return;
+  }
+  // Stream-ordered scratch from torch's caching allocator, freed (for reuse on this stream)
+  // when the launches are queued.
+  const c10::DataPtr ws = c10::cuda::CUDACachingAllocator::get()->allocate(rows * p.splits * sizeof(RowStats<C>));
+  auto* parts = static_cast<RowStats<C>*>(ws.get());
+  launch(Phase::kStats, parts);
+  launch(Phase::kWriteMerged, parts);
+}
+
+template <class Op, class S, int kLanes>
+void launch_rows(const SoftmaxArgs& a, const SoftmaxPlan& p, cudaStream_t stream, int sm_count) {
+  using C = opmath_t<S>;
+  const dim3 grid(grid_x((a.outer + kThreads / kLanes - 1) / (kThreads / kLanes), p.splits, sm_count),
+                  static_cast<unsigned>(p.splits));
+  run_phases<C>(p, a.outer, [&](Phase phase, RowStats<C>* parts) {
+    constexpr int kVec = 16 / sizeof(S);
+    if (p.vec == kVec) {
+      softmax_rows_kernel<Op, S, kLanes, kVec><<<grid, kThreads, 0, stream>>>(a, phase, p.chunk, parts);
+    } else {
+      softmax_rows_kernel<Op, S, kLanes, 1><<<grid, kThreads, 0, stream>>>(a, phase, p.chunk, parts);
+    }
+    C10_CUDA_KERNEL_LAUNCH_CHECK();
+  });
 }
 
 }  // namespace
@@ -91,18 +173,25 @@ void run_softmax(const SoftmaxArgs& a, cudaStream_t stream, int sm_count) {
   if (a.outer * a.dim * a.inner == 0) return;
   visit_dtype(a.dtype, [&](auto storage) {
     using S = decltype(storage);
+    using C = opmath_t<S>;
+    const SoftmaxPlan p = plan_softmax(a, sizeof(S), sm_count);
     visit_softmax_op(a, [&](auto op) {
       using Op = decltype(op);
-      if (a.inner > 1) {
-        const int64_t blocks = (a.outer * a.inner + kThreads - 1) / kThreads;
-        softmax_columns_kernel<Op, S><<<grid(blocks, sm_count), kThreads, 0, stream>>>(a);
-      } else if (a.dim <= kWarpRowMax) {
-        const int64_t blocks = (a.outer + kThreads / kWarp - 1) / (kThreads / kWarp);
-        softmax_rows_kernel<Op, S, kWarp><<<grid(blocks, sm_count), kThreads, 0, stream>>>(a);
+      if (p.columns) {
+        const int64_t rows = a.outer * a.inner;
+        const dim3 block(p.cols, p.lanes);
+        const dim3 grid(grid_x((rows + p.cols - 1) / p.cols, p.splits, sm_count), static_cast<unsigned>(p.splits));
+        run_phases<C>(p, rows, [&](Phase phase, RowStats<C>* parts) {
+          softmax_columns_kernel<Op, S><<<grid, block, 0, stream>>>(a, phase, p.chunk, parts);
+          C10_CUDA_KERNEL_LAUNCH_CHECK();
+        });
+      } else if (p.lanes == 4) {
+        launch_rows<Op, S, 4>(a, p, stream, sm_count);
+      } else if (p.lanes == kWarp) {
+        launch_rows<Op, S, kWarp>(a, p, stream, sm_count);
       } else {
-        softmax_rows_kernel<Op, S, kThreads><<<grid(a.outer, sm_count), kThreads, 0, stream>>>(a);
+        launch_rows<Op, S, kThreads>(a, p, stream, sm_count);
       }
-      C10_CUDA_KERNEL_LAUNCH_CHECK();
     });
   });
 }

@@ -6,7 +6,7 @@
 #include <ATen/core/Tensor.h>
 #include <torch/library.h>
 
-#include "../activations/softmax.h"
+#include "../activations/softmax_args.h"
 
 namespace fused_act {
 
