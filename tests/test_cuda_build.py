@@ -98,8 +98,9 @@ def test_packet_path_uses_128_bit_accesses(sass):
 
 def test_no_local_memory(resources):
     """LOCAL is spilled registers or local arrays; STACK only holds the call frames of
-    libdevice's slow paths (IEEE division, double-precision exp)."""
+    libdevice's slow paths (IEEE division, double-precision exp; 64 bytes in float64 gelu's
+    bias backward, whose erf and exp calls keep two in-flight packets live)."""
     assert resources, "cuobjdump -res-usage printed no functions"
     for name, _reg, stack, _shared, local in resources:
         assert int(local) == 0, name
-        assert int(stack) <= 32, (name, stack)
+        assert int(stack) <= 64, (name, stack)

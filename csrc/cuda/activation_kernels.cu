@@ -33,10 +33,10 @@ int64_t grid_size(int64_t items, int sm_count) {
 }  // namespace
 
 template <class S, int N, int M, class Op>
-__global__ void __launch_bounds__(kThreads) elementwise_kernel(Operands<S, N, M> t, Op op, bool vectorized) {
+__global__ void __launch_bounds__(kThreads) elementwise_kernel(Operands<S, N, M> t, Op op, bool vectorized, Items it) {
   const int64_t tid = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
   const int64_t nthreads = static_cast<int64_t>(gridDim.x) * blockDim.x;
-  elementwise_body(tid, nthreads, t, op, vectorized);
+  elementwise_body(tid, nthreads, t, op, vectorized, it);
 }
 
 template <class Act, class S>
@@ -57,8 +57,9 @@ void ActivationKernels<Act>::elementwise(const ElementwiseArgs& a, cudaStream_t 
       constexpr int N = Op::kInputs, M = Op::kOutputs;
       const Operands<S, N, M> t = make_operands<S, N, M>(a);
       const bool vectorized = can_vectorize(t);
-      const int64_t blocks = grid_size(work_items(t, vectorized), sm_count);
-      elementwise_kernel<S, N, M, Op><<<static_cast<unsigned>(blocks), kThreads, 0, stream>>>(t, op, vectorized);
+      const Items it = plan_items(t, vectorized);
+      const int64_t blocks = grid_size(it.total, sm_count);
+      elementwise_kernel<S, N, M, Op><<<static_cast<unsigned>(blocks), kThreads, 0, stream>>>(t, op, vectorized, it);
       C10_CUDA_KERNEL_LAUNCH_CHECK();
     });
   });

@@ -96,8 +96,10 @@ std::tuple<at::Tensor, at::Tensor> bias_act_backward(const at::Tensor& grad, con
   c10::OptionalDeviceGuard guard(saved.device());
   at::Tensor grad_x = channel_output(saved, dim);
   const at::ScalarType acc = saved.scalar_type() == at::kDouble ? at::kDouble : at::kFloat;
-  at::Tensor sums = at::zeros({bias.size(0)}, saved.options().dtype(acc));
-  if (grad_x.numel() == 0) return {grad_x, sums.to(bias.scalar_type())};
+  if (grad_x.numel() == 0) return {grad_x, at::zeros_like(bias)};
+  // The CPU loop adds the bias gradient into `sums` in the same pass; other runners leave it to
+  // the at::sum below, so they get no buffer to clear.
+  at::Tensor sums = saved.is_cpu() ? at::zeros({bias.size(0)}, saved.options().dtype(acc)) : at::Tensor();
   const at::Tensor g = with_layout_of(grad, grad_x);
   const at::Tensor s = with_layout_of(saved, grad_x);
   const at::Tensor b = bias.contiguous();
@@ -109,7 +111,7 @@ std::tuple<at::Tensor, at::Tensor> bias_act_backward(const at::Tensor& grad, con
   a.in[1] = row_operand(s, l);
   if (!from_output) a.in[2] = bias_operand(b, l);
   set_rows(a, l, grad_x);
-  const ChannelSum channel_sum{sums.data_ptr(), l.channels, l.per_col};
+  const ChannelSum channel_sum{sums.defined() ? sums.data_ptr() : nullptr, l.channels, l.per_col};
   if (!run(a, &channel_sum)) {
     std::vector<int64_t> other;
     for (int64_t d = 0; d < saved.dim(); ++d) {

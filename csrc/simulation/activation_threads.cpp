@@ -19,8 +19,9 @@ bool SimulatedThreads<Act>::elementwise(const ElementwiseArgs& a, int64_t nthrea
       using Op = std::decay_t<decltype(op)>;
       const auto t = cuda::make_operands<S, Op::kInputs, Op::kOutputs>(a);
       vectorized = cuda::can_vectorize(t);
+      const cuda::Items it = cuda::plan_items(t, vectorized);
       for (int64_t tid = 0; tid < nthreads; ++tid) {
-        if (only_thread < 0 || tid == only_thread) cuda::elementwise_body(tid, nthreads, t, op, vectorized);
+        if (only_thread < 0 || tid == only_thread) cuda::elementwise_body(tid, nthreads, t, op, vectorized, it);
       }
     });
   });
