@@ -150,7 +150,9 @@ def _eager_grid(ix: Index, rows, device, threads):
     return "\n\n".join(out)
 
 
-def _modes(ix, rows, device, threads, dtype="float32", size=SIZE):
+def _modes(ix, rows, device, threads, dtype="float32", size=SIZE, peak_gbs=None):
+    """Per mode and variant: every provider's time, the memory limit, fused GB/s and, on a GPU,
+    fused GB/s as a fraction of the device's peak DRAM bandwidth (issue #13's 85% target)."""
     acts = list(dict.fromkeys(r["act"] for r in rows))
     out = []
     for mode in MODES:
@@ -165,6 +167,8 @@ def _modes(ix, rows, device, threads, dtype="float32", size=SIZE):
                     r = ix.get(device, threads, dtype, size, a, mode, var, p)
                     cells.append("" if r is None else f"{_ms(r['median_s'])} [{_ms(r['q25_s'])}, {_ms(r['q75_s'])}]")
                 cells += [_ms(f["limit_s"]), f"{f['gbs']:.1f}", _x(f["ratio_limit"])]
+                if peak_gbs:
+                    cells.append(f"{f['gbs'] / peak_gbs:.0%}")
                 body.append(cells)
             if body:
                 out.append(
@@ -178,6 +182,7 @@ def _modes(ix, rows, device, threads, dtype="float32", size=SIZE):
                             "limit ms",
                             "fused GB/s",
                             "fused / limit",
+                            *(["of peak"] if peak_gbs else []),
                         ],
                         body,
                     )
@@ -343,7 +348,7 @@ def render(meta: dict, rows: list[dict], out: Path) -> Path:
                 "guard` (one thread, fastest calls) are the reliable view there._"
             )
         parts.append("## fused vs eager, by dtype and size\n\n" + grid + warn)
-    parts.append(f"## Every mode at float32 {_size(SIZE)}\n\n" + (_modes(ix, rows, device, threads) or "_none_"))
+    parts.append(f"## Every mode at float32 {_size(SIZE)}\n\n" + (_modes(ix, rows, device, threads, size=SIZE, peak_gbs=peak) or "_none_"))
     parts.append("## Memory-bandwidth baselines (float32)\n\n" + _baselines(rows, device))
     for title, body in (
         ("Compile time", _compile(rows, device)),

@@ -161,6 +161,13 @@ def test_tiny_run_writes_csv_json_and_report(tmp_path, monkeypatch):
     assert "## Targets" in text and "softsign" in text and "python -m bench (test)" in text
     for png in ("time_vs_size.png", "gbs_vs_size.png", "speedup.png", "memory.png"):
         assert (tmp_path / png).stat().st_size > 0 and f"]({png})" in text
+    assert "of peak" not in text
+    # with a GPU's peak bandwidth in the machine description, the fraction of it per fused row
+    gpu = tmp_path / "gpu"
+    gpu.mkdir()
+    text = report.render({**meta, "gpu_peak_bandwidth_gbs": 1.0}, rows, gpu).read_text()
+    fused = next(r for r in rows if r["provider"] == "fused" and r["size"] == N and r["act"] == "relu")
+    assert "of peak" in text and f"{fused['gbs']:.0%}" in text
 
 
 # ------------------------------------------------------------------ regression guard
