@@ -348,7 +348,8 @@ def render(meta: dict, rows: list[dict], out: Path) -> Path:
                 "guard` (one thread, fastest calls) are the reliable view there._"
             )
         parts.append("## fused vs eager, by dtype and size\n\n" + grid + warn)
-    parts.append(f"## Every mode at float32 {_size(SIZE)}\n\n" + (_modes(ix, rows, device, threads, size=SIZE, peak_gbs=peak) or "_none_"))
+    modes = _modes(ix, rows, device, threads, size=SIZE, peak_gbs=peak)
+    parts.append(f"## Every mode at float32 {_size(SIZE)}\n\n" + (modes or "_none_"))
     parts.append("## Memory-bandwidth baselines (float32)\n\n" + _baselines(rows, device))
     for title, body in (
         ("Compile time", _compile(rows, device)),
