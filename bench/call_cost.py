@@ -3,9 +3,9 @@ sizes where fixed costs dominate (16, 4,096 and 65,536 elements by default).
 
 For each activation and size, interleaved (bench/timing.py) in one run:
   fwd      forward without autograd: ``fused_act.<name>(x)`` vs the registry's reference
-           composition (``torch.relu``, ``F.gelu``, ...), and the module ``fused_act.nn.<Module>``
-           vs the ``torch.nn`` module it replaces where torch has one;
-  fwdbwd   forward + backward through autograd (``y.backward(g)`` on a leaf).
+           composition (``torch.relu``, ``F.gelu``, ...);
+  fwdbwd   forward + backward through autograd (``y.backward(g)`` on a leaf);
+and the same for softmax, log_softmax and relu keeping a 1-bit mask (``OTHER``).
 The ratio eager / fused > 1 means fused_act is faster. Results go to a Markdown table
 (``--out``, default bench/results/call_cost.md) with the machine description.
 """
@@ -27,13 +27,29 @@ from .timing import Runner, measure
 DEFAULT_OUT = Path(__file__).resolve().parent / "results" / "call_cost.md"
 
 
-def runners(name: str, n: int, mode: str) -> dict[str, Runner]:
+# Calls besides the activations, on rows of up to 256 elements: softmax's and the 1-bit mask's
+# autograd is C++ like the activations' (a Python autograd kernel cost ~25 us per step).
+OTHER = {
+    "softmax": (lambda t: fused_act.softmax(t, -1), lambda t: torch.softmax(t, -1)),
+    "log_softmax": (lambda t: fused_act.log_softmax(t, -1), lambda t: torch.log_softmax(t, -1)),
+    "relu memory=mask": (lambda t: fused_act.relu(t, memory="mask"), torch.relu),
+}
+
+
+def functions(name: str):
+    """(fused, eager) callables for an activation of the registry or an OTHER entry."""
+    if name in OTHER:
+        return OTHER[name]
     spec = ACTIVATIONS[name]
     params = dict(spec.params)
-    x = torch.randn(n) * 2
-    g = torch.randn(n)
-    fused_fn = getattr(fused_act, name)
-    eager_fn = lambda t: spec.reference(t, **params)  # noqa: E731
+    return getattr(fused_act, name), lambda t: spec.reference(t, **params)
+
+
+def runners(name: str, n: int, mode: str) -> dict[str, Runner]:
+    cols = min(n, 256)
+    x = torch.randn(n // cols, cols) * 2
+    g = torch.randn(n // cols, cols)
+    fused_fn, eager_fn = functions(name)
     if mode == "fwd":
         return {"fused": Runner(lambda: fused_fn(x)), "eager": Runner(lambda: eager_fn(x))}
     leaf = x.clone().requires_grad_()
@@ -58,7 +74,7 @@ def machine_line() -> str:
 
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--acts", nargs="+", default=list(ACTIVATIONS))
+    p.add_argument("--acts", nargs="+", default=[*ACTIVATIONS, *OTHER])
     p.add_argument("--sizes", nargs="+", type=int, default=[16, 4096, 65536])
     p.add_argument("--modes", nargs="+", default=["fwd", "fwdbwd"], choices=["fwd", "fwdbwd"])
     p.add_argument("--rounds", type=int, default=7)
@@ -84,7 +100,8 @@ def main(argv=None) -> None:
         "",
         machine_line(),
         "",
-        "float32, contiguous 1-D input, medians of interleaved calls; eager / fused > 1: fused_act is faster.",
+        "float32, contiguous input of rows of up to 256 elements (softmax's dim), medians of interleaved calls; "
+        "eager / fused > 1: fused_act is faster.",
         "",
         "| mode | elements | activation | fused us | eager us | eager / fused |",
         "|---|---|---|---|---|---|",
