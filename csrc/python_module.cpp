@@ -68,6 +68,21 @@ PYBIND11_MODULE(_C, m) {
         return fused_act::eager_activation_inplace(x, act, params);
       },
       "x = f(x), with autograd (in-place rules as torch's) when x requires grad; returns x");
+  m.def(
+      "softmax", [](const at::Tensor& x, int64_t dim, bool log) { return fused_act::eager_softmax(x, dim, log); },
+      "torch.ops.fused_act.softmax through a typed dispatcher handle");
+  m.def(
+      "activation_mask",
+      [](const at::Tensor& x, const std::string& act, const std::vector<double>& params) {
+        return fused_act::eager_activation_mask(x, act, params);
+      },
+      "the output of torch.ops.fused_act.activation_mask (the graph keeps the mask)");
+  m.def(
+      "activation_mask_inplace",
+      [](at::Tensor& x, const std::string& act, const std::vector<double>& params) {
+        return fused_act::eager_activation_mask_inplace(x, act, params);
+      },
+      "x = f(x) keeping the 1-bit mask, with autograd's in-place checks; returns x");
   m.def("cpu_isas_built", [] { return fused_act::cpu::built_isas(); });
   m.def("cpu_isa", [] { return fused_act::cpu::runtime_isa(); });
 #ifdef FUSED_ACT_WITH_CUDA

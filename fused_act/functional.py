@@ -15,6 +15,7 @@ import inspect
 
 import torch
 
+from . import _C
 from .ops import activation_op
 from .registry import ACTIVATIONS, get
 
@@ -130,9 +131,13 @@ del _spec
 
 def softmax(x: torch.Tensor, dim: int = -1) -> torch.Tensor:
     """``torch.softmax(x, dim)``: exp(x - max) / sum, reduced types computed in float."""
-    return _ops.softmax(x, dim, False)
+    if torch.compiler.is_compiling():  # traced: the registered op; eager: the typed C++ entry
+        return _ops.softmax(x, dim, False)
+    return _C.softmax(x, dim, False)
 
 
 def log_softmax(x: torch.Tensor, dim: int = -1) -> torch.Tensor:
     """``torch.log_softmax(x, dim)``: (x - max) - log(sum(exp(x - max)))."""
-    return _ops.softmax(x, dim, True)
+    if torch.compiler.is_compiling():
+        return _ops.softmax(x, dim, True)
+    return _C.softmax(x, dim, True)

@@ -10,6 +10,13 @@ namespace fused_act {
 // fused_act::activation (with autograd when x requires grad).
 at::Tensor eager_activation(const at::Tensor& x, c10::string_view act, c10::ArrayRef<double> params);
 
+// fused_act::softmax (with autograd when x requires grad).
+at::Tensor eager_softmax(const at::Tensor& x, int64_t dim, bool log);
+
+// fused_act::activation_mask's output (its 1-bit mask kept by the graph node), and in place.
+at::Tensor eager_activation_mask(const at::Tensor& x, c10::string_view act, c10::ArrayRef<double> params);
+at::Tensor eager_activation_mask_inplace(at::Tensor& x, c10::string_view act, c10::ArrayRef<double> params);
+
 // fused_act::activation_ on x, returning x; under autograd a node whose backward reads the
 // output (or a copy of the input, where backward needs it), with autograd's in-place checks.
 at::Tensor eager_activation_inplace(at::Tensor& x, c10::string_view act, c10::ArrayRef<double> params);

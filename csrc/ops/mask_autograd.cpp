@@ -12,6 +12,7 @@
 #include <torch/csrc/autograd/functions/utils.h>
 #include <torch/library.h>
 
+#include "autograd.h"
 #include "autograd_util.h"
 
 namespace fused_act {
@@ -139,5 +140,14 @@ TORCH_LIBRARY_IMPL(fused_act, Autograd, m) {
 }
 
 }  // namespace
+
+Tensor eager_activation_mask(const Tensor& x, string_view act, ArrayRef<double> params) {
+  return std::get<0>(mask_op(x, act, params));
+}
+
+Tensor eager_activation_mask_inplace(Tensor& x, string_view act, ArrayRef<double> params) {
+  mask_inplace_op(x, act, params);
+  return x;
+}
 
 }  // namespace fused_act

@@ -17,6 +17,7 @@
 #include <torch/csrc/autograd/functions/utils.h>
 #include <torch/library.h>
 
+#include "autograd.h"
 #include "autograd_util.h"
 
 namespace fused_act {
@@ -130,5 +131,7 @@ TORCH_LIBRARY_IMPL(fused_act, Autograd, m) {
 }
 
 }  // namespace
+
+Tensor eager_softmax(const Tensor& x, int64_t dim, bool log) { return softmax_op(x, dim, log); }
 
 }  // namespace fused_act

@@ -19,6 +19,7 @@ try:  # the name changed in torch 2.9
 except ImportError:
     from torch._prims_common import is_non_overlapping_and_dense
 
+from .. import _C
 from ..memory import _maskable
 
 _ops = torch.ops.fused_act
@@ -68,15 +69,17 @@ def _(grad, mask, act, params):
 
 def mask_activation(x: torch.Tensor, act: str, params: list[float], inplace: bool) -> torch.Tensor:
     """f(x) keeping a 1-bit mask for backward (when x needs a gradient at all)."""
-    if not (torch.is_grad_enabled() and x.requires_grad):
+    compiling = torch.compiler.is_compiling()
+    if not (torch.is_grad_enabled() and x.requires_grad):  # nothing to keep: the plain kernels
+        if not compiling:
+            return _C.activation_inplace(x, act, params) if inplace else _C.activation(x, act, params)
         if inplace:
             _ops.activation_(x, act, params)
             return x
         return _ops.activation(x, act, params)
-    if not inplace:
-        return _ops.activation_mask(x, act, params)[0]
-    if torch.compiler.is_compiling():
+    if compiling:
+        y = _ops.activation_mask(x, act, params)[0]
         # As ops.activation_op: functionalization turns the mutation into out-of-place + copy.
-        return x.copy_(_ops.activation_mask(x, act, params)[0])
-    _ops.activation_mask_(x, act, params)  # autograd's in-place checks and node: mask_autograd.cpp
-    return x
+        return x.copy_(y) if inplace else y
+    # eager: the typed C++ entries (autograd's in-place checks and node: mask_autograd.cpp)
+    return _C.activation_mask_inplace(x, act, params) if inplace else _C.activation_mask(x, act, params)
