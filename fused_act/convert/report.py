@@ -29,6 +29,11 @@ class Left:
     kind: str = "module"
 
 
+def _place(names: tuple[str, ...], kind: str, text: str) -> str:
+    """One line of the report: where, what, and how it was found unless it is a module."""
+    return f"  {', '.join(names) or '<model>'}: {text}" + ("" if kind == "module" else f"  [{kind}]")
+
+
 @dataclass
 class ConvertReport:
     """What ``convert`` / ``convert_functional`` did. ``str(report)`` is a readable summary;
@@ -67,18 +72,10 @@ class ConvertReport:
         else:
             n = len(self.replaced_names)
             lines.append(f"fused_act.convert: replaced {len(self.replaced)} activation(s) at {n} place(s):")
-            for r in self.replaced:
-                lines.append(
-                    f"  {', '.join(r.names) or '<model>'}: {r.old} -> {r.new}"
-                    + ("" if r.kind == "module" else f"  [{r.kind}]")
-                )
+            lines += [_place(r.names, r.kind, f"{r.old} -> {r.new}") for r in self.replaced]
         if self.left:
             lines.append(f"left {len(self.left)}:")
-            for r in self.left:
-                lines.append(
-                    f"  {', '.join(r.names) or '<model>'}: {r.what}: {r.reason}"
-                    + ("" if r.kind == "module" else f"  [{r.kind}]")
-                )
+            lines += [_place(r.names, r.kind, f"{r.what}: {r.reason}") for r in self.left]
         if self.already_fused:
             lines.append(f"already fused_act, left as is: {len(self.already_fused)} module(s)")
         for note in self.notes:
