@@ -180,6 +180,7 @@ def load(name: str, data_dir: str | Path | None = None, download: bool = False) 
                 (CIFAR10Files, "cifar-10-batches-py") if name == "cifar10" else (CIFAR100Files, "cifar-100-python")
             )
             candidates = list(roots)
+            labels = {r: str(r) for r in roots}  # what the report calls it: no cache paths
             for r in roots:
                 if r.is_dir():
                     for t in sorted(r.glob("*.tar.gz")) + sorted(r.glob("*.tgz")):
@@ -187,18 +188,20 @@ def load(name: str, data_dir: str | Path | None = None, download: bool = False) 
                             continue
                         if name == "cifar100" and "100" not in t.name and r == data_dir:
                             continue
-                        candidates.append(_extract_once(t))
+                        extracted = _extract_once(t)
+                        candidates.append(extracted)
+                        labels[extracted] = f"{t.name} (extracted to the cache dir)"
             for r in candidates:
                 tried.append(r)
                 if (r / folder).is_dir():
                     try:
                         return _from_arrays(
-                            cls(str(r), train=True), cls(str(r), train=False), f"{name} python batches in {r / folder}"
+                            cls(str(r), train=True), cls(str(r), train=False), f"{name} python batches {folder} in {labels[r]}"
                         )
                     except RuntimeError:
                         continue
                 if _is_image_folder(r):
-                    return _image_folder(r, f"{name} ImageFolder tree {r}")
+                    return _image_folder(r, f"{name} ImageFolder tree {labels[r]}")
     if download:
         root = (data_dir or cache_dir()) / name
         try:
