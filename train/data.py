@@ -195,9 +195,8 @@ def load(name: str, data_dir: str | Path | None = None, download: bool = False) 
                 tried.append(r)
                 if (r / folder).is_dir():
                     try:
-                        return _from_arrays(
-                            cls(str(r), train=True), cls(str(r), train=False), f"{name} python batches {folder} in {labels[r]}"
-                        )
+                        source = f"{name} python batches {folder} in {labels[r]}"
+                        return _from_arrays(cls(str(r), train=True), cls(str(r), train=False), source)
                     except RuntimeError:
                         continue
                 if _is_image_folder(r):
