@@ -109,3 +109,57 @@ def test_composite_is_counted_from_the_reference():
     assert ACTIVATIONS["gelu"].eager_ops == ("gelu",) and not ACTIVATIONS["gelu"].composite
     assert COMPOSITE_ACTS == [n for n, s in ACTIVATIONS.items() if len(s.eager_ops) > 1]
     assert {"softsign", "rescaled_sigmoid", "leaky_tanh", "squared_relu"} <= set(COMPOSITE_ACTS)
+
+
+# The library code that may name an activation, and why: the op contract of identity (nn.Identity
+# returns its input), the issues' benchmark targets and the papers' training protocols. Any other
+# table keyed by, or branch on, an activation name is a per-activation fact outside the functor and
+# the registry, which a new activation would silently miss.
+NAMED_ON_PURPOSE = {
+    ("fused_act/nn.py", "identity"): "nn.Identity ignores its arguments",
+    ("fused_act/ops/activation.py", "identity"): "identity returns x itself, as nn.Identity",
+    ("fused_act/convert/modules.py", "identity"): "a folded layer without an activation",
+    ("train/models.py", "identity"): "the torch baseline of identity is nn.Identity",
+    ("bench/targets.py", "rescaled_sigmoid"): "issue #2's target for it",
+    ("train/experiments.py", "leaky_relu"): "the paper's slope",
+    ("train/experiments.py", "leaky_tanh"): "the paper's slope",
+}
+
+
+def _names_used_as_keys_or_in_branches(tree, names):
+    """Activation names that key a dict literal, index a mapping, or are compared with."""
+    import ast
+
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Dict):
+            consts = [k for k in node.keys if k is not None]
+        elif isinstance(node, ast.Compare):
+            consts = list(ast.walk(node))
+        elif isinstance(node, ast.Subscript):
+            consts = [node.slice]
+        else:
+            continue
+        for c in consts:
+            if isinstance(c, ast.Constant) and c.value in names:
+                yield c.value
+
+
+def test_per_activation_facts_live_only_in_the_registry():
+    """Adding an activation touches three places (functor, list.h, registry): no library module
+    (fused_act/, bench/, train/) keeps a table of activations or branches on one's name, except the
+    few in NAMED_ON_PURPOSE. Samples of activations to benchmark or train are lists, which this
+    allows; facts about an activation are dict keys, lookups and comparisons, which it does not."""
+    import ast
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    found = set()
+    for package in ("fused_act", "bench", "train"):
+        for path in sorted((root / package).rglob("*.py")):
+            rel = path.relative_to(root).as_posix()
+            if rel == "fused_act/registry.py":
+                continue
+            tree = ast.parse(path.read_text(), filename=rel)
+            found |= {(rel, name) for name in _names_used_as_keys_or_in_branches(tree, set(ACTIVATIONS))}
+    assert found - NAMED_ON_PURPOSE.keys() == set(), "per-activation facts outside the registry"
+    assert NAMED_ON_PURPOSE.keys() - found == set(), "stale entries in NAMED_ON_PURPOSE"
