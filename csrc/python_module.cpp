@@ -69,6 +69,23 @@ PYBIND11_MODULE(_C, m) {
       },
       "x = f(x), with autograd (in-place rules as torch's) when x requires grad; returns x");
   m.def(
+      "bias_act",
+      [](const at::Tensor& x, const at::Tensor& bias, int64_t dim, const std::string& act,
+         const std::vector<double>& params) { return fused_act::eager_bias_act(x, bias, dim, act, params); },
+      "torch.ops.fused_act.bias_act through a typed dispatcher handle");
+  m.def(
+      "glu",
+      [](const at::Tensor& x, int64_t dim, bool gate_first, const std::string& act, const std::vector<double>& params) {
+        return fused_act::eager_glu(x, dim, gate_first, act, params);
+      },
+      "torch.ops.fused_act.glu through a typed dispatcher handle");
+  m.def(
+      "gated",
+      [](const at::Tensor& a, const at::Tensor& u, const std::string& act, const std::vector<double>& params) {
+        return fused_act::eager_gated(a, u, act, params);
+      },
+      "torch.ops.fused_act.gated through a typed dispatcher handle");
+  m.def(
       "softmax", [](const at::Tensor& x, int64_t dim, bool log) { return fused_act::eager_softmax(x, dim, log); },
       "torch.ops.fused_act.softmax through a typed dispatcher handle");
   m.def(

@@ -16,7 +16,7 @@ import inspect
 import torch
 
 from . import _C
-from .ops import activation_op
+from .ops import activation_op, traced
 from .registry import ACTIVATIONS, get
 
 _ops = torch.ops.fused_act
@@ -49,9 +49,11 @@ def bias_act(x: torch.Tensor, bias: torch.Tensor, /, name: str, dim: int = 1, **
     """``name(x + bias)`` in one pass, the 1-D ``bias`` broadcast along ``dim`` of x (dim=1 fits
     Linear outputs (N, C) and images (N, C, H, W), channels-last included). Agrees with
     ``activation(x + bias.view(shape), name)`` under autograd; backward returns the bias
-    gradient from the same pass on CPU."""
+    gradient from the same pass."""
     kernel, args = get(name).kernel_args(params)
-    return _ops.bias_act(x, bias, dim, kernel, args)
+    if traced(x, bias):  # traced: the registered op; eager: the typed C++ entry
+        return _ops.bias_act(x, bias, dim, kernel, args)
+    return _C.bias_act(x, bias, dim, kernel, args)
 
 
 def _gate_first(gate: str) -> bool:
@@ -68,7 +70,9 @@ def glu(x: torch.Tensor, /, name: str = "sigmoid", dim: int = -1, gate: str = "s
     first half: pass ``gate="first"`` to load their weights. The halves are read in place (no
     split copy)."""
     kernel, args = get(name).kernel_args(params)
-    return _ops.glu(x, dim, _gate_first(gate), kernel, args)
+    if traced(x):
+        return _ops.glu(x, dim, _gate_first(gate), kernel, args)
+    return _C.glu(x, dim, _gate_first(gate), kernel, args)
 
 
 def swiglu(x: torch.Tensor, dim: int = -1, gate: str = "second") -> torch.Tensor:
@@ -90,7 +94,9 @@ def gated(a: torch.Tensor, b: torch.Tensor, /, name: str = "sigmoid", **params) 
     """``name(a) * b`` for two tensors of one shape: a gated unit whose gate and value come
     from separate projections (no concatenation needed)."""
     kernel, args = get(name).kernel_args(params)
-    return _ops.gated(a, b, kernel, args)
+    if traced(a, b):
+        return _ops.gated(a, b, kernel, args)
+    return _C.gated(a, b, kernel, args)
 
 
 def _make(spec):
@@ -131,13 +137,13 @@ del _spec
 
 def softmax(x: torch.Tensor, dim: int = -1) -> torch.Tensor:
     """``torch.softmax(x, dim)``: exp(x - max) / sum, reduced types computed in float."""
-    if torch.compiler.is_compiling():  # traced: the registered op; eager: the typed C++ entry
+    if traced(x):  # traced: the registered op; eager: the typed C++ entry
         return _ops.softmax(x, dim, False)
     return _C.softmax(x, dim, False)
 
 
 def log_softmax(x: torch.Tensor, dim: int = -1) -> torch.Tensor:
     """``torch.log_softmax(x, dim)``: (x - max) - log(sum(exp(x - max)))."""
-    if torch.compiler.is_compiling():
+    if traced(x):
         return _ops.softmax(x, dim, True)
     return _C.softmax(x, dim, True)

@@ -358,6 +358,18 @@ Tensor eager_activation(const Tensor& x, string_view act, ArrayRef<double> param
   return activation_op(x, act, params);
 }
 
+Tensor eager_bias_act(const Tensor& x, const Tensor& bias, int64_t dim, string_view act, ArrayRef<double> params) {
+  return bias_act_op(x, bias, dim, act, params);
+}
+
+Tensor eager_glu(const Tensor& x, int64_t dim, bool gate_first, string_view act, ArrayRef<double> params) {
+  return glu_op(x, dim, gate_first, act, params);
+}
+
+Tensor eager_gated(const Tensor& a, const Tensor& u, string_view act, ArrayRef<double> params) {
+  return gated_op(a, u, act, params);
+}
+
 Tensor eager_activation_inplace(Tensor& x, string_view act, ArrayRef<double> params) {
   if (records({&x})) return activation_inplace_with_grad(x, act, params);
   activation_inplace_op(x, act, params);

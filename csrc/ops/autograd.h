@@ -17,6 +17,13 @@ at::Tensor eager_softmax(const at::Tensor& x, int64_t dim, bool log);
 at::Tensor eager_activation_mask(const at::Tensor& x, c10::string_view act, c10::ArrayRef<double> params);
 at::Tensor eager_activation_mask_inplace(at::Tensor& x, c10::string_view act, c10::ArrayRef<double> params);
 
+// fused_act::bias_act, glu and gated (with autograd when an input requires grad).
+at::Tensor eager_bias_act(const at::Tensor& x, const at::Tensor& bias, int64_t dim, c10::string_view act,
+                          c10::ArrayRef<double> params);
+at::Tensor eager_glu(const at::Tensor& x, int64_t dim, bool gate_first, c10::string_view act,
+                     c10::ArrayRef<double> params);
+at::Tensor eager_gated(const at::Tensor& a, const at::Tensor& u, c10::string_view act, c10::ArrayRef<double> params);
+
 // fused_act::activation_ on x, returning x; under autograd a node whose backward reads the
 // output (or a copy of the input, where backward needs it), with autograd's in-place checks.
 at::Tensor eager_activation_inplace(at::Tensor& x, c10::string_view act, c10::ArrayRef<double> params);

@@ -9,6 +9,6 @@ autograd is C++ (csrc/ops/*autograd.cpp) except the glu / gated double backward 
 """
 
 from . import activation, fused, mask, softmax  # noqa: F401  (registers the fake kernels)
-from .activation import activation_op, saved_for
+from .activation import activation_op, saved_for, traced
 
-__all__ = ["activation_op", "saved_for"]
+__all__ = ["activation_op", "saved_for", "traced"]

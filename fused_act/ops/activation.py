@@ -79,6 +79,13 @@ torch.library.register_autograd(
 )
 
 
+def traced(*tensors) -> bool:
+    """Whether the call is being traced: by torch.compile / torch.export, or by torch.fx's
+    symbolic trace (its Proxies are not tensors). Traced calls go through the registered
+    ``torch.ops.fused_act`` ops, eager ones through the typed C++ entries of ``_C``."""
+    return torch.compiler.is_compiling() or not all(isinstance(t, torch.Tensor) for t in tensors)
+
+
 def activation_op(
     x: torch.Tensor, act: str, params: list[float], inplace: bool = False, memory: str = "auto"
 ) -> torch.Tensor:
@@ -88,7 +95,7 @@ def activation_op(
     Eager calls go straight to C++ (``_C.activation``: a typed dispatcher call, autograd in
     C++), one Python frame from a module's forward; torch.compile and torch.export trace the
     registered ops instead. ``identity`` returns x itself, as ``nn.Identity`` does."""
-    if torch.compiler.is_compiling():
+    if traced(x):
         return _traced(x, act, params, inplace, memory)
     if (memory != "auto" or _memory.AUTO_PREFERS_MASK) and _resolve(act, tuple(params), memory) == "mask":
         return mask_activation(x, act, params, inplace)

@@ -69,7 +69,7 @@ def _(grad, mask, act, params):
 
 def mask_activation(x: torch.Tensor, act: str, params: list[float], inplace: bool) -> torch.Tensor:
     """f(x) keeping a 1-bit mask for backward (when x needs a gradient at all)."""
-    compiling = torch.compiler.is_compiling()
+    compiling = torch.compiler.is_compiling() or not isinstance(x, torch.Tensor)  # as activation.traced
     if not (torch.is_grad_enabled() and x.requires_grad):  # nothing to keep: the plain kernels
         if not compiling:
             return _C.activation_inplace(x, act, params) if inplace else _C.activation(x, act, params)
