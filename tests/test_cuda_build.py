@@ -77,15 +77,23 @@ def test_a_kernel_for_every_activation_kind_form_and_dtype(sass):
             # (input form only: the output form reuses the plain backward); gated forward and backward
             expected = 1 + 2 * forms + 1 + (saved in ("input", "either")) + 2
             assert len(found) == expected, (name, DTYPES[code], found)
+            # bias_act's backward with the bias gradient: row and column sum kernels, packets and
+            # scalar, for each form it has (BiasBackwardOp, and BackwardOp through the output)
+            sums = [k for k in sass if tag in k and re.search(rf"(row|column)_sum_kernelILi\d+E{code}", k)]
+            assert len(sums) == 4 * ((saved != "input") + (saved in ("input", "either"))), (name, DTYPES[code], sums)
 
 
 def test_packet_path_uses_128_bit_accesses(sass):
     """The elementwise and mask kernels stream whole 16-byte packets, and so do the softmax row
     kernels instantiated for packets (their template's last argument, the packet width, > 1).
-    The softmax columns kernel walks rows with a stride and is not expected to."""
+    The softmax columns kernel walks rows with a stride and is not expected to, nor the bias
+    gradient's scalar sum kernels (first template argument 1) and second pass."""
     packed_rows = 0
     for name, lines in sass.items():
         text = "\n".join(lines)
+        m = re.search(r"(row|column)_sum_kernelILi(\d+)E", name)
+        if "channel_total_kernel" in name or (m and m.group(2) == "1"):
+            continue
         if "softmax" in name:
             m = re.search(r"softmax_rows_kernel.*?EEE(\w+?)Li(\d+)ELi(\d+)EEEv", name)
             if not m or m.group(3) == "1":
@@ -104,3 +112,19 @@ def test_no_local_memory(resources):
     for name, _reg, stack, _shared, local in resources:
         assert int(local) == 0, name
         assert int(stack) <= 64, (name, stack)
+
+
+def test_half_and_bfloat16_kernels_use_fast_division(sass):
+    """The half / bfloat16 kernels are compiled with --prec-div=false (csrc/cuda/launch.h): no
+    FCHK, the check that routes an IEEE float division to its slow path, while the float kernels
+    keep IEEE division."""
+    with_check = {"f": 0, "N3c104HalfE": 0, "N3c108BFloat16E": 0}
+    for name, lines in sass.items():
+        m = re.search(
+            r"(?:elementwise|mask|row_sum|column_sum)_kernelI(?:Li\d+E)?(?:NS_3act\w+?E)?(N3c104HalfE|N3c108BFloat16E|f)",
+            name,
+        )
+        if m and any("FCHK" in line for line in lines):
+            with_check[m.group(1)] += 1
+    assert with_check["f"] > 0, "no float kernel divides: the check lost its reference"
+    assert with_check["N3c104HalfE"] == with_check["N3c108BFloat16E"] == 0, with_check

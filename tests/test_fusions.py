@@ -44,6 +44,10 @@ BIAS_LAYOUTS = {
     "dim2": ((4, 3, 17), 2, False),
     "one-channel": ((5, 1, 3, 3), 1, False),
     "1d": ((37,), 0, False),  # an unbatched Linear output: no dim to sum the bias gradient over
+    # Long enough that the CUDA bias-gradient kernels split the work (simulated with one SM): rows
+    # of 256 into two warp segments; 40 rows of whole packets into two chunks.
+    "nchw-long": ((2, 3, 16, 16), 1, False),
+    "linear-wide": ((40, 32), -1, False),
 }
 
 
@@ -331,7 +335,8 @@ def simulated_cuda(threads):
 @pytest.mark.parametrize("dtype", DTYPES, ids=str)
 def test_cuda_thread_body_bias_act(threads, dtype):
     """Every bias layout (bias per column, bias per row cycling through channels) through the
-    CUDA kernel's thread body; the bias gradient then comes from ATen's sum, as on the GPU."""
+    CUDA kernels' thread bodies, the bias gradient through the row / column sum kernels and the
+    second pass (csrc/cuda/elementwise_thread.cuh), packets and scalar path."""
     with simulated_cuda(threads):
         for layout in BIAS_LAYOUTS:
             for name in ("gelu", "sigmoid", "leaky_tanh"):

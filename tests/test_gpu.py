@@ -120,10 +120,27 @@ def test_cuda_fusions_match_cpu(name, dtype):
 @pytest.mark.parametrize("dtype", DTYPES, ids=str)
 def test_cuda_bias_act_layouts(dtype):
     """bias_act along every kind of dim (1-D input, first, last, middle) against the CPU ops, first
-    and second derivatives (float64 gradgradcheck)."""
+    and second derivatives (float64 gradgradcheck, on the small shapes); the large shapes take
+    the bias-gradient kernels' other plans: NCHW rows of 196 (packets) and of 2^18 (split into
+    warp segments), a Linear output and channels-last images (columns, chunks of rows)."""
     torch.manual_seed(0)
-    for shape, dim in [((7,), 0), ((6, 5), 0), ((6, 5), -1), ((3, 4, 5, 2), 2), ((4, 24, 7, 7), 1)]:
+    small = [
+        ((7,), 0, False),
+        ((6, 5), 0, False),
+        ((6, 5), -1, False),
+        ((3, 4, 5, 2), 2, False),
+        ((4, 24, 7, 7), 1, False),
+    ]
+    large = [
+        ((64, 256, 14, 14), 1, False),
+        ((2, 3, 512, 512), 1, False),
+        ((8192, 1024), -1, False),
+        ((16, 64, 28, 28), 1, True),
+    ]
+    for shape, dim, channels_last in small + large:
         x, b = torch.randn(shape), torch.randn(shape[dim])
+        if channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
         res = {}
         for device in ("cpu", "cuda"):
             xs, bs = (t.to(dtype).to(device).requires_grad_() for t in (x, b))
@@ -133,6 +150,8 @@ def test_cuda_bias_act_layouts(dtype):
         n = x.numel() // b.numel()
         for k, (a, c) in enumerate(zip(res["cuda"], res["cpu"])):
             assert_close(a, c.double(), (2 * atol * (n if k == 2 else 1), 4 * rtol), f"bias_act {shape} {dim} {k}")
+        if (shape, dim, channels_last) not in small:
+            continue
         x64, b64 = (t.double().cuda().requires_grad_() for t in (x, b))
         assert torch.autograd.gradgradcheck(lambda t, u, d=dim: fused_act.bias_act(t, u, "gelu", dim=d), (x64, b64))
 

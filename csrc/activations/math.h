@@ -1,6 +1,7 @@
 // The handful of math primitives the activation functors (and softmax.h) use, overloaded so that one functor
 // body compiles for every backend:
-//   float / double            on the host and on the GPU (CUDA's expf, tanhf, ... are <= 2 ulp);
+//   float / double            on the host and on the GPU (CUDA's expf, tanhf, ... are <= 2 ulp;
+//                             the half / bfloat16 kernels use __expf and __logf, see below);
 //   at::vec::Vectorized<T>    on the CPU, when the including file defines FUSED_ACT_CPU_VEC
 //                             (SLEEF's 1-ulp routines under AVX2 / AVX-512).
 // Functors branch only through where(), never `if`, so the SIMD version computes both sides.
@@ -12,11 +13,23 @@
 
 namespace fused_act::math {
 
+#if defined(__CUDA_ARCH__) && defined(FUSED_ACT_CUDA_REDUCED_PRECISION)
+// The half / bfloat16 CUDA kernels, compiled in objects of their own (setup.py) that hold no
+// float or double kernel: the hardware approximations, whose error (__expf: 2 + 1.5|x| ulp of
+// float, below 2^-16 relative for |x| < 88; __logf: 2^-21 absolute near 1, 3 ulp elsewhere) is
+// far under half's 2^-11 and bfloat16's 2^-8 rounding. Outputs below float's normal range
+// (exp(x) < 1.2e-38) flush to 0, a bfloat16 subnormal's worth of absolute error. expm1, log1p,
+// tanh and erf keep CUDA's functions: their fast forms lose the relative accuracy near 0 that
+// the output type still shows.
+FA_HD float exp(float x) { return __expf(x); }
+FA_HD float log(float x) { return __logf(x); }
+#else
 FA_HD float exp(float x) { return ::expf(x); }
+FA_HD float log(float x) { return ::logf(x); }
+#endif
 FA_HD double exp(double x) { return ::exp(x); }
 FA_HD float expm1(float x) { return ::expm1f(x); }
 FA_HD double expm1(double x) { return ::expm1(x); }
-FA_HD float log(float x) { return ::logf(x); }
 FA_HD double log(double x) { return ::log(x); }
 FA_HD float log1p(float x) { return ::log1pf(x); }
 FA_HD double log1p(double x) { return ::log1p(x); }

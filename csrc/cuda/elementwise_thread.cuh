@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <type_traits>
 
 #include "../activations/elementwise.h"
 
@@ -155,11 +156,24 @@ FA_HD void load_packets(const Operands<S, N, M>& t, int64_t r, int64_t c, Packet
   }
 }
 
+// What finish adds to `acc` besides storing the outputs: nothing, the sum of output 0 over the
+// W elements (acc[0]), or output 0 element by element (acc[j], a column's sum).
+enum class Sum { kNone, kTotal, kPerElement };
+
+template <class C>
+FA_HD C first_output(C r) {
+  return r;
+}
+template <class C>
+FA_HD C first_output(Two<C> r) {
+  return r.first;
+}
+
 // W elements of row r from column c: from packets loaded by load_packets (V), or read one by one
 // (count of them, the scalar path, heads and tails).
-template <int W, bool V, class S, int N, int M, class Op>
+template <int W, bool V, Sum kSum = Sum::kNone, class S, int N, int M, class Op>
 FA_HD void finish(const Operands<S, N, M>& t, const Op& op, int64_t r, int64_t c, int count,
-                  const Packet<S, W> (&in)[N]) {
+                  const Packet<S, W> (&in)[N], opmath_t<S>* acc = nullptr) {
   using C = opmath_t<S>;
   using P = Packet<S, W>;
   const S* base[N];
@@ -176,7 +190,10 @@ FA_HD void finish(const Operands<S, N, M>& t, const Op& op, int64_t r, int64_t c
         v[k] = static_cast<C>(V ? in[k].v[j] : base[k][c + j]);
       }
     }
-    put<S, W>(out, j, call(op, v));
+    const auto result = call(op, v);
+    if constexpr (kSum == Sum::kTotal) acc[0] += first_output(result);
+    if constexpr (kSum == Sum::kPerElement) acc[j] += first_output(result);
+    put<S, W>(out, j, result);
   }
   for (int m = 0; m < M; ++m) {
     S* dst = t.out[m] + r * t.out_stride[m] + c;
@@ -188,10 +205,34 @@ FA_HD void finish(const Operands<S, N, M>& t, const Op& op, int64_t r, int64_t c
   }
 }
 
-template <class S, int N, int M, class Op>
-FA_HD void scalar_element(const Operands<S, N, M>& t, const Op& op, int64_t r, int64_t c) {
+template <Sum kSum = Sum::kNone, class S, int N, int M, class Op>
+FA_HD void scalar_element(const Operands<S, N, M>& t, const Op& op, int64_t r, int64_t c,
+                          opmath_t<S>* acc = nullptr) {
   const Packet<S, 1> none[N] = {};
-  finish<1, false>(t, op, r, c, 1, none);
+  finish<1, false, kSum>(t, op, r, c, 1, none, acc);
+}
+
+// Slot s of row r on the packet path covers columns [c0, c1): the head (s = 0) and the tail (the
+// last slot) element by element, else one packet (none past the row's last packet). Returns
+// whether the slot is a packet.
+template <int W, class S, int N, int M>
+FA_HD bool slot_columns(const Operands<S, N, M>& t, int64_t slots, int64_t r, int64_t s, int64_t& c0,
+                        int64_t& c1) {
+  const int64_t head = head_of(t, r);
+  const int64_t packets = (t.cols - head) / W;
+  if (s == 0) {
+    c0 = 0;
+    c1 = head;
+    return false;
+  }
+  if (s == slots - 1) {
+    c0 = head + packets * W;
+    c1 = t.cols;
+    return false;
+  }
+  c0 = head + (s - 1) * W;
+  c1 = s - 1 < packets ? c0 + W : c0;
+  return c1 > c0;
 }
 
 // Item p's row and its index within the row.
@@ -208,8 +249,7 @@ FA_HD void locate(const Items& it, int64_t p, int64_t& r, int64_t& s) {
 
 // Thread `tid` of `nthreads` handles items tid, tid + nthreads, ... (grid-stride, 64-bit
 // indices), kInFlight at a time so that their packet loads overlap. Packet path: item s of a
-// row is its head (s = 0), packet s - 1 (if the row holds it) or its tail (the last slot), the
-// head and tail element by element; W = 1 is the scalar path, one element per item.
+// row is the slot slot_columns describes; W = 1 is the scalar path, one element per item.
 template <int W, class S, int N, int M, class Op>
 FA_HD void elementwise_thread(int64_t tid, int64_t nthreads, const Operands<S, N, M>& t, const Op& op,
                               const Items& it) {
@@ -232,19 +272,15 @@ FA_HD void elementwise_thread(int64_t tid, int64_t nthreads, const Operands<S, N
         packet[u] = false;
         const int64_t p = p0 + u * nthreads;
         if (p >= it.total) continue;
-        int64_t r, s;
+        int64_t r, s, c0, c1;
         locate(it, p, r, s);
-        const int64_t head = head_of(t, r);
-        const int64_t packets = (t.cols - head) / W;
-        if (s == 0) {
-          for (int64_t c = 0; c < head; ++c) scalar_element(t, op, r, c);
-        } else if (s == it.per_row - 1) {
-          for (int64_t c = head + packets * W; c < t.cols; ++c) scalar_element(t, op, r, c);
-        } else if (s - 1 < packets) {
+        if (slot_columns<W>(t, it.per_row, r, s, c0, c1)) {
           packet[u] = true;
           row[u] = r;
-          col[u] = head + (s - 1) * W;
-          load_packets<W>(t, r, col[u], in[u]);
+          col[u] = c0;
+          load_packets<W>(t, r, c0, in[u]);
+        } else {
+          for (int64_t c = c0; c < c1; ++c) scalar_element(t, op, r, c);
         }
       }
       FA_UNROLL
@@ -264,6 +300,135 @@ FA_HD void elementwise_body(int64_t tid, int64_t nthreads, const Operands<S, N, 
   } else {
     elementwise_thread<1>(tid, nthreads, t, op, it);
   }
+}
+
+// ---- The bias gradient, summed in the launch that computes grad_x (bias_act's backward) ----
+//
+// sums[ch] = the sum of output 0 over channel ch's elements (ChannelSum in elementwise.h). No
+// atomics, so every run gives the same bits: the main kernel writes one partial sum per group of
+// work, and a second kernel with a thread per channel adds that channel's partials in order.
+//   per row (NCHW: channel r % C owns whole rows): row r's slots are split into `groups`
+//     segments of `per_group` slots, a warp per segment: partials[r * groups + g];
+//   per column (channels innermost): a block's threads cover column items (x) and rows (y); the
+//     grid's y walks chunks of `per_group` rows: partials[chunk * cols + c].
+constexpr int kWarpSize = 32;
+constexpr int kSumThreads = 256;
+// Resident blocks per SM the launches aim for (grid-stride beyond that): enough to saturate HBM
+// for a streaming kernel without millions of tiny blocks on 2^30-element inputs.
+constexpr int kBlocksPerSm = 8;
+
+// The ops of bias_act's backward (input form: BiasBackwardOp; output form: the plain backward
+// through y), the only ones launched with a ChannelSum; no other op's sum kernels are compiled.
+template <class Op>
+struct SumsChannels : std::false_type {};
+template <class Act, class C>
+struct SumsChannels<BiasBackwardOp<Act, C>> : std::true_type {};
+template <class Act, class C>
+struct SumsChannels<BackwardOp<Act, true, C>> : std::true_type {};
+
+struct SumPlan {
+  bool per_col = false;
+  bool vectorized = false;
+  int64_t items = 0;      // per row: slots of a row (as Items::per_row); per column: column items
+  int64_t groups = 1;     // segments of a row, or chunks of rows
+  int64_t per_group = 1;  // slots per segment, or rows per chunk
+  int block_x = kSumThreads, block_y = 1;
+  int64_t grid_x = 1, grid_y = 1;
+  int64_t partials(int64_t rows, int64_t cols) const { return per_col ? groups * cols : rows * groups; }
+};
+
+inline int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+
+inline int64_t clamp_to(int64_t v, int64_t lo, int64_t hi) { return v < lo ? lo : (v > hi ? hi : v); }
+
+// Work for kBlocksPerSm full blocks on each of sm_count SMs where the tensor allows, and each
+// thread still at least two slots (per row) or one row (per column) of a group.
+template <class S, int N, int M>
+inline SumPlan plan_bias_sum(const Operands<S, N, M>& t, bool per_col, int sm_count) {
+  constexpr int W = kPacketElems<S>;
+  SumPlan p;
+  p.per_col = per_col;
+  const int64_t blocks = static_cast<int64_t>(sm_count) * kBlocksPerSm;
+  if (!per_col) {
+    p.vectorized = can_vectorize(t);
+    p.items = p.vectorized ? t.cols / W + 2 : t.cols;
+    const int64_t warps = blocks * (kSumThreads / kWarpSize);
+    p.groups = clamp_to(ceil_div(warps, t.rows), 1, ceil_div(p.items, 2 * kWarpSize));
+    p.per_group = ceil_div(p.items, p.groups);
+    p.groups = ceil_div(p.items, p.per_group);
+    p.grid_x = clamp_to(ceil_div(t.rows * p.groups, kSumThreads / kWarpSize), 1, blocks);
+  } else {
+    // One packet of W columns per x thread needs every row to start on a packet boundary.
+    p.vectorized = can_vectorize(t) && t.cols % W == 0 && head_of(t, 0) == 0;
+    p.items = p.vectorized ? t.cols / W : t.cols;
+    int bx = 1;
+    while (bx < p.items && bx < kWarpSize) bx *= 2;
+    p.block_x = bx;
+    p.block_y = kSumThreads / bx;
+    p.grid_x = ceil_div(p.items, bx);
+    p.groups = clamp_to(ceil_div(blocks, p.grid_x), 1, ceil_div(t.rows, p.block_y));
+    p.per_group = ceil_div(t.rows, p.groups);
+    p.groups = ceil_div(t.rows, p.per_group);
+    p.grid_y = p.groups < 65535 ? p.groups : 65535;  // gridDim.y's limit; the kernel strides
+  }
+  return p;
+}
+
+// Lane `lane`'s share of segment g of row r: its slots, output 0 added up.
+template <int W, class S, int N, int M, class Op>
+FA_HD opmath_t<S> row_segment_thread(int lane, const Operands<S, N, M>& t, const Op& op, const SumPlan& p, int64_t r,
+                                     int64_t g) {
+  opmath_t<S> acc(0);
+  const int64_t end = (g + 1) * p.per_group < p.items ? (g + 1) * p.per_group : p.items;
+  for (int64_t s = g * p.per_group + lane; s < end; s += kWarpSize) {
+    if constexpr (W == 1) {
+      scalar_element<Sum::kTotal>(t, op, r, s, &acc);
+    } else {
+      int64_t c0, c1;
+      if (slot_columns<W>(t, p.items, r, s, c0, c1)) {
+        Packet<S, W> in[N];
+        load_packets<W>(t, r, c0, in);
+        finish<W, true, Sum::kTotal>(t, op, r, c0, W, in, &acc);
+      } else {
+        for (int64_t c = c0; c < c1; ++c) scalar_element<Sum::kTotal>(t, op, r, c, &acc);
+      }
+    }
+  }
+  return acc;
+}
+
+// Thread (x, y) of a column block: column item q (W columns from q W) over rows y, y + block_y,
+// ... of chunk `chunk`; acc[j] gets column q W + j's sum.
+template <int W, class S, int N, int M, class Op>
+FA_HD void column_chunk_thread(int64_t q, int y, const Operands<S, N, M>& t, const Op& op, const SumPlan& p,
+                               int64_t chunk, opmath_t<S> (&acc)[W]) {
+  for (int j = 0; j < W; ++j) acc[j] = opmath_t<S>(0);
+  if (q >= p.items) return;
+  const int64_t end = (chunk + 1) * p.per_group < t.rows ? (chunk + 1) * p.per_group : t.rows;
+  for (int64_t r = chunk * p.per_group + y; r < end; r += p.block_y) {
+    if constexpr (W == 1) {
+      scalar_element<Sum::kPerElement>(t, op, r, q, acc);
+    } else {
+      Packet<S, W> in[N];
+      load_packets<W>(t, r, q * W, in);
+      finish<W, true, Sum::kPerElement>(t, op, r, q * W, W, in, acc);
+    }
+  }
+}
+
+// The second pass: channel ch's partials in a fixed order, into sums[ch].
+template <class C>
+FA_HD void channel_total_thread(int64_t ch, const C* partials, const SumPlan& p, int64_t rows, int64_t channels,
+                                C* sums) {
+  C total(0);
+  if (p.per_col) {
+    for (int64_t k = 0; k < p.groups; ++k) total += partials[k * channels + ch];
+  } else {
+    for (int64_t r = ch; r < rows; r += channels) {
+      for (int64_t g = 0; g < p.groups; ++g) total += partials[r * p.groups + g];
+    }
+  }
+  sums[ch] = total;
 }
 
 }  // namespace fused_act::cuda

@@ -1,4 +1,4 @@
-// Host entry points of the CUDA kernels, called by cuda/ops_cuda.cpp: one object per activation
+// Host entry points of the CUDA kernels, called by cuda/ops_cuda.cpp: two objects per activation
 // (activation_kernels.cu) and softmax_kernels.cu.
 #pragma once
 
@@ -10,12 +10,18 @@
 
 namespace fused_act::cuda {
 
-template <class Act>
+// One activation's kernels for float and double (kReduced = false) or for half and bfloat16
+// (kReduced = true): two objects, the second compiled with CUDA's fast division and with __expf /
+// __logf for exp and log (activations/math.h), where rounding to the output type hides their error.
+template <class Act, bool kReduced>
 struct ActivationKernels {
-  static void elementwise(const ElementwiseArgs& a, cudaStream_t stream, int sm_count);
+  // With `sum` (bias_act's backward), also sum output 0 per channel into sum->sums.
+  static void elementwise(const ElementwiseArgs& a, const ChannelSum* sum, cudaStream_t stream, int sm_count);
   // Only called for maskable activations (the front checks).
   static void mask(const MaskArgs& a, cudaStream_t stream, int sm_count);
 };
+
+constexpr bool is_reduced_precision(DType d) { return d == DType::kHalf || d == DType::kBFloat16; }
 
 void run_softmax(const SoftmaxArgs& a, cudaStream_t stream, int sm_count);  // softmax_kernels.cu
 

@@ -25,22 +25,24 @@ int sm_count(int device) {
   return count;
 }
 
-using ElementwiseKernel = void (*)(const ElementwiseArgs&, cudaStream_t, int);
+using ElementwiseKernel = void (*)(const ElementwiseArgs&, const ChannelSum*, cudaStream_t, int);
 using MaskKernel = void (*)(const MaskArgs&, cudaStream_t, int);
 
-// Indexed by ActId; each entry lives in that activation's object (activation_kernels.cu).
-#define FA_ELEMENTWISE(F) &cuda::ActivationKernels<act::F>::elementwise,
-#define FA_MASK(F) &cuda::ActivationKernels<act::F>::mask,
+// Indexed by [half or bfloat16][ActId]; each entry lives in one of that activation's two
+// objects (activation_kernels.cu).
+#define FA_ELEMENTWISE(F) &cuda::ActivationKernels<act::F, R>::elementwise,
+#define FA_MASK(F) &cuda::ActivationKernels<act::F, R>::mask,
+template <bool R>
 constexpr ElementwiseKernel kElementwise[] = {FUSED_ACT_FOR_EACH_ACTIVATION(FA_ELEMENTWISE)};
+template <bool R>
 constexpr MaskKernel kMask[] = {FUSED_ACT_FOR_EACH_ACTIVATION(FA_MASK)};
 #undef FA_ELEMENTWISE
 #undef FA_MASK
 
-// Leaves channel sums (the bias gradient) to the front, which reduces with ATen.
-bool run_cuda(const ElementwiseArgs& a, const ChannelSum*) {
+void run_cuda(const ElementwiseArgs& a, const ChannelSum* sum) {
   const int device = c10::cuda::current_device();
-  kElementwise[static_cast<int>(a.act)](a, c10::cuda::getCurrentCUDAStream(device).stream(), sm_count(device));
-  return false;
+  const auto& kernels = cuda::is_reduced_precision(a.dtype) ? kElementwise<true> : kElementwise<false>;
+  kernels[static_cast<int>(a.act)](a, sum, c10::cuda::getCurrentCUDAStream(device).stream(), sm_count(device));
 }
 
 void run_softmax_cuda(const SoftmaxArgs& a) {
@@ -50,7 +52,8 @@ void run_softmax_cuda(const SoftmaxArgs& a) {
 
 void run_cuda_mask(const MaskArgs& a) {
   const int device = c10::cuda::current_device();
-  kMask[static_cast<int>(a.act)](a, c10::cuda::getCurrentCUDAStream(device).stream(), sm_count(device));
+  const auto& kernels = cuda::is_reduced_precision(a.dtype) ? kMask<true> : kMask<false>;
+  kernels[static_cast<int>(a.act)](a, c10::cuda::getCurrentCUDAStream(device).stream(), sm_count(device));
 }
 
 }  // namespace

@@ -1,5 +1,5 @@
 // bias_act(x, bias, dim, act) = act(x + bias broadcast along dim), and its backward, which
-// returns the bias gradient too (the CPU loop sums it in the same pass).
+// returns the bias gradient too (summed in the launch that computes grad_x, on every backend).
 //
 // The launch sees the output in its own memory order as rows x cols, in one of two shapes:
 //   channels innermost (stride 1 at dim: Linear outputs (N, C), channels-last images):
@@ -97,9 +97,10 @@ std::tuple<at::Tensor, at::Tensor> bias_act_backward(const at::Tensor& grad, con
   at::Tensor grad_x = channel_output(saved, dim);
   const at::ScalarType acc = saved.scalar_type() == at::kDouble ? at::kDouble : at::kFloat;
   if (grad_x.numel() == 0) return {grad_x, at::zeros_like(bias)};
-  // The CPU loop adds the bias gradient into `sums` in the same pass; other runners leave it to
-  // the at::sum below, so they get no buffer to clear.
-  at::Tensor sums = saved.is_cpu() ? at::zeros({bias.size(0)}, saved.options().dtype(acc)) : at::Tensor();
+  // The runners sum the bias gradient in the launch that computes grad_x: the CPU loop adds into
+  // `sums`, the CUDA kernels (and their simulation) write it, so only the CPU's needs clearing.
+  at::Tensor sums = saved.is_cpu() ? at::zeros({bias.size(0)}, saved.options().dtype(acc))
+                                   : at::empty({bias.size(0)}, saved.options().dtype(acc));
   const at::Tensor g = with_layout_of(grad, grad_x);
   const at::Tensor s = with_layout_of(saved, grad_x);
   const at::Tensor b = bias.contiguous();
@@ -111,15 +112,8 @@ std::tuple<at::Tensor, at::Tensor> bias_act_backward(const at::Tensor& grad, con
   a.in[1] = row_operand(s, l);
   if (!from_output) a.in[2] = bias_operand(b, l);
   set_rows(a, l, grad_x);
-  const ChannelSum channel_sum{sums.defined() ? sums.data_ptr() : nullptr, l.channels, l.per_col};
-  if (!run(a, &channel_sum)) {
-    std::vector<int64_t> other;
-    for (int64_t d = 0; d < saved.dim(); ++d) {
-      if (d != dim) other.push_back(d);
-    }
-    // A 1-D tensor has no other dims (summing over none would sum over all of them).
-    sums = other.empty() ? grad_x.to(acc) : at::sum(grad_x, other, false, acc);
-  }
+  const ChannelSum channel_sum{sums.data_ptr(), l.channels, l.per_col};
+  run(a, &channel_sum);
   return {grad_x, sums.to(bias.scalar_type())};
 }
 

@@ -13,9 +13,8 @@
 
 namespace fused_act {
 
-// Runs one launch. Returns true when it also computed `sum` (the CPU loop fuses the bias
-// gradient), false when the front must reduce with ATen instead (CUDA, the CUDA simulation).
-using Runner = bool (*)(const ElementwiseArgs& a, const ChannelSum* sum);
+// Runs one launch; with `sum` (bias_act's backward) it also sums output 0 per channel.
+using Runner = void (*)(const ElementwiseArgs& a, const ChannelSum* sum);
 
 // "fused_act.<op>" for messages: the activation's own name for the plain activation ops,
 // "bias_act(relu)", "glu(silu)", ... for the fused ones.

@@ -10,13 +10,12 @@ namespace fused_act {
 
 namespace {
 
-bool run_cpu(const ElementwiseArgs& a, const ChannelSum* sum) {
+void run_cpu(const ElementwiseArgs& a, const ChannelSum* sum) {
   if (const int64_t threads = simulated_cuda_threads(); threads > 0) {
-    simulate_cuda_launch(a, threads);
-    return false;
+    simulate_cuda_launch(a, threads, -1, sum);
+  } else {
+    cpu::run_elementwise(a, sum);
   }
-  cpu::run_elementwise(a, sum);
-  return true;
 }
 
 }  // namespace

@@ -3,6 +3,9 @@
 #include FUSED_ACT_ACTIVATION_HEADER
 
 #include <type_traits>
+#include <vector>
+
+#include <c10/util/Exception.h>
 
 #include "../cuda/elementwise_thread.cuh"
 #include "../cuda/mask_thread.cuh"
@@ -10,14 +13,78 @@
 
 namespace fused_act {
 
+namespace {
+
+// row_sum_kernel: each warp's lanes in turn, added in the xor-shuffle tree's order.
+template <int W, class S, int N, int M, class Op>
+void row_sums(const cuda::Operands<S, N, M>& t, const Op& op, const cuda::SumPlan& p, opmath_t<S>* partials) {
+  using C = opmath_t<S>;
+  for (int64_t w = 0; w < t.rows * p.groups; ++w) {
+    const int64_t r = w / p.groups;
+    C lanes[cuda::kWarpSize];
+    for (int lane = 0; lane < cuda::kWarpSize; ++lane) {
+      lanes[lane] = cuda::row_segment_thread<W>(lane, t, op, p, r, w - r * p.groups);
+    }
+    for (int offset = cuda::kWarpSize / 2; offset > 0; offset /= 2) {
+      for (int lane = 0; lane < offset; ++lane) lanes[lane] += lanes[lane + offset];
+    }
+    partials[w] = lanes[0];
+  }
+}
+
+// column_sum_kernel: every block's threads, then thread (x, 0)'s sum over y.
+template <int W, class S, int N, int M, class Op>
+void column_sums(const cuda::Operands<S, N, M>& t, const Op& op, const cuda::SumPlan& p, opmath_t<S>* partials) {
+  using C = opmath_t<S>;
+  for (int64_t chunk = 0; chunk < p.groups; ++chunk) {
+    for (int64_t q = 0; q < p.grid_x * p.block_x; ++q) {
+      C total[W] = {};
+      for (int y = 0; y < p.block_y; ++y) {
+        C acc[W];
+        cuda::column_chunk_thread<W>(q, y, t, op, p, chunk, acc);
+        for (int j = 0; j < W; ++j) total[j] += acc[j];
+      }
+      for (int j = 0; j < W && q < p.items; ++j) partials[chunk * t.cols + q * W + j] = total[j];
+    }
+  }
+}
+
+// Returns whether the packet path was taken.
+template <class S, int N, int M, class Op>
+bool bias_sum(const cuda::Operands<S, N, M>& t, const Op& op, const ChannelSum& sum) {
+  using C = opmath_t<S>;
+  constexpr int W = cuda::kPacketElems<S>;
+  const cuda::SumPlan p = cuda::plan_bias_sum(t, sum.per_col, kSimulatedSms);
+  std::vector<C> partials(p.partials(t.rows, t.cols));
+  if (sum.per_col) {
+    p.vectorized ? column_sums<W>(t, op, p, partials.data()) : column_sums<1>(t, op, p, partials.data());
+  } else {
+    p.vectorized ? row_sums<W>(t, op, p, partials.data()) : row_sums<1>(t, op, p, partials.data());
+  }
+  for (int64_t ch = 0; ch < sum.channels; ++ch) {
+    cuda::channel_total_thread(ch, partials.data(), p, t.rows, sum.channels, static_cast<C*>(sum.sums));
+  }
+  return p.vectorized;
+}
+
+}  // namespace
+
 template <class Act>
-bool SimulatedThreads<Act>::elementwise(const ElementwiseArgs& a, int64_t nthreads, int64_t only_thread) {
+bool SimulatedThreads<Act>::elementwise(const ElementwiseArgs& a, int64_t nthreads, int64_t only_thread,
+                                        const ChannelSum* sum) {
   bool vectorized = false;
   visit_dtype(a.dtype, [&](auto storage) {
     using S = decltype(storage);
     visit_elementwise_op<Act, opmath_t<S>>(a, [&](const auto& op) {
       using Op = std::decay_t<decltype(op)>;
       const auto t = cuda::make_operands<S, Op::kInputs, Op::kOutputs>(a);
+      if constexpr (cuda::SumsChannels<Op>::value) {
+        if (sum != nullptr) {
+          vectorized = bias_sum(t, op, *sum);
+          return;
+        }
+      }
+      TORCH_INTERNAL_ASSERT(sum == nullptr, "a channel sum for an op that has none");
       vectorized = cuda::can_vectorize(t);
       const cuda::Items it = cuda::plan_items(t, vectorized);
       for (int64_t tid = 0; tid < nthreads; ++tid) {

@@ -46,12 +46,12 @@ void set_simulation(int64_t nthreads) {
 
 }  // namespace
 
-bool simulate_cuda_launch(const ElementwiseArgs& a, int64_t nthreads, int64_t only_thread) {
+bool simulate_cuda_launch(const ElementwiseArgs& a, int64_t nthreads, int64_t only_thread, const ChannelSum* sum) {
 #define FA_ENTRY(F) &SimulatedThreads<act::F>::elementwise,
-  static constexpr bool (*kThreads[])(const ElementwiseArgs&, int64_t,
-                                      int64_t) = {FUSED_ACT_FOR_EACH_ACTIVATION(FA_ENTRY)};
+  static constexpr bool (*kThreads[])(const ElementwiseArgs&, int64_t, int64_t,
+                                      const ChannelSum*) = {FUSED_ACT_FOR_EACH_ACTIVATION(FA_ENTRY)};
 #undef FA_ENTRY
-  return kThreads[static_cast<int>(a.act)](a, nthreads, only_thread);
+  return kThreads[static_cast<int>(a.act)](a, nthreads, only_thread, sum);
 }
 
 bool simulate_cuda_mask(const MaskArgs& a, int64_t nthreads) {
