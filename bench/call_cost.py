@@ -5,7 +5,8 @@ For each activation and size, interleaved (bench/timing.py) in one run:
   fwd      forward without autograd: ``fused_act.<name>(x)`` vs the registry's reference
            composition (``torch.relu``, ``F.gelu``, ...);
   fwdbwd   forward + backward through autograd (``y.backward(g)`` on a leaf);
-and the same for softmax, log_softmax and relu keeping a 1-bit mask (``OTHER``).
+and the same for softmax, log_softmax, relu keeping a 1-bit mask, bias_act (gelu, the bias of a
+Linear layer) and swiglu (``OTHER``).
 The ratio eager / fused > 1 means fused_act is faster. Results go to a Markdown table
 (``--out``, default bench/results/call_cost.md) with the machine description.
 """
@@ -17,6 +18,7 @@ import statistics
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 
 import fused_act
 from fused_act.registry import ACTIVATIONS
@@ -27,19 +29,32 @@ from .timing import Runner, measure
 DEFAULT_OUT = Path(__file__).resolve().parent / "results" / "call_cost.md"
 
 
-# Calls besides the activations, on rows of up to 256 elements: softmax's and the 1-bit mask's
-# autograd is C++ like the activations' (a Python autograd kernel cost ~25 us per step).
+def _bias_act(cols: int, trained: bool):
+    b = torch.randn(cols, requires_grad=trained)  # a Linear layer's bias, trained in fwdbwd
+    return lambda t: fused_act.bias_act(t, b, "gelu", dim=-1), lambda t: F.gelu(t + b)
+
+
+def _swiglu(t: torch.Tensor) -> torch.Tensor:
+    h = t.shape[-1] // 2
+    return F.silu(t[..., :h]) * t[..., h:]
+
+
+# Calls besides the activations, on rows of up to 256 elements: softmax's, the 1-bit mask's and
+# the fusions' autograd is C++ like the activations' (a Python autograd kernel cost ~25 us per
+# step). Each entry makes (fused, eager) for the row length and whether backward runs.
 OTHER = {
-    "softmax": (lambda t: fused_act.softmax(t, -1), lambda t: torch.softmax(t, -1)),
-    "log_softmax": (lambda t: fused_act.log_softmax(t, -1), lambda t: torch.log_softmax(t, -1)),
-    "relu memory=mask": (lambda t: fused_act.relu(t, memory="mask"), torch.relu),
+    "softmax": lambda cols, bwd: (lambda t: fused_act.softmax(t, -1), lambda t: torch.softmax(t, -1)),
+    "log_softmax": lambda cols, bwd: (lambda t: fused_act.log_softmax(t, -1), lambda t: torch.log_softmax(t, -1)),
+    "relu memory=mask": lambda cols, bwd: (lambda t: fused_act.relu(t, memory="mask"), torch.relu),
+    "bias_act(gelu)": _bias_act,
+    "swiglu": lambda cols, bwd: (fused_act.swiglu, _swiglu),
 }
 
 
-def functions(name: str):
+def functions(name: str, cols: int = 256, bwd: bool = False):
     """(fused, eager) callables for an activation of the registry or an OTHER entry."""
     if name in OTHER:
-        return OTHER[name]
+        return OTHER[name](cols, bwd)
     spec = ACTIVATIONS[name]
     params = dict(spec.params)
     return getattr(fused_act, name), lambda t: spec.reference(t, **params)
@@ -48,8 +63,8 @@ def functions(name: str):
 def runners(name: str, n: int, mode: str) -> dict[str, Runner]:
     cols = min(n, 256)
     x = torch.randn(n // cols, cols) * 2
-    g = torch.randn(n // cols, cols)
-    fused_fn, eager_fn = functions(name)
+    fused_fn, eager_fn = functions(name, cols, mode == "fwdbwd")
+    g = torch.randn(fused_fn(x.detach()).shape)  # swiglu's output is half as wide
     if mode == "fwd":
         return {"fused": Runner(lambda: fused_fn(x)), "eager": Runner(lambda: eager_fn(x))}
     leaf = x.clone().requires_grad_()
