@@ -106,7 +106,6 @@ inline Vec<S> where(const Vec<S>& cond, const Vec<S>& a, const Vec<S>& b) {
 // n in [-150, 128]: results in the subnormal range and up to FLT_MAX come out right.
 inline Vec<float> exp(const Vec<float>& x) {
   using V = Vec<float>;
-  using I = Vec<int32_t>;
   const V xc = at::vec::clamp(x, V(-104.f), V(88.8f));
   const V n = (xc * V(1.44269504088896341f)).round();
   V r = at::vec::fmadd(n, V(-0.693145751953125f), xc);
@@ -117,6 +116,14 @@ inline Vec<float> exp(const Vec<float>& x) {
   q = at::vec::fmadd(q, r, V(0.166665181517601f));
   q = at::vec::fmadd(q, r, V(0.49999988079071045f));
   const V p = at::vec::fmadd(q * r, r, r) + V(1.f);
+#if defined(CPU_CAPABILITY_AVX512)
+  // vscalefps: p 2^n in one instruction, rounded once, overflowing to inf and underflowing
+  // through the subnormals as exp does; NaN stays NaN (the clamp's min/max return it). The same
+  // outputs as the branch below, sampled over every 97th float32; half the time of the whole exp
+  // (0.41 -> 0.20 ns per element in cache, sigmoid 0.48 -> 0.29; 2-core AMD EPYC, Zen 4).
+  return V(_mm512_scalef_ps(p, n));
+#else
+  using I = Vec<int32_t>;
   const V a = (n * V(0.5f)).floor();
   const auto pow2 = [](const V& e) {
     return at::vec::cast<float>((at::vec::convert_to_int_of_same_size(e) + I(127)) << I(23));
@@ -124,6 +131,7 @@ inline Vec<float> exp(const Vec<float>& x) {
   const V y = p * pow2(a) * pow2(n - a);
   // x > ln(FLT_MAX) overflows to inf; NaN passes through (the clamp would have made it finite)
   return where(x != x, x, where(x > V(88.72283935546875f), V(INFINITY), y));
+#endif
 }
 
 // Taylor series below |x| = 0.5 (degree 9: truncation < 1e-9 relative), exp(x) - 1 above it,
