@@ -2,10 +2,10 @@
 // activations/list.h, defining FUSED_ACT_ACTIVATION (the functor, Gelu) and
 // FUSED_ACT_ACTIVATION_HEADER ("activations/act/gelu.h"), so that a change to one functor
 // rebuilds only that activation's objects: once for float and double, once for half and
-// bfloat16 with FUSED_ACT_CUDA_REDUCED_PRECISION and fast division (launch.h). Elementwise kernels are one template instantiated
-// for each (kind, form, dtype) by activations/elementwise.h's dispatch; mask kernels for each
-// dtype when the activation is maskable. Bodies in elementwise_thread.cuh and mask_thread.cuh.
-// Deliberately free of ATen headers (compile time).
+// bfloat16 with FUSED_ACT_CUDA_REDUCED_PRECISION and fast division (launch.h). Elementwise kernels are one template
+// instantiated for each (kind, form, dtype) by activations/elementwise.h's dispatch; mask kernels for each dtype when
+// the activation is maskable. Bodies in elementwise_thread.cuh and mask_thread.cuh. Deliberately free of ATen headers
+// (compile time).
 #include FUSED_ACT_ACTIVATION_HEADER
 
 #include <algorithm>

@@ -206,8 +206,7 @@ FA_HD void finish(const Operands<S, N, M>& t, const Op& op, int64_t r, int64_t c
 }
 
 template <Sum kSum = Sum::kNone, class S, int N, int M, class Op>
-FA_HD void scalar_element(const Operands<S, N, M>& t, const Op& op, int64_t r, int64_t c,
-                          opmath_t<S>* acc = nullptr) {
+FA_HD void scalar_element(const Operands<S, N, M>& t, const Op& op, int64_t r, int64_t c, opmath_t<S>* acc = nullptr) {
   const Packet<S, 1> none[N] = {};
   finish<1, false, kSum>(t, op, r, c, 1, none, acc);
 }
@@ -216,8 +215,7 @@ FA_HD void scalar_element(const Operands<S, N, M>& t, const Op& op, int64_t r, i
 // last slot) element by element, else one packet (none past the row's last packet). Returns
 // whether the slot is a packet.
 template <int W, class S, int N, int M>
-FA_HD bool slot_columns(const Operands<S, N, M>& t, int64_t slots, int64_t r, int64_t s, int64_t& c0,
-                        int64_t& c1) {
+FA_HD bool slot_columns(const Operands<S, N, M>& t, int64_t slots, int64_t r, int64_t s, int64_t& c0, int64_t& c1) {
   const int64_t head = head_of(t, r);
   const int64_t packets = (t.cols - head) / W;
   if (s == 0) {
