@@ -11,7 +11,6 @@
 #include <algorithm>
 #include <type_traits>
 
-#include <c10/cuda/CUDACachingAllocator.h>
 #include <c10/cuda/CUDAException.h>
 #include <cuda_runtime.h>
 
@@ -114,15 +113,12 @@ __global__ void __launch_bounds__(kSumThreads)
 
 // grad_x and the bias gradient in two launches around a workspace of partial sums.
 template <class S, int N, int M, class Op>
-void launch_bias_sum(const Operands<S, N, M>& t, const Op& op, const ChannelSum& sum, cudaStream_t stream,
-                     int sm_count) {
+void launch_bias_sum(const Operands<S, N, M>& t, const Op& op, const ChannelSum& sum, Scratch& scratch,
+                     cudaStream_t stream, int sm_count) {
   using C = opmath_t<S>;
   constexpr int W = kPacketElems<S>;
   const SumPlan p = plan_bias_sum(t, sum.per_col, sm_count);
-  // Stream-ordered scratch from torch's caching allocator, handed back for reuse on this stream
-  // once the launches are queued.
-  const c10::DataPtr ws = c10::cuda::CUDACachingAllocator::get()->allocate(p.partials(t.rows, t.cols) * sizeof(C));
-  C* partials = static_cast<C*>(ws.get());
+  C* partials = static_cast<C*>(scratch.get(p.partials(t.rows, t.cols) * sizeof(C)));
   const dim3 grid(static_cast<unsigned>(p.grid_x), static_cast<unsigned>(p.grid_y));
   const dim3 block(p.block_x, p.block_y);
   if (sum.per_col) {
@@ -151,8 +147,8 @@ __global__ void __launch_bounds__(kThreads)
 }
 
 template <class Act, bool R>
-void ActivationKernels<Act, R>::elementwise(const ElementwiseArgs& a, const ChannelSum* sum, cudaStream_t stream,
-                                            int sm_count) {
+void ActivationKernels<Act, R>::elementwise(const ElementwiseArgs& a, const ChannelSum* sum, Scratch& scratch,
+                                            cudaStream_t stream, int sm_count) {
   if (a.numel() == 0) return;
   visit_own_dtype(a.dtype, [&](auto storage) {
     using S = decltype(storage);
@@ -162,7 +158,7 @@ void ActivationKernels<Act, R>::elementwise(const ElementwiseArgs& a, const Chan
       const Operands<S, N, M> t = make_operands<S, N, M>(a);
       if constexpr (SumsChannels<Op>::value) {
         if (sum != nullptr) {
-          launch_bias_sum(t, op, *sum, stream, sm_count);
+          launch_bias_sum(t, op, *sum, scratch, stream, sm_count);
           return;
         }
       }

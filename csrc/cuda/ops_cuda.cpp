@@ -3,6 +3,7 @@
 #include <array>
 #include <atomic>
 
+#include <c10/cuda/CUDACachingAllocator.h>
 #include <c10/cuda/CUDAException.h>
 #include <c10/cuda/CUDAFunctions.h>
 #include <c10/cuda/CUDAStream.h>
@@ -25,7 +26,7 @@ int sm_count(int device) {
   return count;
 }
 
-using ElementwiseKernel = void (*)(const ElementwiseArgs&, const ChannelSum*, cudaStream_t, int);
+using ElementwiseKernel = void (*)(const ElementwiseArgs&, const ChannelSum*, cuda::Scratch&, cudaStream_t, int);
 using MaskKernel = void (*)(const MaskArgs&, cudaStream_t, int);
 
 // Indexed by [half or bfloat16][ActId]; each entry lives in one of that activation's two
@@ -39,10 +40,21 @@ constexpr MaskKernel kMask[] = {FUSED_ACT_FOR_EACH_ACTIVATION(FA_MASK)};
 #undef FA_ELEMENTWISE
 #undef FA_MASK
 
+// Scratch from torch's caching allocator, returned to it (for reuse on this stream) when the
+// runner returns.
+struct CachingScratch final : cuda::Scratch {
+  c10::DataPtr memory;
+  void* get(size_t bytes) override {
+    memory = c10::cuda::CUDACachingAllocator::get()->allocate(bytes);
+    return memory.get();
+  }
+};
+
 void run_cuda(const ElementwiseArgs& a, const ChannelSum* sum) {
   const int device = c10::cuda::current_device();
   const auto& kernels = cuda::is_reduced_precision(a.dtype) ? kElementwise<true> : kElementwise<false>;
-  kernels[static_cast<int>(a.act)](a, sum, c10::cuda::getCurrentCUDAStream(device).stream(), sm_count(device));
+  CachingScratch scratch;
+  kernels[static_cast<int>(a.act)](a, sum, scratch, c10::cuda::getCurrentCUDAStream(device).stream(), sm_count(device));
 }
 
 void run_softmax_cuda(const SoftmaxArgs& a) {
