@@ -156,18 +156,9 @@ FA_HD void load_packets(const Operands<S, N, M>& t, int64_t r, int64_t c, Packet
   }
 }
 
-// What finish adds to `acc` besides storing the outputs: nothing, the sum of output 0 over the
-// W elements (acc[0]), or output 0 element by element (acc[j], a column's sum).
+// What finish adds to `acc` besides storing the output: nothing, its sum over the W elements
+// (acc[0]), or each element (acc[j], a column's sum). Only for one-output ops (SumsChannels).
 enum class Sum { kNone, kTotal, kPerElement };
-
-template <class C>
-FA_HD C first_output(C r) {
-  return r;
-}
-template <class C>
-FA_HD C first_output(Two<C> r) {
-  return r.first;
-}
 
 // W elements of row r from column c: from packets loaded by load_packets (V), or read one by one
 // (count of them, the scalar path, heads and tails).
@@ -191,8 +182,8 @@ FA_HD void finish(const Operands<S, N, M>& t, const Op& op, int64_t r, int64_t c
       }
     }
     const auto result = call(op, v);
-    if constexpr (kSum == Sum::kTotal) acc[0] += first_output(result);
-    if constexpr (kSum == Sum::kPerElement) acc[j] += first_output(result);
+    if constexpr (kSum == Sum::kTotal) acc[0] += result;
+    if constexpr (kSum == Sum::kPerElement) acc[j] += result;
     put<S, W>(out, j, result);
   }
   for (int m = 0; m < M; ++m) {
