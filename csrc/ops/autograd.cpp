@@ -12,8 +12,6 @@
 #include <ATen/ATen.h>
 #include <ATen/core/dispatch/Dispatcher.h>
 #include <torch/autograd.h>
-#include <torch/csrc/autograd/VariableTypeUtils.h>
-#include <torch/csrc/autograd/functions/utils.h>
 #include <torch/library.h>
 
 #include "autograd.h"
@@ -135,8 +133,8 @@ struct ActivationBackward : torch::autograd::Node {
   }
 };
 
-c10::intrusive_ptr<ActivationBackward> make_node(const Tensor& x, string_view act, ArrayRef<double> params) {
-  auto node = c10::make_intrusive<ActivationBackward>();
+NodePtr<ActivationBackward> make_node(const Tensor& x, string_view act, ArrayRef<double> params) {
+  auto node = new_node<ActivationBackward>();
   node->act = std::string(act);
   node->params = params.vec();
   node->saved = saved_for(checked_activation(act, params), params);
@@ -154,7 +152,7 @@ Tensor activation_with_grad(const Tensor& x, string_view act, ArrayRef<double> p
   torch::autograd::set_history(y, node);
   if (node->saved == Saved::kInput) node->s = torch::autograd::SavedVariable(x, false);
   if (node->saved == Saved::kOutput) node->s = torch::autograd::SavedVariable(y, true);
-  torch::autograd::fire_node_creation_hooks(node);
+  node_created(node);
   return y;
 }
 
@@ -170,10 +168,10 @@ Tensor activation_inplace_with_grad(Tensor& x, string_view act, ArrayRef<double>
     activation_inplace_op(x, act, params);
   }
   torch::autograd::increment_version(x);
-  auto attached = torch::autograd::rebase_history(x, node);
+  auto attached = attach_inplace(x, node);
   if (node->saved == Saved::kInput) node->s = torch::autograd::SavedVariable(original, false);
   if (node->saved == Saved::kOutput) node->s = torch::autograd::SavedVariable(x, true, x.is_view());
-  torch::autograd::fire_node_creation_hooks(attached);
+  node_created(attached);
   return x;
 }
 
@@ -217,7 +215,7 @@ struct GatedBackward : torch::autograd::Node {
 };
 
 Tensor glu_with_grad(const Tensor& x, int64_t dim, bool gate_first, string_view act, ArrayRef<double> params) {
-  auto node = c10::make_intrusive<GluBackward>();
+  auto node = new_node<GluBackward>();
   node->dim = dim;
   node->gate_first = gate_first;
   node->act = std::string(act);
@@ -230,12 +228,12 @@ Tensor glu_with_grad(const Tensor& x, int64_t dim, bool gate_first, string_view 
   }
   torch::autograd::set_history(y, node);
   node->x = torch::autograd::SavedVariable(x, false);
-  torch::autograd::fire_node_creation_hooks(node);
+  node_created(node);
   return y;
 }
 
 Tensor gated_with_grad(const Tensor& a, const Tensor& u, string_view act, ArrayRef<double> params) {
-  auto node = c10::make_intrusive<GatedBackward>();
+  auto node = new_node<GatedBackward>();
   node->act = std::string(act);
   node->params = params.vec();
   node->set_next_edges(torch::autograd::collect_next_edges(a, u));
@@ -247,7 +245,7 @@ Tensor gated_with_grad(const Tensor& a, const Tensor& u, string_view act, ArrayR
   torch::autograd::set_history(y, node);
   node->a = torch::autograd::SavedVariable(a, false);
   node->u = torch::autograd::SavedVariable(u, false);
-  torch::autograd::fire_node_creation_hooks(node);
+  node_created(node);
   return y;
 }
 

@@ -8,8 +8,6 @@
 #include <ATen/ATen.h>
 #include <c10/util/strides.h>
 #include <torch/autograd.h>
-#include <torch/csrc/autograd/VariableTypeUtils.h>
-#include <torch/csrc/autograd/functions/utils.h>
 #include <torch/library.h>
 
 #include "autograd.h"
@@ -69,9 +67,9 @@ struct MaskBackward : torch::autograd::Node {
   }
 };
 
-c10::intrusive_ptr<MaskBackward> make_node(const Tensor& t, const Tensor& order_of, string_view act,
+NodePtr<MaskBackward> make_node(const Tensor& t, const Tensor& order_of, string_view act,
                                            ArrayRef<double> params) {
-  auto node = c10::make_intrusive<MaskBackward>();
+  auto node = new_node<MaskBackward>();
   node->act = std::string(act);
   node->params = params.vec();
   node->strides = mask_order(order_of);
@@ -92,7 +90,7 @@ std::tuple<Tensor, Tensor> mask_autograd(const Tensor& x, string_view act, Array
   auto node = make_node(x, y, act, params);
   torch::autograd::set_history(y, node);  // the mask stays outside the graph (no grad_fn)
   node->mask = torch::autograd::SavedVariable(mask, false);
-  torch::autograd::fire_node_creation_hooks(node);
+  node_created(node);
   return {y, mask};
 }
 
@@ -110,9 +108,9 @@ Tensor mask_inplace_autograd(Tensor& x, string_view act, ArrayRef<double> params
     mask = mask_inplace_op(x, act, params);
   }
   torch::autograd::increment_version(x);
-  auto attached = torch::autograd::rebase_history(x, node);
+  auto attached = attach_inplace(x, node);
   node->mask = torch::autograd::SavedVariable(mask, false);
-  torch::autograd::fire_node_creation_hooks(attached);
+  node_created(attached);
   return mask;
 }
 
@@ -129,7 +127,7 @@ Tensor mask_backward_autograd(const Tensor& grad, const Tensor& mask, string_vie
   auto node = make_node(grad, dx, act, params);
   torch::autograd::set_history(dx, node);
   node->mask = torch::autograd::SavedVariable(mask, false);
-  torch::autograd::fire_node_creation_hooks(node);
+  node_created(node);
   return dx;
 }
 

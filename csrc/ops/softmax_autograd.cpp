@@ -13,8 +13,6 @@
 // ops and the backward op, so every higher derivative follows from torch's autograd of them.
 #include <ATen/ATen.h>
 #include <torch/autograd.h>
-#include <torch/csrc/autograd/VariableTypeUtils.h>
-#include <torch/csrc/autograd/functions/utils.h>
 #include <torch/library.h>
 
 #include "autograd.h"
@@ -89,7 +87,7 @@ Tensor softmax_autograd(const Tensor& x, int64_t dim, bool log) {
     at::AutoDispatchBelowADInplaceOrView guard;
     return softmax_op(x, dim, log);
   }
-  auto node = c10::make_intrusive<SoftmaxBackward>();
+  auto node = new_node<SoftmaxBackward>();
   node->dim = dim;
   node->log = log;
   node->set_next_edges(torch::autograd::collect_next_edges(x));
@@ -100,7 +98,7 @@ Tensor softmax_autograd(const Tensor& x, int64_t dim, bool log) {
   }
   torch::autograd::set_history(y, node);
   node->y = torch::autograd::SavedVariable(y, true);
-  torch::autograd::fire_node_creation_hooks(node);
+  node_created(node);
   return y;
 }
 
@@ -109,7 +107,7 @@ Tensor softmax_backward_autograd(const Tensor& grad, const Tensor& y, int64_t di
     at::AutoDispatchBelowADInplaceOrView guard;
     return softmax_backward_op(grad, y, dim, log);
   }
-  auto node = c10::make_intrusive<SoftmaxBackwardBackward>();
+  auto node = new_node<SoftmaxBackwardBackward>();
   node->dim = dim;
   node->log = log;
   node->set_next_edges(torch::autograd::collect_next_edges(grad, y));
@@ -121,7 +119,7 @@ Tensor softmax_backward_autograd(const Tensor& grad, const Tensor& y, int64_t di
   torch::autograd::set_history(dx, node);
   node->grad = torch::autograd::SavedVariable(grad, false);
   node->y = torch::autograd::SavedVariable(y, false);
-  torch::autograd::fire_node_creation_hooks(node);
+  node_created(node);
   return dx;
 }
 
