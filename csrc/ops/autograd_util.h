@@ -63,8 +63,8 @@ NodePtr<T> new_node() {
 template <class P, class = void>
 struct HasCreationHooks : std::false_type {};
 template <class P>
-struct HasCreationHooks<P, std::void_t<decltype(fire_node_creation_hooks(std::declval<const P&>()))>>
-    : std::true_type {};
+struct HasCreationHooks<P, std::void_t<decltype(fire_node_creation_hooks(std::declval<const P&>()))>> : std::true_type {
+};
 
 // After the node's outputs and saved variables are all set.
 template <class P>

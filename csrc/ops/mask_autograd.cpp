@@ -67,8 +67,7 @@ struct MaskBackward : torch::autograd::Node {
   }
 };
 
-NodePtr<MaskBackward> make_node(const Tensor& t, const Tensor& order_of, string_view act,
-                                           ArrayRef<double> params) {
+NodePtr<MaskBackward> make_node(const Tensor& t, const Tensor& order_of, string_view act, ArrayRef<double> params) {
   auto node = new_node<MaskBackward>();
   node->act = std::string(act);
   node->params = params.vec();
