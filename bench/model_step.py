@@ -14,9 +14,8 @@ Models:
     GELU, Linear 1024 -> 256, residual) on 8 x 128 tokens, AdamW.
 
 Modes: ``eager`` and ``compile`` (``torch.compile(fullgraph=True)``, inductor). ``convert``
-runs with its defaults, so the MLPs' ``Linear -> activation`` pairs are folded into
-``fused_act.nn.Linear(activation=...)`` (the table's "folded layers"); resnet18 has nothing to
-fold (conv -> BatchNorm -> ReLU). Under compile the model is converted with
+runs with its defaults: activations swapped, no ``Linear -> activation`` folded (``fold`` is
+opt-in, docs/convert.md; the table's "folded layers" column counts folds). Under compile the model is converted with
 ``keep_inplace=False``: AOT autograd functionalises mutations and inductor plans the buffers, so
 in-place buys nothing there.
 

@@ -93,7 +93,7 @@ def check(rows: list[dict], device: str, threads: int, one_thread: int | None = 
         if worst <= LIMIT_MAX:
             d["met"].append("limit")
         else:
-            if d["limit_alloc"] > LIMIT_MAX and (d["limit_inplace"] or 0) <= LIMIT_MAX:
+            if d["limit_alloc"] > LIMIT_MAX and d["limit_inplace"] is not None and d["limit_inplace"] <= LIMIT_MAX:
                 why = (
                     f"allocation bound: {d['limit_alloc']:.2f}x the clone limit allocating but "
                     f"{d['limit_inplace']:.2f}x in place"

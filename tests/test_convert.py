@@ -158,7 +158,7 @@ def test_architecture_matches_original(arch, dtype, train):
     ref, x = build(arch, dtype)
     expected_names = torch_activation_names(ref)
     assert {type(m) for m in ref.modules() if type(m) in TORCH_ACTIVATIONS} == ARCHS[arch][2]
-    model, report = convert(copy.deepcopy(ref))
+    model, report = convert(copy.deepcopy(ref), fold=True)
     # Every torch activation replaced and listed, none left behind, names and state unchanged.
     assert sorted(n for r in report.replaced if r.kind == "module" for n in r.names) == expected_names
     assert torch_activation_names(model) == []
@@ -174,8 +174,14 @@ def test_architecture_matches_original(arch, dtype, train):
     assert_same_model(ref, model, x, train, **TOL[dtype])
 
 
+def test_fold_is_opt_in():
+    model, report = convert(nn.Sequential(nn.Linear(4, 4), nn.ReLU()))
+    assert type(model[0]) is nn.Linear and type(model[1]) is fused_act.nn.ReLU
+    assert not any(r.kind == "fold" for r in report.replaced + report.left)
+
+
 def test_report_lists_parameters_and_types():
-    model, report = convert(torchvision.models.mobilenet_v3_small(weights=None))
+    model, report = convert(torchvision.models.mobilenet_v3_small(weights=None), fold=True)
     kinds = {r.old.split("(")[0] for r in report.replaced if r.kind == "module"}
     assert kinds == {"nn.Hardswish", "nn.Hardsigmoid", "nn.ReLU"}
     assert all(r.new.startswith("fused_act.") for r in report.replaced)
@@ -262,7 +268,7 @@ def test_nested_containers_and_shared_modules():
     model.dct = nn.ModuleDict({"a": nn.GELU(), "b": shared})
     model.act = shared
     before = torch_activation_names(model)
-    model, report = convert(model, fold=False)  # folding: test_fold_*
+    model, report = convert(model)
     assert sorted(report.replaced_names) == before
     # The shared module: one replacement, one report entry with all its names, shared everywhere.
     entry = [r for r in report.replaced if "act" in r.names]
@@ -285,9 +291,9 @@ def test_nothing_to_convert_returns_model_unchanged():
 
 def test_convert_twice_is_harmless():
     ref, x = build("mobilenet_v3_small", torch.float32)
-    once, r1 = convert(copy.deepcopy(ref))
+    once, r1 = convert(copy.deepcopy(ref), fold=True)
     text = repr(once)
-    twice, r2 = convert(once)
+    twice, r2 = convert(once, fold=True)
     assert twice is once and repr(twice) == text
     # Already fused: every converted module but the folded activation (now an nn.Identity), and the folded layer.
     assert [r.names for r in r1.replaced if r.kind == "fold"] == [("classifier.0", "classifier.1")]
@@ -301,14 +307,14 @@ def test_train_eval_mode_preserved():
     model = nn.Sequential(nn.Linear(2, 2), nn.ReLU(), nn.Sequential(nn.GELU()))
     model.eval()
     model[2].train()  # a mixed model: modes are per module
-    model, _ = convert(model)
+    model, _ = convert(model, fold=True)
     assert [type(m).__name__ for m in model.modules()] == ["Sequential", "Linear", "Identity", "Sequential", "GELU"]
     assert [m.training for m in model.modules()] == [False, False, False, True, True]
 
 
 def test_inplace_false_leaves_original_alone():
     ref = nn.Sequential(nn.Linear(3, 3), nn.ReLU(inplace=True), nn.Softplus(beta=2))
-    model, report = convert(ref, inplace=False, fold=False)
+    model, report = convert(ref, inplace=False)
     assert model is not ref and type(ref[1]) is nn.ReLU and type(ref[2]) is nn.Softplus
     assert type(model[1]) is fused_act.nn.ReLU and model[1].inplace and model[2].beta == 2
     assert model[0].weight is not ref[0].weight and torch.equal(model[0].weight, ref[0].weight)
@@ -368,7 +374,7 @@ def test_to_swaps_every_activation():
     expected = copy.deepcopy(ref)
     for i in (1, 3, 5):
         expected[i] = TorchLeakyTanh(0.1)
-    model, report = convert(copy.deepcopy(ref), to="leaky_tanh", a=0.1, fold=False)
+    model, report = convert(copy.deepcopy(ref), to="leaky_tanh", a=0.1)
     assert sorted(report.replaced_names) == ["1", "3", "5"]
     assert all(type(model[i]).__name__ in ("LeakyTanh", "Activation") for i in (1, 3, 5))
     # nn.ReLU(inplace=True) stays in place: LeakyTanh has no inplace flag, so the generic module does it.
@@ -377,11 +383,11 @@ def test_to_swaps_every_activation():
     x = torch.randn(5, 16, dtype=torch.float64)
     assert_same_model(expected, model, x, train=True, **TOL[torch.float64])
     # ... and again to another activation: the fused ones are swapped too.
-    model, report = convert(model, to="relu", fold=False)
+    model, report = convert(model, to="relu")
     assert sorted(report.replaced_names) == ["1", "3", "5"]
     assert [type(model[i]) for i in (1, 3, 5)] == [fused_act.nn.ReLU] * 3 and model[1].inplace
     # Already the target: nothing to do.
-    _, report = convert(model, to="relu", fold=False)
+    _, report = convert(model, to="relu")
     assert not report.changed and len(report.already_fused) == 3
 
 
@@ -444,7 +450,7 @@ def test_fold_linear_and_conv_match_original(act):
         copy.deepcopy(act),
         nn.Linear(7, 3),
     ).double()
-    model, report = convert(copy.deepcopy(ref))
+    model, report = convert(copy.deepcopy(ref), fold=True)
     assert [r.names for r in report.replaced if r.kind == "fold"] == [("0", "1"), ("3", "4")]
     assert type(model[0]) is fused_act.nn.Conv2d and type(model[3]) is fused_act.nn.Linear
     assert type(model[1]) is nn.Identity and type(model[4]) is nn.Identity
@@ -462,7 +468,7 @@ def test_fold_keeps_parameter_objects_and_trains():
     model = copy.deepcopy(ref)
     weights = [model[0].weight, model[0].bias]
     opts = [torch.optim.SGD(m.parameters(), lr=0.1, momentum=0.9) for m in (ref, model)]
-    model, _ = convert(model)
+    model, _ = convert(model, fold=True)
     assert [model[0].weight, model[0].bias] == weights and type(model[0]) is fused_act.nn.Linear
     x = torch.randn(32, 8, dtype=torch.float64)
     for _ in range(3):
@@ -504,7 +510,7 @@ def test_fold_skips_what_it_cannot_fold():
         shared,
     )
     ref = copy.deepcopy(model)
-    model, report = convert(model, exclude="9")
+    model, report = convert(model, exclude="9", fold=True)
     left = {r.names: r.reason for r in report.left if r.kind == "fold"}
     assert left == {
         ("0", "1", "14"): "not folded: registered under several names",
@@ -519,7 +525,7 @@ def test_fold_skips_what_it_cannot_fold():
 
 def test_fold_then_to_changes_the_folded_activation():
     ref = nn.Sequential(nn.Linear(4, 4), nn.ReLU()).double()
-    model, _ = convert(copy.deepcopy(ref))
+    model, _ = convert(copy.deepcopy(ref), fold=True)
     assert model[0].activation == "relu"
     model, report = convert(model, to="leaky_tanh", a=0.1)
     assert model[0].activation == "leaky_tanh" and model[0].activation_params == {"a": 0.1}
@@ -548,7 +554,7 @@ class MLPBlock(nn.Module):
 def test_fold_in_traced_forward():
     torch.manual_seed(0)
     ref = MLPBlock().double()
-    gm, report = convert(copy.deepcopy(ref), functional=True)
+    gm, report = convert(copy.deepcopy(ref), functional=True, fold=True)
     folds = {r.names[0]: r for r in report.replaced if r.kind == "fold"}
     left = {r.names[0]: r.reason for r in report.left if r.kind == "fold"}
     assert list(folds) == ["fc1"] and type(gm.fc1) is fused_act.nn.Linear and gm.fc1.activation == "gelu"
@@ -568,7 +574,7 @@ def test_folded_mlp_compiles_and_exports():
     for i in range(6):
         layers += [nn.Linear(784 if i == 0 else 64, 64), nn.Sigmoid()]
     ref = nn.Sequential(*layers, nn.Linear(64, 10))
-    model, report = convert(copy.deepcopy(ref))
+    model, report = convert(copy.deepcopy(ref), fold=True)
     assert sum(r.kind == "fold" for r in report.replaced) == 6
     x = torch.rand(16, 1, 28, 28)
     y_ref, g_ref = run_step(ref, x)
@@ -612,7 +618,7 @@ class Functional(nn.Module):
 def test_convert_functional_matches_original():
     torch.manual_seed(0)
     ref = Functional().double()
-    gm, report = convert_functional(ref)
+    gm, report = convert_functional(ref, fold=True)
     assert isinstance(gm, torch.fx.GraphModule) and type(ref.act) is nn.GELU  # ref untouched
     kinds = sorted(r.old.split("(")[0] for r in report.replaced if r.kind == "call")
     assert kinds == sorted(

@@ -94,11 +94,14 @@ FA_HD bool can_vectorize(const Operands<S, N, M>& t) {
 }
 
 // The items the grid strides over: on the packet path, `slots` per row (the head, one per whole
-// packet the row can hold, the tail), else one per element; 32-bit divmods when they fit.
+// packet the row can hold, the tail), else one per element; 32-bit divmods when they fit. One
+// row on the packet path (every plain activation, contiguous) is `flat`: the items are the
+// row's packets, found without a division (flat_thread).
 struct Items {
   int64_t total = 0;
   int64_t per_row = 1;
   bool fast = false;
+  bool flat = false;
   FastDivmod row_of;
 };
 
@@ -108,6 +111,7 @@ inline Items plan_items(const Operands<S, N, M>& t, bool vectorized) {
   Items it;
   it.per_row = vectorized ? t.cols / W + 2 : t.cols;
   it.total = t.rows * it.per_row;
+  it.flat = vectorized && t.rows == 1;
   it.fast = it.total < (int64_t{1} << 32) && it.per_row < (int64_t{1} << 32);
   if (it.fast) it.row_of = FastDivmod(static_cast<uint32_t>(it.per_row));
   return it;
@@ -224,6 +228,9 @@ FA_HD bool slot_columns(const Operands<S, N, M>& t, int64_t slots, int64_t r, in
   return c1 > c0;
 }
 
+// Packets each thread loads before computing any (their loads overlap).
+constexpr int kInFlight = 2;
+
 // Item p's row and its index within the row.
 FA_HD void locate(const Items& it, int64_t p, int64_t& r, int64_t& s) {
   if (it.fast) {
@@ -242,7 +249,6 @@ FA_HD void locate(const Items& it, int64_t p, int64_t& r, int64_t& s) {
 template <int W, class S, int N, int M, class Op>
 FA_HD void elementwise_thread(int64_t tid, int64_t nthreads, const Operands<S, N, M>& t, const Op& op,
                               const Items& it) {
-  constexpr int kInFlight = 2;
   for (int64_t p0 = tid; p0 < it.total; p0 += kInFlight * nthreads) {
     if constexpr (W == 1) {
       for (int u = 0; u < kInFlight && p0 + u * nthreads < it.total; ++u) {
@@ -280,11 +286,38 @@ FA_HD void elementwise_thread(int64_t tid, int64_t nthreads, const Operands<S, N
   }
 }
 
+// One row on the packet path: packet q starts at column head + q * W, the scalar head and tail
+// go to the first threads. The general loop above finds each item's row and slot (a divmod,
+// head_of, slot_columns) inside a loop of 1,442 SASS instructions (relu forward, float, sm_90);
+// this one is 82 per two packets. On an H200 the general loop ran plain activations at
+// 0.75-0.82x eager's speed (docs/design.md, "First GPU run").
+template <int W, class S, int N, int M, class Op>
+FA_HD void flat_thread(int64_t tid, int64_t nthreads, const Operands<S, N, M>& t, const Op& op) {
+  const int64_t head = head_of(t, 0);
+  const int64_t packets = (t.cols - head) / W;
+  const int64_t tail = head + packets * W;
+  for (int64_t c = tid; c < head; c += nthreads) scalar_element(t, op, 0, c);
+  for (int64_t c = tail + tid; c < t.cols; c += nthreads) scalar_element(t, op, 0, c);
+  for (int64_t q0 = tid; q0 < packets; q0 += kInFlight * nthreads) {
+    Packet<S, W> in[kInFlight][N];
+    FA_UNROLL
+    for (int u = 0; u < kInFlight; ++u) {
+      if (q0 + u * nthreads < packets) load_packets<W>(t, 0, head + (q0 + u * nthreads) * W, in[u]);
+    }
+    FA_UNROLL
+    for (int u = 0; u < kInFlight; ++u) {
+      if (q0 + u * nthreads < packets) finish<W, true>(t, op, 0, head + (q0 + u * nthreads) * W, W, in[u]);
+    }
+  }
+}
+
 // The whole kernel body: picks the path once per launch (uniform across threads).
 template <class S, int N, int M, class Op>
 FA_HD void elementwise_body(int64_t tid, int64_t nthreads, const Operands<S, N, M>& t, const Op& op, bool vectorized,
                             const Items& it) {
-  if (vectorized) {
+  if (it.flat) {
+    flat_thread<kPacketElems<S>>(tid, nthreads, t, op);
+  } else if (vectorized) {
     elementwise_thread<kPacketElems<S>>(tid, nthreads, t, op, it);
   } else {
     elementwise_thread<1>(tid, nthreads, t, op, it);

@@ -55,7 +55,7 @@ def convert_functional(
     *,
     to: str | None = None,
     keep_inplace: bool = True,
-    fold: bool = True,
+    fold: bool = False,
     **params,
 ) -> tuple[fx.GraphModule, ConvertReport]:
     """Rewrites functional activation calls in ``forward`` into fused_act calls with torch.fx.
@@ -69,8 +69,9 @@ def convert_functional(
     activation name, the function's name (``"relu"``, ``"gelu"``) or a pattern on
     ``"<module path>:<node name>"``. Returns ``(graph_module, report)``; the original model is
     not modified. Parameters and buffers keep their names, so ``state_dict`` keys are unchanged.
-    With ``fold`` (default), a ``nn.Linear`` / ``nn.Conv2d`` call whose output only feeds a fused
-    activation becomes one ``fused_act.nn.Linear`` / ``Conv2d`` call (``_fold_graph``).
+    With ``fold`` (off by default, as in ``convert``), a ``nn.Linear`` / ``nn.Conv2d`` call whose
+    output only feeds a fused activation becomes one ``fused_act.nn.Linear`` / ``Conv2d`` call
+    (``_fold_graph``).
 
     Raises TypeError (with symbolic_trace's reason) for models fx cannot trace: Python control
     flow on tensor values, calls into non-torch libraries, ``*args`` forwards, ... For those,

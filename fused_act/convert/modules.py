@@ -29,7 +29,7 @@ def convert(
     to: str | None = None,
     functional: bool = False,
     keep_inplace: bool = True,
-    fold: bool = True,
+    fold: bool = False,
     **params,
 ) -> tuple[nn.Module, ConvertReport]:
     """Replaces the activations of ``model`` with fused_act ones; returns ``(model, report)``.
@@ -56,7 +56,9 @@ def convert(
         fold: fold an ``nn.Linear`` / ``nn.Conv2d`` with a bias that a ``Sequential`` runs right
             before a (converted) activation into ``fused_act.nn.Linear`` / ``Conv2d`` with that
             ``activation``, and put an ``nn.Identity`` where the activation was (see
-            ``_fold_sequential``; with ``functional=True`` also in the traced graph).
+            ``_fold_sequential``; with ``functional=True`` also in the traced graph). Off by
+            default: eager's ``addmm`` adds the bias inside the matrix product, and the folded
+            layer's bias-free product ran slower than it here (docs/convert.md, "Folding").
 
     Module names, parameters, buffers and ``state_dict`` keys are unchanged: fused modules
     hold no state, so checkpoints load into the converted model and vice versa.
