@@ -225,11 +225,16 @@ def esc(path: Path) -> str:
 
 
 def ninja_binary() -> str:
-    found = shutil.which("ninja")
-    if found:
+    """The PyPI ninja of this environment (requirements.txt) when installed, else the one on
+    PATH: the same one whether or not the venv is activated, since a ninja of another version
+    discards the build log ("starting over") and the next build recompiles everything."""
+    try:
+        import ninja
+    except ImportError:
+        found = shutil.which("ninja")
+        if found is None:
+            sys.exit("fused_act: ninja is needed to build (pip install ninja)")
         return found
-    import ninja  # the PyPI package (requirements.txt), when its bin folder is not on PATH
-
     return str(Path(ninja.BIN_DIR, "ninja"))
 
 

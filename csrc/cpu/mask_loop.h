@@ -1,13 +1,15 @@
 // The CPU loops of the mask ops (activations/mask.h) for one activation, compiled into that
 // activation's kernel object once per instruction set (cpu/activation_kernels.cpp).
 //
-// Work goes in blocks of kBlock elements staged in the compute type: SIMD computes y, f' and a
-// 0/1 value per lane, and a plain byte loop (which the compiler vectorizes) packs 8 lanes per
-// mask byte. Threads split the mask bytes, so no two threads write the same byte.
+// Work goes in blocks of kBlock elements staged in the compute type: SIMD computes y and f', and
+// the comparison of f' with d_mask(true) becomes mask bits with one instruction per vector
+// (equal_bits); backward turns them back into a blend (blend_bits). Threads split the mask
+// bytes, so no two threads write the same byte.
 #pragma once
 
 #include <algorithm>
 #include <array>
+#include <bit>
 #include <cstring>
 
 #include <ATen/Parallel.h>
@@ -23,6 +25,9 @@ namespace mask_loop {
 // 8 mask bytes; a whole number of SIMD vectors of every width (16 floats under AVX-512) and
 // of half/bfloat16 storage vectors (32 under AVX-512).
 constexpr int64_t kBlock = 64;
+// A block's mask bits are one 64-bit word, copied to and from the mask bytes: bit j of the word
+// is bit j % 8 of byte j / 8 on a little-endian machine.
+static_assert(kBlock == 64 && std::endian::native == std::endian::little);
 // Mask bytes per task: ATen's elementwise grain (32768 elements) in bytes.
 constexpr int64_t kGrainBytes = 32768 / 8;
 
@@ -63,53 +68,34 @@ inline void store_block(const C* src, int64_t len, scalar_t* p) {
   }
 }
 
-// Comparison results (all bits set, or none) read as integers, so packing is integer work.
+// A lane of all bits set, or none, as an integer (widened_bytes).
 template <class C>
 using LaneBits = std::conditional_t<sizeof(C) == 4, uint32_t, uint64_t>;
 
-template <class scalar_t, class Act>
-void mask_forward(const MaskArgs& a) {
-  using C = opmath_t<scalar_t>;
-  using Vec = at::vec::Vectorized<C>;
-  constexpr bool kDirect = std::is_same_v<scalar_t, C>;
-  const Params<C> p = make_params<C>(a.params);
-  const Vec high(Act::template d_mask<C>(true, p));
-  const auto* in = static_cast<const scalar_t*>(a.in);
-  auto* out = static_cast<scalar_t*>(a.out);
-  at::parallel_for(0, mask_bytes(a.n), kGrainBytes, [&](int64_t b0, int64_t b1) {
-    alignas(64) C x[kBlock], y[kBlock], cmp[kBlock];
-    alignas(64) LaneBits<C> lanes[kBlock];
-    const int64_t end = std::min(b1 * 8, a.n);
-    for (int64_t i = b0 * 8; i < end; i += kBlock) {
-      const int64_t len = std::min(kBlock, end - i);
-      // float and double blocks go straight from x to y; the rest through the staging arrays
-      const bool direct = kDirect && len == kBlock;
-      const C* xp = x;
-      C* yp = y;
-      if constexpr (kDirect) {
-        if (direct) {
-          xp = reinterpret_cast<const C*>(in + i);
-          yp = reinterpret_cast<C*>(out + i);
-        }
-      }
-      if (!direct) load_block(in + i, len, x);
-      for (int64_t k = 0; k < kBlock; k += Vec::size()) {
-        const Vec vx = Vec::loadu(xp + k);
-        const Vec vy = Act::forward(vx, p);
-        vy.store(yp + k);
-        Vec(mask_derivative<Act>(vx, vy, p) == high).store(cmp + k);
-      }
-      if (!direct) store_block(y, len, out + i);
-      std::memcpy(lanes, cmp, sizeof(lanes));
-      for (int64_t j = len; j < kBlock; ++j) lanes[j] = 0;  // padding bits are 0
-      uint8_t* m = a.mask + i / 8;
-      for (int64_t b = 0; b < (len + 7) / 8; ++b) {
-        uint8_t byte = 0;
-        for (int j = 0; j < 8; ++j) byte |= static_cast<uint8_t>((lanes[8 * b + j] & 1) << j);
-        m[b] = byte;
-      }
-    }
-  });
+// Bit j = (a == b) in lane j: the compare's own bit mask on AVX-512, a movemask on AVX2 (a
+// vector of all-ones lanes and a shift loop cost the mask forward ~2x the plain forward).
+template <class C>
+inline uint64_t equal_bits(const at::vec::Vectorized<C>& a, const at::vec::Vectorized<C>& b) {
+#if defined(CPU_CAPABILITY_AVX512)
+  if constexpr (sizeof(C) == 4) {
+    return _mm512_cmp_ps_mask(a, b, _CMP_EQ_OQ);
+  } else {
+    return _mm512_cmp_pd_mask(a, b, _CMP_EQ_OQ);
+  }
+#elif defined(CPU_CAPABILITY_AVX2)
+  if constexpr (sizeof(C) == 4) {
+    return static_cast<uint32_t>(_mm256_movemask_ps(_mm256_cmp_ps(a, b, _CMP_EQ_OQ)));
+  } else {
+    return static_cast<uint32_t>(_mm256_movemask_pd(_mm256_cmp_pd(a, b, _CMP_EQ_OQ)));
+  }
+#else
+  alignas(64) C va[at::vec::Vectorized<C>::size()], vb[at::vec::Vectorized<C>::size()];
+  a.store(va);
+  b.store(vb);
+  uint64_t bits = 0;
+  for (int j = 0; j < at::vec::Vectorized<C>::size(); ++j) bits |= static_cast<uint64_t>(va[j] == vb[j]) << j;
+  return bits;
+#endif
 }
 
 // table[byte][j]: all ones where bit j of byte is set.
@@ -125,6 +111,70 @@ const std::array<std::array<LaneBits<C>, 8>, 256>& widened_bytes() {
   return table;
 }
 
+// Lane j = bit j of `bits` ? high : low, for the lanes of one vector.
+template <class C>
+inline at::vec::Vectorized<C> blend_bits(uint64_t bits, const at::vec::Vectorized<C>& low,
+                                         const at::vec::Vectorized<C>& high) {
+  using Vec = at::vec::Vectorized<C>;
+#if defined(CPU_CAPABILITY_AVX512)
+  if constexpr (sizeof(C) == 4) {
+    return _mm512_mask_blend_ps(static_cast<__mmask16>(bits), low, high);
+  } else {
+    return _mm512_mask_blend_pd(static_cast<__mmask8>(bits), low, high);
+  }
+#else
+  // 8 lanes per table row: widen each byte of the vector's bits
+  alignas(64) LaneBits<C> lanes[Vec::size()];
+  const auto& table = widened_bytes<C>();
+  for (int b = 0; b < (Vec::size() + 7) / 8; ++b) {
+    const int count = std::min(8, Vec::size() - 8 * b);
+    std::memcpy(lanes + 8 * b, table[(bits >> (8 * b)) & 0xff].data(), count * sizeof(LaneBits<C>));
+  }
+  alignas(64) C sel[Vec::size()];
+  std::memcpy(sel, lanes, sizeof(sel));
+  return math::where(Vec::loadu(sel), high, low);
+#endif
+}
+
+template <class scalar_t, class Act>
+void mask_forward(const MaskArgs& a) {
+  using C = opmath_t<scalar_t>;
+  using Vec = at::vec::Vectorized<C>;
+  constexpr bool kDirect = std::is_same_v<scalar_t, C>;
+  const Params<C> p = make_params<C>(a.params);
+  const Vec high(Act::template d_mask<C>(true, p));
+  const auto* in = static_cast<const scalar_t*>(a.in);
+  auto* out = static_cast<scalar_t*>(a.out);
+  at::parallel_for(0, mask_bytes(a.n), kGrainBytes, [&](int64_t b0, int64_t b1) {
+    alignas(64) C x[kBlock], y[kBlock];
+    const int64_t end = std::min(b1 * 8, a.n);
+    for (int64_t i = b0 * 8; i < end; i += kBlock) {
+      const int64_t len = std::min(kBlock, end - i);
+      // float and double blocks go straight from x to y; the rest through the staging arrays
+      const bool direct = kDirect && len == kBlock;
+      const C* xp = x;
+      C* yp = y;
+      if constexpr (kDirect) {
+        if (direct) {
+          xp = reinterpret_cast<const C*>(in + i);
+          yp = reinterpret_cast<C*>(out + i);
+        }
+      }
+      if (!direct) load_block(in + i, len, x);
+      uint64_t bits = 0;
+      for (int64_t k = 0; k < kBlock; k += Vec::size()) {
+        const Vec vx = Vec::loadu(xp + k);
+        const Vec vy = Act::forward(vx, p);
+        vy.store(yp + k);
+        bits |= equal_bits<C>(mask_derivative<Act>(vx, vy, p), high) << k;
+      }
+      if (!direct) store_block(y, len, out + i);
+      if (len < kBlock) bits &= (uint64_t{1} << len) - 1;  // padding bits are 0
+      std::memcpy(a.mask + i / 8, &bits, static_cast<size_t>((len + 7) / 8));
+    }
+  });
+}
+
 template <class scalar_t, class Act>
 void mask_backward(const MaskArgs& a) {
   using C = opmath_t<scalar_t>;
@@ -136,8 +186,7 @@ void mask_backward(const MaskArgs& a) {
   const auto* grad = static_cast<const scalar_t*>(a.in);
   auto* out = static_cast<scalar_t*>(a.out);
   at::parallel_for(0, mask_bytes(a.n), kGrainBytes, [&](int64_t b0, int64_t b1) {
-    alignas(64) C g[kBlock], sel[kBlock];
-    alignas(64) LaneBits<C> lanes[kBlock];
+    alignas(64) C g[kBlock];
     const int64_t end = std::min(b1 * 8, a.n);
     for (int64_t i = b0 * 8; i < end; i += kBlock) {
       const int64_t len = std::min(kBlock, end - i);
@@ -151,17 +200,10 @@ void mask_backward(const MaskArgs& a) {
         }
       }
       if (!direct) load_block(grad + i, len, g);
-      // each bit widened to a lane of all ones or all zeros (a ready-made blend mask), 8 lanes
-      // per table lookup: the shift-per-lane loop was slower than the whole saved-output read
-      const uint8_t* m = a.mask + i / 8;
-      const int64_t bytes = (len + 7) / 8;
-      const auto& table = widened_bytes<C>();
-      for (int64_t b = 0; b < kBlock / 8; ++b) {
-        std::memcpy(lanes + 8 * b, table[b < bytes ? m[b] : 0].data(), 8 * sizeof(LaneBits<C>));
-      }
-      std::memcpy(sel, lanes, sizeof(sel));
+      uint64_t bits = 0;
+      std::memcpy(&bits, a.mask + i / 8, static_cast<size_t>((len + 7) / 8));
       for (int64_t k = 0; k < kBlock; k += Vec::size()) {
-        (Vec::loadu(gp + k) * math::where(Vec::loadu(sel + k), high, low)).store(op + k);
+        (Vec::loadu(gp + k) * blend_bits<C>(bits >> k, low, high)).store(op + k);
       }
       if (!direct) store_block(g, len, out + i);
     }
