@@ -171,7 +171,9 @@ class KernelBuild:
             for functor, snake in acts:
                 self.add("cxx", CPU_PER_ACTIVATION, f"{sub}/{snake}.o", [*defs, *act_defs(functor, snake)])
             self.add("cxx", "cpu/softmax_kernels.cpp", f"{sub}/softmax.o", defs)
-        host_opt = [] if self.debug else ["-O2"]  # traits and simulated CUDA threads: scalar host code
+        # Traits and the simulated CUDA threads: scalar host code that only tests run (356 simulation
+        # tests in 1.1 s). -O1 compiles a simulation object in 2.8 s instead of 4.6 s at -O2.
+        host_opt = [] if self.debug else ["-O1"]
         for source in HOST_PER_ACTIVATION:
             sub = Path(source).parent.name
             for functor, snake in acts:

@@ -290,7 +290,7 @@ FA_HD void elementwise_thread(int64_t tid, int64_t nthreads, const Operands<S, N
 // go to the first threads. The general loop above finds each item's row and slot (a divmod,
 // head_of, slot_columns) inside a loop of 1,442 SASS instructions (relu forward, float, sm_90);
 // this one is 82 per two packets. On an H200 the general loop ran the plain activations'
-// forward at 0.64-0.82x eager's speed (2^26 floats; docs/design.md, "First GPU run").
+// forward at 0.64-0.82x eager's speed, this one at 0.88-0.92x (2^26 floats; docs/design.md, "GPU runs").
 template <int W, class S, int N, int M, class Op>
 FA_HD void flat_thread(int64_t tid, int64_t nthreads, const Operands<S, N, M>& t, const Op& op) {
   const int64_t head = head_of(t, 0);
