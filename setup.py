@@ -162,11 +162,6 @@ class KernelBuild:
         # AVX2 / AVX-512 ones (the extension's own objects come first of all).
         for isa, isa_flags in cpu_isas():
             defs = [f"-DCPU_CAPABILITY={isa}", f"-DCPU_CAPABILITY_{isa}", *isa_flags]
-            if isa == "DEFAULT" and len(cpu_isas()) > 1 and not self.debug:
-                # On x86-64 the baseline runs only on CPUs without AVX2 (or when forced): -O2
-                # compiles its 22 objects in 60% of -O3's time (9.4 vs 15.3 s for elu).
-                # Elsewhere (aarch64: NEON through ATen's vec headers) it is the main build.
-                defs.append("-O2")
             sub = f"cpu/{isa.lower()}"
             for functor, snake in acts:
                 self.add("cxx", CPU_PER_ACTIVATION, f"{sub}/{snake}.o", [*defs, *act_defs(functor, snake)])

@@ -70,6 +70,18 @@ inline auto apply(const Op& op, const std::array<V, sizeof...(I)>& v, std::index
   return op(v[I]...);
 }
 
+// The baseline build on x86-64 (CPUs without AVX2) gets ATen's generic Vectorized: arrays walked
+// element by element, every bit trick of our SIMD math a loop through memory. There the functors
+// run on scalars, as on CUDA (libm's expf, tanhf, erff). ATEN_CPU_CAPABILITY=default, 65,536
+// floats, forward, eager's time / ours: generic Vectorized at -O2 0.03x (gelu) to 0.48x (elu),
+// at -O3 0.06x-0.80x; the scalar loop: see docs/build.md. Elsewhere (aarch64) DEFAULT is the
+// NEON build and keeps the vector loop.
+#if defined(CPU_CAPABILITY_DEFAULT) && (defined(__x86_64__) || defined(_M_X64))
+constexpr bool kScalarLoop = true;
+#else
+constexpr bool kScalarLoop = false;
+#endif
+
 // out_m(r, c) = op(in_0(r, c), ..., in_{N-1}(r, c)) over the launch's rows x cols (see Operand),
 // in scalar_t storage, computed in opmath; optionally fused with a per-channel sum of output 0.
 template <class scalar_t, class Op>
@@ -88,89 +100,116 @@ void vectorized_map(const ElementwiseArgs& a, const Op& op, const ChannelSum* su
   // adds it column by column into col_sums (when summing per column).
   auto segment = [&](int64_t r, int64_t c0, int64_t c1, C* col_sums) -> C {
     const scalar_t* in[N];
-    V bcast[N];
     for (int k = 0; k < N; ++k) {
       const Operand& o = a.in[k];
       const int64_t row = o.period > 0 ? r % o.period : r;
       in[k] = static_cast<const scalar_t*>(o.ptr) + row * o.row_stride;
-      if (o.per_row) bcast[k] = V(static_cast<C>(*in[k]));
     }
     scalar_t* out[M];
     for (int m = 0; m < M; ++m) out[m] = static_cast<scalar_t*>(a.out[m].ptr) + r * a.out[m].row_stride;
-    V row_acc(C(0));
-    // One block of W elements at column c; kFull: all W are in the row (no masked loads).
-    // always_inline: GCC otherwise keeps it out of line (three call sites, large op bodies),
-    // passing every vector through memory: 2-4x slower in cache.
-    auto block = [&]<bool kFull>(int64_t c) __attribute__((always_inline)) {
-      const int64_t count = kFull ? W : std::min(W, c1 - c);
-      V v[N][L::kVecs];
-      for (int k = 0; k < N; ++k) {
-        if (a.in[k].per_row) {
-          for (int l = 0; l < L::kVecs; ++l) v[k][l] = bcast[k];
-        } else if constexpr (kFull) {
-          L::load(in[k] + c, v[k]);
-        } else {
-          L::load(in[k] + c, count, v[k]);
-        }
-      }
-      V res[M][L::kVecs];
-      for (int l = 0; l < L::kVecs; ++l) {
-        std::array<V, N> args;
-        for (int k = 0; k < N; ++k) args[k] = v[k][l];
+    if constexpr (kScalarLoop) {
+      C row_sum = 0;
+      for (int64_t c = c0; c < c1; ++c) {
+        std::array<C, N> args;
+        for (int k = 0; k < N; ++k) args[k] = static_cast<C>(in[k][a.in[k].per_row ? 0 : c]);
+        C first;
         if constexpr (M == 2) {
           const auto r2 = apply(op, args, std::make_index_sequence<N>{});
-          res[0][l] = r2.first;
-          res[1][l] = r2.second;
+          first = r2.first;
+          out[1][c] = static_cast<scalar_t>(r2.second);
         } else {
-          res[0][l] = apply(op, args, std::make_index_sequence<N>{});
+          first = apply(op, args, std::make_index_sequence<N>{});
         }
-      }
-      for (int m = 0; m < M; ++m) {
-        if constexpr (kFull) {
-          L::store(out[m] + c, res[m]);
-        } else {
-          L::store(out[m] + c, count, res[m]);
-        }
-      }
-      if (sum != nullptr) {
-        for (int l = 0; l < L::kVecs; ++l) {
-          const int64_t lanes = std::min(kV, count - l * kV);
-          if (lanes <= 0) break;
-          // lanes past the end were computed from zero-filled loads: keep them out of the sum
-          const V part = lanes == kV ? res[0][l] : V::set(V(C(0)), res[0][l], lanes);
+        out[0][c] = static_cast<scalar_t>(first);
+        if (sum != nullptr) {
           if (sum->per_col) {
-            C* dst = col_sums + c + l * kV;
-            (V::loadu(dst, lanes) + part).store(dst, lanes);
+            col_sums[c] += first;
           } else {
-            row_acc = row_acc + part;
+            row_sum += first;
           }
         }
       }
-    };
-    // Full blocks two at a time, then the tail. Loads and stores of a known full width skip
-    // the masked path, and two independent blocks per iteration overlap the latency of
-    // exp/div chains. In cache (65536 float32, 1 thread, ATen's time / ours) this took relu's
-    // forward from 0.53 to 0.71 and sigmoid's backward from 0.67 to 0.78; the rest of the gap
-    // is the op's fixed cost (~2.5 us more than ATen's per call). Memory-bound sizes were
-    // already at ATen's speed.
-    // The rest (under 2W) goes through the masked block, at most twice: three inlined copies of
-    // the op instead of four, a quarter less compile time for every kernel object.
-    // Half and bfloat16 take one block per iteration: a block is already two float vectors, and
-    // four interleaved copies of the op measured slower (2 threads, eager / fused, bfloat16:
-    // gelu forward at 2^16 0.97 -> 1.12, silu 1.16 -> 1.26, relu forward + backward at 2^20
-    // 0.81 -> 0.95) and cost 12% more compile time per object.
-    int64_t c = c0;
-    if constexpr (L::kReduced) {
-      for (; c + W <= c1; c += W) block.template operator()<true>(c);
+      return row_sum;
     } else {
-      for (; c + 2 * W <= c1; c += 2 * W) {
-        block.template operator()<true>(c);
-        block.template operator()<true>(c + W);
+      V bcast[N];
+      for (int k = 0; k < N; ++k) {
+        if (a.in[k].per_row) bcast[k] = V(static_cast<C>(*in[k]));
       }
+      V row_acc(C(0));
+      // One block of W elements at column c; kFull: all W are in the row (no masked loads).
+      // always_inline: GCC otherwise keeps it out of line (three call sites, large op bodies),
+      // passing every vector through memory: 2-4x slower in cache.
+      auto block = [&]<bool kFull>(int64_t c) __attribute__((always_inline)) {
+        const int64_t count = kFull ? W : std::min(W, c1 - c);
+        V v[N][L::kVecs];
+        for (int k = 0; k < N; ++k) {
+          if (a.in[k].per_row) {
+            for (int l = 0; l < L::kVecs; ++l) v[k][l] = bcast[k];
+          } else if constexpr (kFull) {
+            L::load(in[k] + c, v[k]);
+          } else {
+            L::load(in[k] + c, count, v[k]);
+          }
+        }
+        V res[M][L::kVecs];
+        for (int l = 0; l < L::kVecs; ++l) {
+          std::array<V, N> args;
+          for (int k = 0; k < N; ++k) args[k] = v[k][l];
+          if constexpr (M == 2) {
+            const auto r2 = apply(op, args, std::make_index_sequence<N>{});
+            res[0][l] = r2.first;
+            res[1][l] = r2.second;
+          } else {
+            res[0][l] = apply(op, args, std::make_index_sequence<N>{});
+          }
+        }
+        for (int m = 0; m < M; ++m) {
+          if constexpr (kFull) {
+            L::store(out[m] + c, res[m]);
+          } else {
+            L::store(out[m] + c, count, res[m]);
+          }
+        }
+        if (sum != nullptr) {
+          for (int l = 0; l < L::kVecs; ++l) {
+            const int64_t lanes = std::min(kV, count - l * kV);
+            if (lanes <= 0) break;
+            // lanes past the end were computed from zero-filled loads: keep them out of the sum
+            const V part = lanes == kV ? res[0][l] : V::set(V(C(0)), res[0][l], lanes);
+            if (sum->per_col) {
+              C* dst = col_sums + c + l * kV;
+              (V::loadu(dst, lanes) + part).store(dst, lanes);
+            } else {
+              row_acc = row_acc + part;
+            }
+          }
+        }
+      };
+      // Full blocks two at a time, then the tail. Loads and stores of a known full width skip
+      // the masked path, and two independent blocks per iteration overlap the latency of
+      // exp/div chains. In cache (65536 float32, 1 thread, ATen's time / ours) this took relu's
+      // forward from 0.53 to 0.71 and sigmoid's backward from 0.67 to 0.78; the rest of the gap
+      // is the op's fixed cost (~2.5 us more than ATen's per call). Memory-bound sizes were
+      // already at ATen's speed.
+      // The rest (under 2W) goes through the masked block, at most twice: three inlined copies of
+      // the op instead of four, a quarter less compile time for every kernel object.
+      // Half and bfloat16 take one block per iteration: a block is already two float vectors, and
+      // four interleaved copies of the op measured slower (2 threads, eager / fused, bfloat16:
+      // gelu forward at 2^16 0.97 -> 1.12, silu 1.16 -> 1.26, relu forward + backward at 2^20
+      // 0.81 -> 0.95) and cost 12% more compile time per object.
+      int64_t c = c0;
+      if constexpr (L::kReduced) {
+        for (; c + W <= c1; c += W) block.template operator()<true>(c);
+      } else {
+        for (; c + 2 * W <= c1; c += 2 * W) {
+          block.template operator()<true>(c);
+          block.template operator()<true>(c + W);
+        }
+      }
+      for (; c < c1; c += W) block.template operator()<false>(c);
+      if (sum == nullptr || sum->per_col) return C(0);
+      return at::vec::vec_reduce_all<C>([](V x, V y) { return x + y; }, row_acc);
     }
-    for (; c < c1; c += W) block.template operator()<false>(c);
-    if (sum == nullptr || sum->per_col) return C(0);
-    return at::vec::vec_reduce_all<C>([](V x, V y) { return x + y; }, row_acc);
   };
 
   // Elements [begin, end) in row-major order, cut at row ends.
