@@ -1,6 +1,7 @@
-// The generic CPU loop: SIMD over at::vec::Vectorized in the compute type, threads over
-// at::parallel_for. Compiled once per instruction set (see activation_kernels.cpp), so it must only be
-// included from a file built with CPU_CAPABILITY defined.
+// The generic CPU loop: SIMD over at::vec::Vectorized in the compute type (scalars in x86-64's
+// baseline build, kScalarLoop), threads over at::parallel_for. Compiled once per instruction set
+// (see activation_kernels.cpp), so it must only be included from a file built with CPU_CAPABILITY
+// defined.
 #pragma once
 
 #include <algorithm>
