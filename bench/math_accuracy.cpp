@@ -75,6 +75,8 @@ std::tuple<double, double, double, double> run(const std::string& name, double l
   if (name == "log") return sweep([](const V& v) { return m::log(v); }, [](double x) { return std::log(x); }, lo, hi);
   if (name == "log1p")
     return sweep([](const V& v) { return m::log1p(v); }, [](double x) { return std::log1p(x); }, lo, hi);
+  if (name == "log1p_unit")
+    return sweep([](const V& v) { return m::log1p_unit(v); }, [](double x) { return std::log1p(x); }, lo, hi);
   if (name == "tanh")
     return sweep([](const V& v) { return m::tanh(v); }, [](double x) { return std::tanh(x); }, lo, hi);
   if (name == "erf") return sweep([](const V& v) { return m::erf(v); }, [](double x) { return std::erf(x); }, lo, hi);

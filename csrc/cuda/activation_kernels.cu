@@ -51,13 +51,30 @@ int64_t grid_size(int64_t items, int sm_count) {
   return std::min<int64_t>((items + kThreads - 1) / kThreads, static_cast<int64_t>(sm_count) * kBlocksPerSm);
 }
 
+// flat_kernel: ATen's 128-thread blocks, a thread per packet (flat_thread), at least one block for
+// the scalar head and tail, the grid capped at gridDim.x's limit (the loop strides beyond it).
+constexpr int kFlatThreads = 128;
+
+template <class S>
+int64_t flat_grid_size(int64_t elements) {
+  const int64_t packets = elements / kPacketElems<S> + 1;
+  return std::min<int64_t>((packets + kFlatThreads - 1) / kFlatThreads, int64_t{0x7fffffff});
+}
+
 }  // namespace
 
 template <class S, int N, int M, class Op>
 __global__ void __launch_bounds__(kThreads) elementwise_kernel(Operands<S, N, M> t, Op op, bool vectorized, Items it) {
   const int64_t tid = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
   const int64_t nthreads = static_cast<int64_t>(gridDim.x) * blockDim.x;
-  elementwise_body(tid, nthreads, t, op, vectorized, it);
+  strided_body(tid, nthreads, t, op, vectorized, it);
+}
+
+template <class S, int N, int M, class Op>
+__global__ void __launch_bounds__(kFlatThreads) flat_kernel(Operands<S, N, M> t, Op op) {
+  const int64_t tid = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  const int64_t nthreads = static_cast<int64_t>(gridDim.x) * blockDim.x;
+  flat_thread<kPacketElems<S>>(tid, nthreads, t, op);
 }
 
 template <int W, class S, int N, int M, class Op>
@@ -165,8 +182,13 @@ void ActivationKernels<Act, R>::elementwise(const ElementwiseArgs& a, const Chan
       TORCH_INTERNAL_ASSERT(sum == nullptr, "a channel sum for an op that has none");
       const bool vectorized = can_vectorize(t);
       const Items it = plan_items(t, vectorized);
-      const int64_t blocks = grid_size(it.total, sm_count);
-      elementwise_kernel<S, N, M, Op><<<static_cast<unsigned>(blocks), kThreads, 0, stream>>>(t, op, vectorized, it);
+      if (it.flat) {
+        const auto blocks = static_cast<unsigned>(flat_grid_size<S>(t.cols));
+        flat_kernel<S, N, M, Op><<<blocks, kFlatThreads, 0, stream>>>(t, op);
+      } else {
+        const auto blocks = static_cast<unsigned>(grid_size(it.total, sm_count));
+        elementwise_kernel<S, N, M, Op><<<blocks, kThreads, 0, stream>>>(t, op, vectorized, it);
+      }
       C10_CUDA_KERNEL_LAUNCH_CHECK();
     });
   });

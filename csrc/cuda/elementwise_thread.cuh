@@ -286,11 +286,14 @@ FA_HD void elementwise_thread(int64_t tid, int64_t nthreads, const Operands<S, N
   }
 }
 
-// One row on the packet path: packet q starts at column head + q * W, the scalar head and tail
-// go to the first threads. The general loop above finds each item's row and slot (a divmod,
-// head_of, slot_columns) inside a loop of 1,442 SASS instructions (relu forward, float, sm_90);
-// this one is 82 per two packets. On an H200 the general loop ran the plain activations'
-// forward at 0.64-0.82x eager's speed, this one at 0.88-0.92x (2^26 floats; docs/design.md, "GPU runs").
+// One row on the packet path (every plain activation, contiguous), in the shape of ATen's
+// vectorized elementwise kernel: one packet per thread, and a launch with a thread for every packet
+// in 128-thread blocks (flat_kernel), so the loop only strides when the grid is capped; the scalar
+// head and tail go to the first threads. Measured on an H200 against the earlier grid-stride loop
+// (8 blocks per SM, two packets in flight per thread) and tiles of 2-8 packets per thread (which
+// took 64-248 registers, or spilled under __launch_bounds__ caps): this shape ran relu, sigmoid
+// and silu forward at 1.00-1.07x eager's speed at 2^24 and 2^26 elements (float32 and bfloat16),
+// the grid-stride loop at 0.91-1.00x, the tiles at 0.58-1.04x (docs/design.md, "GPU runs").
 template <int W, class S, int N, int M, class Op>
 FA_HD void flat_thread(int64_t tid, int64_t nthreads, const Operands<S, N, M>& t, const Op& op) {
   const int64_t head = head_of(t, 0);
@@ -298,29 +301,32 @@ FA_HD void flat_thread(int64_t tid, int64_t nthreads, const Operands<S, N, M>& t
   const int64_t tail = head + packets * W;
   for (int64_t c = tid; c < head; c += nthreads) scalar_element(t, op, 0, c);
   for (int64_t c = tail + tid; c < t.cols; c += nthreads) scalar_element(t, op, 0, c);
-  for (int64_t q0 = tid; q0 < packets; q0 += kInFlight * nthreads) {
-    Packet<S, W> in[kInFlight][N];
-    FA_UNROLL
-    for (int u = 0; u < kInFlight; ++u) {
-      if (q0 + u * nthreads < packets) load_packets<W>(t, 0, head + (q0 + u * nthreads) * W, in[u]);
-    }
-    FA_UNROLL
-    for (int u = 0; u < kInFlight; ++u) {
-      if (q0 + u * nthreads < packets) finish<W, true>(t, op, 0, head + (q0 + u * nthreads) * W, W, in[u]);
-    }
+  for (int64_t q = tid; q < packets; q += nthreads) {
+    Packet<S, W> in[N];
+    load_packets<W>(t, 0, head + q * W, in);
+    finish<W, true>(t, op, 0, head + q * W, W, in);
   }
 }
 
-// The whole kernel body: picks the path once per launch (uniform across threads).
+// The general kernel's body (elementwise_kernel): any layout, on the packet or the scalar path.
+template <class S, int N, int M, class Op>
+FA_HD void strided_body(int64_t tid, int64_t nthreads, const Operands<S, N, M>& t, const Op& op, bool vectorized,
+                        const Items& it) {
+  if (vectorized) {
+    elementwise_thread<kPacketElems<S>>(tid, nthreads, t, op, it);
+  } else {
+    elementwise_thread<1>(tid, nthreads, t, op, it);
+  }
+}
+
+// What one thread of a launch does (the simulation runs this): one-row launches are flat_kernel's.
 template <class S, int N, int M, class Op>
 FA_HD void elementwise_body(int64_t tid, int64_t nthreads, const Operands<S, N, M>& t, const Op& op, bool vectorized,
                             const Items& it) {
   if (it.flat) {
     flat_thread<kPacketElems<S>>(tid, nthreads, t, op);
-  } else if (vectorized) {
-    elementwise_thread<kPacketElems<S>>(tid, nthreads, t, op, it);
   } else {
-    elementwise_thread<1>(tid, nthreads, t, op, it);
+    strided_body(tid, nthreads, t, op, vectorized, it);
   }
 }
 

@@ -16,7 +16,7 @@ struct Softplus {
   FA_FN forward(T x, const P& p) {
     const T beta(p[0]);
     const T bx = beta * x;
-    const T soft = (where(bx > T(0), bx, T(0)) + log1p(exp(T(0) - abs(bx)))) / beta;
+    const T soft = (where(bx > T(0), bx, T(0)) + log1p_unit(exp(T(0) - abs(bx)))) / beta;
     return where(bx > T(p[1]), x, soft);
   }
   FA_FN d_input(T x, const P& p) {
