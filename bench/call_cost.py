@@ -79,6 +79,32 @@ def runners(name: str, n: int, mode: str) -> dict[str, Runner]:
     return {"fused": Runner(step(fused_fn)), "eager": Runner(step(eager_fn))}
 
 
+def forward_only_bound(medians: dict, sizes: list[int], names: list[str]) -> list[str]:
+    """What forward + backward could reach if fused_act's backward and autograd cost exactly
+    eager's: eager / (eager fwdbwd - eager fwd + fused fwd), from this run's medians. A backward
+    that only streams its operands (sigmoid's g y (1 - y), relu's select) runs at eager's speed,
+    and the autograd engine's fixed cost (the 16-element rows: ~20 us) is the same on both
+    sides, so a ratio above this bound needs a backward faster than eager's."""
+    out = []
+    for n in sizes:
+        for name in names:
+            keys = [("fwd", n, name), ("fwdbwd", n, name)]
+            if all(k in medians for k in keys):
+                (ff, ef), (fb, eb) = (medians[k] for k in keys)
+                out.append(f"| {n} | {name} | {eb / fb:.2f} | {eb / (eb - ef + ff):.2f} |")
+    if not out:
+        return []
+    return [
+        "Forward + backward against the forward-only bound (eager's backward and autograd cost "
+        "with fused_act's forward; bench/call_cost.py, `forward_only_bound`):",
+        "",
+        "| elements | activation | eager / fused | bound |",
+        "|---|---|---|---|",
+        *out,
+        "",
+    ]
+
+
 def machine_line() -> str:
     d = describe()
     return (
@@ -99,12 +125,14 @@ def main(argv=None) -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     rows = []
+    medians = {}  # (mode, n, name) -> (fused us, eager us)
     ratios = {(m, n): [] for m in args.modes for n in args.sizes}
     for mode in args.modes:
         for n in args.sizes:
             for name in args.acts:
                 s = measure(runners(name, n, mode), rounds=args.rounds, min_round_s=5e-3, max_calls=400)
                 f, e = s["fused"].median * 1e6, s["eager"].median * 1e6
+                medians[(mode, n, name)] = (f, e)
                 if name in ACTIVATIONS:  # the means are over the activations; OTHER rows stand alone
                     ratios[(mode, n)].append(e / f)
                 rows.append(f"| {mode} | {n} | {name} | {f:.2f} | {e:.2f} | {e / f:.2f} |")
@@ -130,6 +158,7 @@ def main(argv=None) -> None:
             for (m, n), r in ratios.items()
         ],
         "",
+        *forward_only_bound(medians, args.sizes, args.acts),
     ]
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text("\n".join(lines))

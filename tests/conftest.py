@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import pytest
 import torch
 
@@ -124,3 +126,14 @@ def _seed():
 
 
 __all__ = ["fused_act"]
+
+
+@contextlib.contextmanager
+def simulated_cuda(threads):
+    """Every op's CPU registration runs the CUDA kernels' per-thread bodies over `threads`
+    simulated threads (csrc/simulation/) while the block runs."""
+    torch.ops.fused_act._set_cuda_simulation(threads)
+    try:
+        yield
+    finally:
+        torch.ops.fused_act._set_cuda_simulation(0)

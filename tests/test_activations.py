@@ -4,11 +4,24 @@ gradcheck and gradgradcheck."""
 
 from __future__ import annotations
 
+import contextlib
 import math
 
 import pytest
 import torch
-from conftest import BWD_TOL, CASE_IDS, CASES, DEVICES, DTYPES, FWD_TOL, ISAS, assert_close, run_under_isa, sample_input
+from conftest import (
+    BWD_TOL,
+    CASE_IDS,
+    CASES,
+    DEVICES,
+    DTYPES,
+    FWD_TOL,
+    ISAS,
+    assert_close,
+    run_under_isa,
+    sample_input,
+    simulated_cuda,
+)
 
 import fused_act
 from fused_act.registry import ACTIVATIONS
@@ -95,6 +108,57 @@ def test_special_values(case, dtype, device):
     assert y[nan_in].isnan().all(), f"{name}(nan) must be nan"
     assert_close(y, r.to(dtype), FWD_TOL[dtype], f"{name}{params} forward at {SPECIAL}")
     assert_close(dx[~nan_in], dr.to(dtype)[~nan_in], BWD_TOL[dtype], f"{name}{params} backward at {SPECIAL}")
+
+
+FLAT_POINTS = [-8.0, -5.0, -3.5, 0.0, 3.5, 8.0, 30.0]
+
+
+def _backward_paths(name, x, g):
+    """d(loss)/dx for loss = <g, f(x)> through each fused path that can run f's backward."""
+    spec = ACTIVATIONS[name]
+
+    def grad(fn):
+        xr = x.clone().requires_grad_()
+        (d,) = torch.autograd.grad(fn(xr), xr, g)
+        return d
+
+    paths = {
+        "plain": grad(lambda t: fused_act.activation(t, name)),
+        "bias_act": grad(lambda t: fused_act.bias_act(t.view(1, -1), torch.zeros_like(t), name).view(-1)),
+        "gated": grad(lambda t: fused_act.gated(t, torch.ones_like(t), name)),
+    }
+    if "mask" in fused_act.memory_modes(name, **spec.params):
+        paths["mask"] = grad(lambda t: fused_act.activation(t, name, memory="mask"))
+    return paths
+
+
+@pytest.mark.parametrize("simulated", [False, True], ids=["kernel", "cuda_thread_body"])
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("name", sorted(ACTIVATIONS))
+def test_non_finite_gradient_where_the_derivative_is_zero(name, device, simulated):
+    """Where f' is exactly 0, an inf or NaN gradient gives what torch's composition gives: 0
+    for the piecewise-linear ones, whose backward kernels select 0 there (a dead ReLU stops it),
+    NaN where torch multiplies. Plain, mask, bias_act and gated backward, CPU kernels and the
+    CUDA thread bodies (simulated), and the GPU where there is one."""
+    if simulated and device != "cpu":
+        pytest.skip("the simulation runs on CPU tensors")
+    spec = ACTIVATIONS[name]
+    x = torch.tensor(FLAT_POINTS, device=device)
+    x64 = x.double().requires_grad_()
+    (d64,) = torch.autograd.grad(spec.reference(x64, **spec.params).sum(), x64)
+    flat = d64 == 0
+    if not flat.any():
+        pytest.skip(f"{name}: f' is nowhere 0 at {FLAT_POINTS}")
+    for value in (math.inf, math.nan):
+        g = torch.full_like(x, value)
+        xr = x.clone().requires_grad_()
+        (want,) = torch.autograd.grad(spec.reference(xr, **spec.params), xr, g)
+        with simulated_cuda(64) if simulated else contextlib.nullcontext():
+            paths = _backward_paths(name, x, g)
+        for path, got in paths.items():
+            torch.testing.assert_close(
+                got[flat], want[flat], equal_nan=True, msg=lambda m: f"{name} {path}, grad {value}: {m}"
+            )
 
 
 @pytest.mark.parametrize("case", CASES, ids=CASE_IDS)

@@ -5,12 +5,21 @@ torch.compile, and the CUDA thread body run over a simulated grid on the same la
 
 from __future__ import annotations
 
-import contextlib
-
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import BWD_TOL, CASE_IDS, CASES, DTYPES, FWD_TOL, ISAS, assert_close, run_under_isa, sample_input
+from conftest import (
+    BWD_TOL,
+    CASE_IDS,
+    CASES,
+    DTYPES,
+    FWD_TOL,
+    ISAS,
+    assert_close,
+    run_under_isa,
+    sample_input,
+    simulated_cuda,
+)
 
 import fused_act
 from fused_act.registry import ACTIVATIONS
@@ -364,15 +373,6 @@ def test_compile_fullgraph():
 
 
 # ------------------------------------------------------------------ CUDA thread body
-
-
-@contextlib.contextmanager
-def simulated_cuda(threads):
-    ops._set_cuda_simulation(threads)
-    try:
-        yield
-    finally:
-        ops._set_cuda_simulation(0)
 
 
 @pytest.mark.parametrize("threads", [1, 7, 300])

@@ -11,6 +11,7 @@
 
 #include "common.h"
 #include "list.h"
+#include "math.h"
 
 namespace fused_act {
 
@@ -79,6 +80,23 @@ FA_HD T derivative_at_input(T x, const P& p) {
   }
 }
 
+template <class A, class = void>
+struct ZeroBySelect : std::false_type {};
+template <class A>
+struct ZeroBySelect<A, std::enable_if_t<A::kZeroBySelect>> : std::true_type {};
+
+// g f'(.) as torch computes it: where torch's backward kernel selects 0 in the flat regions
+// (relu's threshold_backward, hardtanh_backward, hardsigmoid_backward, hardswish_backward), a
+// gradient of inf or NaN there gives 0 (a dead ReLU stops it), where the others multiply.
+template <class Act, class T>
+FA_HD T grad_times(T g, T d) {
+  if constexpr (ZeroBySelect<Act>::value) {
+    return math::where(d == T(0), T(0), g * d);
+  } else {
+    return g * d;
+  }
+}
+
 // Two results of one element (the gated backward's two gradients).
 template <class T>
 struct Two {
@@ -102,9 +120,9 @@ struct BackwardOp {
   template <class T>
   FA_HD T operator()(T g, T s) const {
     if constexpr (kFromOutput) {
-      return g * Act::d_output(s, p);
+      return grad_times<Act>(g, Act::d_output(s, p));
     } else {
-      return g * Act::d_input(s, p);
+      return grad_times<Act>(g, Act::d_input(s, p));
     }
   }
 };
@@ -117,9 +135,9 @@ struct DoubleBackwardOp {
   template <class T>
   FA_HD T operator()(T gg, T g, T s) const {
     if constexpr (kFromOutput) {
-      return gg * g * Act::d2_output(s, p);
+      return grad_times<Act>(gg * g, Act::d2_output(s, p));
     } else {
-      return gg * g * Act::d2_input(s, p);
+      return grad_times<Act>(gg * g, Act::d2_input(s, p));
     }
   }
 };
@@ -142,7 +160,7 @@ struct BiasBackwardOp {
   Params<C> p;
   template <class T>
   FA_HD T operator()(T g, T x, T b) const {
-    return g * derivative_at_input<Act>(x + b, p);
+    return grad_times<Act>(g, derivative_at_input<Act>(x + b, p));
   }
 };
 
@@ -163,7 +181,7 @@ struct GatedBackwardOp {
   Params<C> p;
   template <class T>
   FA_HD Two<T> operator()(T g, T a, T u) const {
-    return {g * u * derivative_at_input<Act>(a, p), g * Act::forward(a, p)};
+    return {grad_times<Act>(g * u, derivative_at_input<Act>(a, p)), g * Act::forward(a, p)};
   }
 };
 

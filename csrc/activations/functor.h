@@ -8,7 +8,10 @@
 //   output_ok(p)          (kSaved == Either) whether the output form is valid for these parameters;
 //   invalid(p)            nullptr, or the rule the parameters break;
 //   kMaskable, d_mask(bit, p)   (piecewise-linear functors only) f' takes two values, d_mask(false, p)
-//                         and d_mask(true, p), so backward can keep one bit per element (mask.h).
+//                         and d_mask(true, p), so backward can keep one bit per element (mask.h);
+//   kZeroBySelect         (optional) torch's backward selects 0 where f' = 0 instead of multiplying
+//                         (threshold_backward, hardtanh_backward, ...): an inf or NaN gradient
+//                         there gives 0, not NaN (grad_times in elementwise.h).
 // T is float, double or at::vec::Vectorized of those; P is Params<float or double>. The body
 // uses only math.h primitives, so the CPU SIMD loop, the CUDA kernel and the CPU simulation of a
 // CUDA thread all run this same code. Reduced types are computed in float and rounded once.

@@ -203,7 +203,7 @@ void mask_backward(const MaskArgs& a) {
       uint64_t bits = 0;
       std::memcpy(&bits, a.mask + i / 8, static_cast<size_t>((len + 7) / 8));
       for (int64_t k = 0; k < kBlock; k += Vec::size()) {
-        (Vec::loadu(gp + k) * blend_bits<C>(bits >> k, low, high)).store(op + k);
+        grad_times<Act>(Vec::loadu(gp + k), blend_bits<C>(bits >> k, low, high)).store(op + k);
       }
       if (!direct) store_block(g, len, out + i);
     }

@@ -92,7 +92,7 @@ FA_HD void mask_backward_thread(int64_t tid, int64_t nthreads, const MaskOperand
     load8(t.in + 8 * b, count, packets, g);
     const uint8_t byte = t.mask[b];
     FA_UNROLL
-    for (int j = 0; j < 8; ++j) g[j] = g[j] * ((byte >> j) & 1 ? high : low);
+    for (int j = 0; j < 8; ++j) g[j] = grad_times<Act>(g[j], (byte >> j) & 1 ? high : low);
     store8(t.out + 8 * b, count, packets, g);
   }
 }

@@ -11,6 +11,7 @@ struct Relu {
   static constexpr const char* kName = "relu";
   static constexpr const char* kParams = "";
   static constexpr Saved kSaved = Saved::kOutput;
+  static constexpr bool kZeroBySelect = true;  // torch selects 0 in the flat regions (grad_times)
   FA_FN forward(T x, const P&) { return where(x < T(0), T(0), x); }
   FA_FN d_output(T y, const P&) { return where(y <= T(0), T(0), T(1)); }
   FA_FN d2_output(T, const P&) { return T(0); }

@@ -10,6 +10,7 @@ struct SquaredRelu {
   static constexpr const char* kName = "squared_relu";
   static constexpr const char* kParams = "";
   static constexpr Saved kSaved = Saved::kInput;
+  static constexpr bool kZeroBySelect = true;  // torch selects 0 in the flat regions (grad_times)
   FA_FN forward(T x, const P&) {
     const T r = where(x < T(0), T(0), x);
     return r * r;
