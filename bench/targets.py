@@ -45,6 +45,14 @@ class Index:
         return None if r is None else r["median_s"]
 
 
+def saved_for(act: str, spec) -> str:
+    """What the kernel keeps for backward at the registry's default parameters."""
+    from fused_act.ops import saved_for as kept
+
+    kernel, params = spec.kernel_args({})
+    return kept(kernel, tuple(params))
+
+
 def check(rows: list[dict], device: str, threads: int, one_thread: int | None = 1) -> list[dict]:
     """One dict per activation at the target point: the ratios, each target's verdict and the
     reasons for the misses."""
@@ -97,6 +105,12 @@ def check(rows: list[dict], device: str, threads: int, one_thread: int | None = 
                 why = (
                     f"allocation bound: {d['limit_alloc']:.2f}x the clone limit allocating but "
                     f"{d['limit_inplace']:.2f}x in place"
+                )
+            elif d["limit_alloc"] <= LIMIT_MAX and act in ACTIVATIONS and saved_for(act, ACTIVATIONS[act]) == "input":
+                why = (
+                    f"backward needs x, so in place first copies it (as torch must keep it too): a copy_ "
+                    f"more than the in-place limit counts; allocating, where x is kept as it is, "
+                    f"{d['limit_alloc']:.2f}x the limit"
                 )
             else:
                 why = compute

@@ -1,7 +1,7 @@
 """Quick look at this machine: for every activation, the largest difference from torch's
 float64 reference and the speed-up of forward+backward over eager PyTorch.
 
-    python -m fused_act.demo [--numel 4194304] [--dtype float32] [--repeats 7]
+    python -m fused_act.demo [--numel 4194304] [--dtype float32] [--repeats 15]
 
 For the full methodology (copy-bandwidth limit, torch.compile, sizes, memory) use bench/.
 """
@@ -17,14 +17,18 @@ import fused_act
 from fused_act.registry import ACTIVATIONS
 
 
-def _median_time(fn, repeats: int) -> float:
-    fn()  # warm-up
-    times = []
+def _median_times(fns, repeats: int) -> list[float]:
+    """Median time of each function, the functions taking turns in every round (a shared machine's
+    load then falls on all of them alike)."""
+    for fn in fns:
+        fn()  # warm-up
+    times = [[] for _ in fns]
     for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return sorted(times)[len(times) // 2]
+        for fn, ts in zip(fns, times):
+            t0 = time.perf_counter()
+            fn()
+            ts.append(time.perf_counter() - t0)
+    return [sorted(ts)[len(ts) // 2] for ts in times]
 
 
 def _fwd_bwd(f, x, g):
@@ -39,7 +43,7 @@ def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--numel", type=int, default=1 << 22)
     ap.add_argument("--dtype", default="float32", choices=["float32", "float64", "float16", "bfloat16"])
-    ap.add_argument("--repeats", type=int, default=7)
+    ap.add_argument("--repeats", type=int, default=15)
     args = ap.parse_args(argv)
     dtype = getattr(torch, args.dtype)
     info = fused_act.info()
@@ -47,7 +51,7 @@ def main(argv=None) -> None:
         f"fused_act {info['fused_act']}  torch {info['torch']}  CPU kernels: {info['cpu_isa']} "
         f"({info['cpu_threads']} threads)  CUDA kernels built: {info['cuda_kernels_built']}"
     )
-    print(f"{args.numel} elements, {args.dtype}, forward+backward, median of {args.repeats}\n")
+    print(f"{args.numel} elements, {args.dtype}, forward+backward, median of {args.repeats} interleaved calls\n")
     print(
         f"{'activation':18s} {'max |fwd err|':>14s} {'max |bwd err|':>14s} {'eager ms':>9s} "
         f"{'fused ms':>9s} {'speed-up':>8s}"
@@ -65,8 +69,13 @@ def main(argv=None) -> None:
         (dr,) = torch.autograd.grad(r.sum(), x64)
         fwd_err = (y.double() - r).abs().max().item()
         bwd_err = (dx.double() - dr).abs().max().item()
-        eager = _median_time(_fwd_bwd(lambda t: spec.reference(t, **spec.params), x, g), args.repeats)
-        fused = _median_time(_fwd_bwd(lambda t: fused_act.activation(t, name), x, g), args.repeats)
+        eager, fused = _median_times(
+            [
+                _fwd_bwd(lambda t: spec.reference(t, **spec.params), x, g),
+                _fwd_bwd(lambda t: fused_act.activation(t, name), x, g),
+            ],
+            args.repeats,
+        )
         print(f"{name:18s} {fwd_err:14.2e} {bwd_err:14.2e} {eager * 1e3:9.2f} {fused * 1e3:9.2f} {eager / fused:7.2f}x")
 
 

@@ -99,7 +99,9 @@ def test_packet_path_uses_128_bit_accesses(sass):
             if not m or m.group(3) == "1":
                 continue
             packed_rows += 1
-        assert "LDG.E.128" in text, name
+        # A kernel whose result is a constant loads nothing (relu's double backward: f'' = 0,
+        # selected, grad_times), and only its stores must be whole packets.
+        assert "LDG.E.128" in text or "LDG" not in text, name
         assert "STG.E.128" in text, name
     assert packed_rows == 4 * 4 * 3, "a packet row kernel per op, dtype and lane count"
 
