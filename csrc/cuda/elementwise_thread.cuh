@@ -290,10 +290,10 @@ FA_HD void elementwise_thread(int64_t tid, int64_t nthreads, const Operands<S, N
 // vectorized elementwise kernel: one packet per thread, and a launch with a thread for every packet
 // in 128-thread blocks (flat_kernel), so the loop only strides when the grid is capped; the scalar
 // head and tail go to the first threads. Measured on an H200 against the earlier grid-stride loop
-// (8 blocks per SM, two packets in flight per thread) and tiles of 2-8 packets per thread (which
-// took 64-248 registers, or spilled under __launch_bounds__ caps): this shape ran relu, sigmoid
-// and silu forward at 1.00-1.07x eager's speed at 2^24 and 2^26 elements (float32 and bfloat16),
-// the grid-stride loop at 0.91-1.00x, the tiles at 0.58-1.04x (docs/design.md, "GPU runs").
+// (8 blocks per SM, two packets in flight per thread) and tiles of 2-8 packets per thread (64-248
+// registers; __launch_bounds__ caps did not rescue them): this shape ran relu, sigmoid and silu
+// forward at 1.00-1.07x eager's speed at 2^24 and 2^26 elements (float32 and bfloat16), the
+// grid-stride loop at 0.91-1.00x, the tiles at 0.39-1.04x (docs/design.md, "GPU runs").
 template <int W, class S, int N, int M, class Op>
 FA_HD void flat_thread(int64_t tid, int64_t nthreads, const Operands<S, N, M>& t, const Op& op) {
   const int64_t head = head_of(t, 0);
