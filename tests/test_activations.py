@@ -264,6 +264,24 @@ def test_inplace_version_counter_catches_stale_saved_tensor():
         z.sum().backward()
 
 
+@pytest.mark.parametrize("memory", ["auto", "mask"])
+def test_inplace_without_a_graph_still_bumps_the_version(memory):
+    """x records no graph itself but another op saved it (as torch.relu_, the version counter
+    moves): backward must refuse instead of using the overwritten values. Also under no_grad."""
+    for context in (contextlib.nullcontext, torch.no_grad):
+        w = torch.randn(8, requires_grad=True)
+        x = torch.randn(8)
+        z = w * x  # saves x for w's gradient
+        with context():
+            fused_act.relu(x, inplace=True, memory=memory)
+        with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+            z.sum().backward()
+    with torch.inference_mode():  # inference tensors have no version counter to move
+        t = torch.randn(8)
+        fused_act.relu(t, inplace=True, memory=memory)
+        assert (t >= 0).all()
+
+
 @pytest.mark.parametrize("isa", ISAS)
 def test_every_cpu_instruction_set_matches_reference(isa):
     """The kernels are built once per instruction set and picked at run time; force each one

@@ -185,6 +185,24 @@ struct GatedBackwardOp {
   }
 };
 
+// The ops of bias_act's backward (input form: BiasBackwardOp; output form: the plain backward
+// through y), the only ones launched with a ChannelSum; no other op's sum code is compiled.
+template <class Op>
+struct SumsChannels : std::false_type {};
+template <class Act, class C>
+struct SumsChannels<BiasBackwardOp<Act, C>> : std::true_type {};
+template <class Act, class C>
+struct SumsChannels<BackwardOp<Act, true, C>> : std::true_type {};
+
+// The ops with an operand that may be per_row (bias_act's bias on NCHW rows); the others' loops
+// carry no broadcast test.
+template <class Op>
+struct BroadcastsRows : std::false_type {};
+template <class Act, class C>
+struct BroadcastsRows<BiasForwardOp<Act, C>> : std::true_type {};
+template <class Act, class C>
+struct BroadcastsRows<BiasBackwardOp<Act, C>> : std::true_type {};
+
 // Calls f(op) with the op object of activation Act for (kind, from_output) in compute type C.
 // Only the derivative forms a functor defines are instantiated; the op front never asks for
 // another.

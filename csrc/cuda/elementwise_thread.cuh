@@ -345,15 +345,6 @@ constexpr int kSumThreads = 256;
 // for a streaming kernel without millions of tiny blocks on 2^30-element inputs.
 constexpr int kBlocksPerSm = 8;
 
-// The ops of bias_act's backward (input form: BiasBackwardOp; output form: the plain backward
-// through y), the only ones launched with a ChannelSum; no other op's sum kernels are compiled.
-template <class Op>
-struct SumsChannels : std::false_type {};
-template <class Act, class C>
-struct SumsChannels<BiasBackwardOp<Act, C>> : std::true_type {};
-template <class Act, class C>
-struct SumsChannels<BackwardOp<Act, true, C>> : std::true_type {};
-
 struct SumPlan {
   bool per_col = false;
   bool vectorized = false;

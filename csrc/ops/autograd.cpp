@@ -371,6 +371,8 @@ Tensor eager_gated(const Tensor& a, const Tensor& u, string_view act, ArrayRef<d
 Tensor eager_activation_inplace(Tensor& x, string_view act, ArrayRef<double> params) {
   if (records({&x})) return activation_inplace_with_grad(x, act, params);
   activation_inplace_op(x, act, params);
+  // As ATen's in-place ops: a graph that saved x (another op's input) must see it changed.
+  torch::autograd::increment_version(x);
   return x;
 }
 

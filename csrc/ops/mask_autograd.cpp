@@ -96,8 +96,13 @@ std::tuple<Tensor, Tensor> mask_autograd(const Tensor& x, string_view act, Array
 // x = f(x) keeping the mask, with autograd's in-place checks, as activation_ in autograd.cpp.
 Tensor mask_inplace_autograd(Tensor& x, string_view act, ArrayRef<double> params) {
   if (!records({&x})) {
-    at::AutoDispatchBelowADInplaceOrView guard;
-    return mask_inplace_op(x, act, params);
+    Tensor mask;
+    {
+      at::AutoDispatchBelowADInplaceOrView guard;
+      mask = mask_inplace_op(x, act, params);
+    }
+    torch::autograd::increment_version(x);  // a graph that saved x must see it changed
+    return mask;
   }
   torch::autograd::check_inplace(x, true);
   auto node = make_node(x, x, act, params);

@@ -78,7 +78,7 @@ bool SimulatedThreads<Act>::elementwise(const ElementwiseArgs& a, int64_t nthrea
     visit_elementwise_op<Act, opmath_t<S>>(a, [&](const auto& op) {
       using Op = std::decay_t<decltype(op)>;
       const auto t = cuda::make_operands<S, Op::kInputs, Op::kOutputs>(a);
-      if constexpr (cuda::SumsChannels<Op>::value) {
+      if constexpr (SumsChannels<Op>::value) {
         if (sum != nullptr) {
           vectorized = bias_sum(t, op, *sum);
           return;
