@@ -2,6 +2,7 @@
 
 #include <ATen/ATen.h>
 #include <c10/core/DeviceGuard.h>
+#include <c10/util/SmallVector.h>
 
 namespace fused_act {
 
@@ -11,7 +12,7 @@ namespace {
 void run_flat(const ActivationInfo& info, Kind kind, at::Tensor& out, std::initializer_list<at::Tensor> inputs,
               c10::ArrayRef<double> params, bool from_output, Runner run) {
   ElementwiseArgs a = make_args(info, kind, checked_dtype(out, op_name("", info)), params, from_output);
-  std::vector<at::Tensor> keep;  // the relaid-out copies live until the launch is done
+  c10::SmallVector<at::Tensor, 3> keep;  // the relaid-out copies live until the launch is done
   int k = 0;
   for (const at::Tensor& t : inputs) {
     keep.push_back(with_layout_of(t, out));
@@ -30,7 +31,7 @@ at::Tensor activation(const at::Tensor& x, std::string_view act, c10::ArrayRef<d
   check_device(x, op);
   checked_dtype(x, op);
   c10::OptionalDeviceGuard guard(x.device());
-  at::Tensor out = at::empty_like(x);
+  at::Tensor out = empty_as(x);
   run_flat(info, Kind::kForward, out, {x}, params, false, run);
   return out;
 }
@@ -57,7 +58,7 @@ at::Tensor activation_backward(const at::Tensor& grad, const at::Tensor& saved, 
   checked_dtype(saved, op);
   check_like(grad, saved, "grad", op);
   c10::OptionalDeviceGuard guard(saved.device());
-  at::Tensor out = at::empty_like(saved);
+  at::Tensor out = empty_as(saved);
   run_flat(info, Kind::kBackward, out, {grad, saved}, params, from_output, run);
   return out;
 }
@@ -73,7 +74,7 @@ at::Tensor activation_double_backward(const at::Tensor& grad_grad, const at::Ten
   check_like(grad, saved, "grad", op);
   check_like(grad_grad, saved, "grad_grad", op);
   c10::OptionalDeviceGuard guard(saved.device());
-  at::Tensor out = at::empty_like(saved);
+  at::Tensor out = empty_as(saved);
   run_flat(info, Kind::kDoubleBackward, out, {grad_grad, grad, saved}, params, from_output, run);
   return out;
 }

@@ -23,7 +23,7 @@ struct ChannelLayout {
 
 // An empty output for x whose layout is one of the two above (x's own when possible).
 at::Tensor channel_output(const at::Tensor& like, int64_t dim) {
-  at::Tensor out = at::empty_like(like);
+  at::Tensor out = empty_as(like);
   if (out.stride(dim) == 1 || out.is_contiguous()) return out;
   return at::empty(like.sizes(), like.options());
 }

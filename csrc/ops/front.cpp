@@ -56,9 +56,13 @@ void check_like(const at::Tensor& t, const at::Tensor& ref, const char* what, co
 
 bool is_linear(const at::Tensor& t) { return t.is_non_overlapping_and_dense(); }
 
+at::Tensor empty_as(const at::Tensor& t) {
+  return t.is_contiguous() ? at::empty(t.sizes(), t.options()) : at::empty_like(t);
+}
+
 at::Tensor with_layout_of(const at::Tensor& t, const at::Tensor& ref) {
   if (t.strides() == ref.strides() && is_linear(t)) return t;
-  return at::empty_like(ref).copy_(t);
+  return empty_as(ref).copy_(t);
 }
 
 ElementwiseArgs make_args(const ActivationInfo& info, Kind kind, DType dtype, c10::ArrayRef<double> params,

@@ -112,7 +112,7 @@ at::Tensor gated(const at::Tensor& a_in, const at::Tensor& u, std::string_view a
   std::string op;
   const ActivationInfo& info = check_gated_args(a_in, u, act, params, op);
   c10::OptionalDeviceGuard guard(a_in.device());
-  at::Tensor out = at::empty_like(a_in);
+  at::Tensor out = empty_as(a_in);
   if (out.numel() == 0) return out;
   const at::Tensor al = with_layout_of(a_in, out);
   const at::Tensor ul = with_layout_of(u, out);
@@ -131,8 +131,8 @@ std::tuple<at::Tensor, at::Tensor> gated_backward(const at::Tensor& grad, const 
   const ActivationInfo& info = check_gated_args(a_in, u, act, params, op);
   check_like(grad, a_in, "grad", op);
   c10::OptionalDeviceGuard guard(a_in.device());
-  at::Tensor grad_a = at::empty_like(a_in);
-  at::Tensor grad_u = at::empty_like(grad_a);
+  at::Tensor grad_a = empty_as(a_in);
+  at::Tensor grad_u = empty_as(grad_a);
   if (grad_a.numel() == 0) return {grad_a, grad_u};
   const at::Tensor g = with_layout_of(grad, grad_a);
   const at::Tensor al = with_layout_of(a_in, grad_a);

@@ -25,7 +25,7 @@ const ActivationInfo& checked(const char* op, std::string_view act, c10::ArrayRe
 // Dense tensors keep their layout (memory order is what the mask follows); others are
 // computed in row-major order. Forward and backward apply the same rule.
 at::Tensor dense_like(const at::Tensor& t) {
-  return t.is_non_overlapping_and_dense() ? at::empty_like(t) : at::empty(t.sizes(), t.options());
+  return t.is_non_overlapping_and_dense() ? empty_as(t) : at::empty(t.sizes(), t.options());
 }
 
 void run_forward(const ActivationInfo& info, const at::Tensor& in, at::Tensor& out, at::Tensor& mask,
