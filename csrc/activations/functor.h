@@ -11,7 +11,9 @@
 //                         and d_mask(true, p), so backward can keep one bit per element (mask.h);
 //   kZeroBySelect         (optional) torch's backward selects 0 where f' = 0 instead of multiplying
 //                         (threshold_backward, hardtanh_backward, ...): an inf or NaN gradient
-//                         there gives 0, not NaN (grad_times in elementwise.h).
+//                         there gives 0, not NaN (grad_times in elementwise.h);
+//   kAvx2OnAvx512         (optional) the CPU runs this activation's AVX2 kernels on AVX-512 CPUs
+//                         too (cpu/activation_kernels.cpp), as eager runs ATen's.
 // T is float, double or at::vec::Vectorized of those; P is Params<float or double>. The body
 // uses only math.h primitives, so the CPU SIMD loop, the CUDA kernel and the CPU simulation of a
 // CUDA thread all run this same code. Reduced types are computed in float and rounded once.

@@ -15,12 +15,38 @@
 namespace fused_act::cpu {
 namespace CPU_CAPABILITY {
 
+// Functors with kAvx2OnAvx512 (functor.h): their AVX-512 build calls the AVX2 kernels. Each
+// where() costs AVX-512 two more instructions than AVX2 (ATen's comparison result is a vector,
+// turned into a mask register and back), and these activations are little else than nested
+// selects. Alternating runs of `bench.call_cost --modes fwd` (2-core AMD EPYC, Zen 4; medians
+// of 3 runs of 31 rounds, eager / fused, AVX-512 build -> AVX2 build) at 16,384 / 65,536 floats:
+// hardtanh 1.16 -> 1.38 / 1.02 -> 1.22, hardsigmoid 1.04 -> 1.24 / 1.07 -> 1.32, hardswish
+// 1.02 -> 1.30 / 1.02 -> 1.37, relu6 0.86 -> 1.17 / 0.85 -> 1.07; relu and leaky_relu (one
+// select) equal; bfloat16 within 0.05 either way (`python -m bench`, 2^16 and 2^20). Eager runs
+// ATen's AVX2 kernels for these on AVX-512 CPUs as well.
+template <class A, class = void>
+struct Avx2OnAvx512 : std::false_type {};
+template <class A>
+struct Avx2OnAvx512<A, std::enable_if_t<A::kAvx2OnAvx512>> : std::true_type {};
+
+#if defined(CPU_CAPABILITY_AVX512)
+template <class Act>
+constexpr bool kCallsAvx2 = Avx2OnAvx512<Act>::value;
+#else
+template <class Act>
+constexpr bool kCallsAvx2 = false;
+#endif
+
 template <class Act>
 void ActivationKernels<Act>::elementwise(const ElementwiseArgs& a, const ChannelSum* sum) {
-  visit_dtype(a.dtype, [&](auto storage) {
-    using scalar_t = decltype(storage);
-    visit_elementwise_op<Act, opmath_t<scalar_t>>(a, [&](const auto& op) { vectorized_map<scalar_t>(a, op, sum); });
-  });
+  if constexpr (kCallsAvx2<Act>) {
+    AVX2::ActivationKernels<Act>::elementwise(a, sum);
+  } else {
+    visit_dtype(a.dtype, [&](auto storage) {
+      using scalar_t = decltype(storage);
+      visit_elementwise_op<Act, opmath_t<scalar_t>>(a, [&](const auto& op) { vectorized_map<scalar_t>(a, op, sum); });
+    });
+  }
 }
 
 template <class Act>

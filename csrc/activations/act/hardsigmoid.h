@@ -13,6 +13,7 @@ struct Hardsigmoid {
   static constexpr const char* kParams = "";
   static constexpr Saved kSaved = Saved::kInput;
   static constexpr bool kZeroBySelect = true;  // torch selects 0 in the flat regions (grad_times)
+  static constexpr bool kAvx2OnAvx512 = true;  // nested selects (cpu/activation_kernels.cpp)
   FA_FN forward(T x, const P&) { return where(x <= T(-3), T(0), where(x >= T(3), T(1), x * T(1.0 / 6.0) + T(0.5))); }
   FA_FN d_input(T x, const P&) { return where(x <= T(-3), T(0), where(x >= T(3), T(0), T(1.0 / 6.0))); }
   FA_FN d2_input(T, const P&) { return T(0); }

@@ -14,6 +14,7 @@ struct Hardswish {
   // torch selects 0 below -3 (grad_times); it also gives 0 for an inf or NaN gradient at
   // x = -1.5, where f' = 0 and torch's g * 0 is NaN.
   static constexpr bool kZeroBySelect = true;
+  static constexpr bool kAvx2OnAvx512 = true;  // nested selects (cpu/activation_kernels.cpp)
   // x times the clamped factor, as torch, so that -inf gives NaN (-inf * 0) like F.hardswish.
   FA_FN forward(T x, const P&) {
     return x * where(x <= T(-3), T(0), where(x >= T(3), T(1), (x + T(3)) * T(1.0 / 6.0)));

@@ -12,6 +12,7 @@ struct Hardtanh {
   static constexpr const char* kParams = "min_val,max_val";
   static constexpr Saved kSaved = Saved::kOutput;
   static constexpr bool kZeroBySelect = true;  // torch selects 0 in the flat regions (grad_times)
+  static constexpr bool kAvx2OnAvx512 = true;  // nested selects (cpu/activation_kernels.cpp)
   static const char* invalid(const Params<double>& p) {
     return p[0] <= p[1] ? nullptr : "min_val cannot be greater than max_val";
   }
