@@ -45,6 +45,29 @@ def test_functors_are_defined_only_in_their_headers():
         assert not defined, f"{path.relative_to(ROOT)} defines {defined}"
 
 
+def _first_arguments(code: str, call: str):
+    """The first argument of every `call(` in code, by matching parentheses."""
+    for m in re.finditer(rf"\b{call}\(", code):
+        depth, i = 0, m.end()
+        while depth > 0 or code[i] not in ",)":
+            depth += {"(": 1, ")": -1}.get(code[i], 0)
+            i += 1
+        yield code[m.end() : i]
+
+
+def test_selects_compare_through_math_functions():
+    """where(lt(x, y), ...), never where(x < y, ...): on AVX-512 lt & co. keep the comparison in
+    a mask register, while ATen's operators return a vector that blendv turns back into a mask
+    (two more instructions per select; csrc/activations/math.h)."""
+    files = [*ACT_DIR.glob("*.h"), *(ACT_DIR.parent / name for name in ("elementwise.h", "math.h"))]
+    for path in files:
+        code = re.sub(r"//[^\n]*", "", path.read_text())
+        for arg in _first_arguments(code, "where"):
+            if arg.endswith(" cond"):  # where's own definitions
+                continue
+            assert not re.search(r"[<>]|==|!=", arg), f"{path.name}: where({arg}, ...) compares with an operator"
+
+
 def test_build_plans_one_object_per_activation_and_backend(setup_py, monkeypatch):
     monkeypatch.setenv("TORCH_CUDA_ARCH_LIST", "9.0")  # the CUDA rule needs architectures
     kernels = setup_py["KernelBuild"](debug=False, cuda=True)

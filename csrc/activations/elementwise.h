@@ -91,7 +91,7 @@ struct ZeroBySelect<A, std::enable_if_t<A::kZeroBySelect>> : std::true_type {};
 template <class Act, class T>
 FA_HD T grad_times(T g, T d) {
   if constexpr (ZeroBySelect<Act>::value) {
-    return math::where(d == T(0), T(0), g * d);
+    return math::where(math::eq(d, T(0)), T(0), g * d);
   } else {
     return g * d;
   }

@@ -12,11 +12,12 @@
 //   kZeroBySelect         (optional) torch's backward selects 0 where f' = 0 instead of multiplying
 //                         (threshold_backward, hardtanh_backward, ...): an inf or NaN gradient
 //                         there gives 0, not NaN (grad_times in elementwise.h);
-//   kAvx2OnAvx512         (optional) the CPU runs this activation's AVX2 kernels on AVX-512 CPUs
-//                         too (cpu/activation_kernels.cpp), as eager runs ATen's.
+//   kAvx2OnAvx512         (optional) only selects and multiplies: memory-bound, so the CPU runs
+//                         its AVX2 kernels on AVX-512 CPUs too, as ATen does (cpu/activation_kernels.cpp);
 // T is float, double or at::vec::Vectorized of those; P is Params<float or double>. The body
-// uses only math.h primitives, so the CPU SIMD loop, the CUDA kernel and the CPU simulation of a
-// CUDA thread all run this same code. Reduced types are computed in float and rounded once.
+// uses only math.h primitives (comparisons too: where(lt(x, T(0)), ...), never x < T(0)), so
+// the CPU SIMD loop, the CUDA kernel and the CPU simulation of a CUDA thread all run this same
+// code. Reduced types are computed in float and rounded once.
 //
 // Derivatives at kinks follow PyTorch's autograd formulas (quoted per functor), and each functor
 // names the torch function it must agree with; tests/test_activations.py checks that in float64.

@@ -4,7 +4,8 @@
 //                             the half / bfloat16 kernels use __expf and __logf, see below);
 //   at::vec::Vectorized<T>    on the CPU, when the including file defines FUSED_ACT_CPU_VEC
 //                             (SLEEF's 1-ulp routines under AVX2 / AVX-512).
-// Functors branch only through where(), never `if`, so the SIMD version computes both sides.
+// Functors branch only through where(), never `if`, so the SIMD version computes both sides, and
+// compare only through lt, le, gt, ge, eq, ne.
 #pragma once
 
 #include <cmath>
@@ -47,6 +48,21 @@ template <class T>
 FA_HD T where(bool cond, T a, T b) {
   return cond ? a : b;
 }
+
+// Comparisons are functions, not operators, so that AVX-512 can keep their result in a mask
+// register (below); for scalars they are the operators. NaN compares false except in ne.
+FA_HD bool lt(float a, float b) { return a < b; }
+FA_HD bool le(float a, float b) { return a <= b; }
+FA_HD bool gt(float a, float b) { return a > b; }
+FA_HD bool ge(float a, float b) { return a >= b; }
+FA_HD bool eq(float a, float b) { return a == b; }
+FA_HD bool ne(float a, float b) { return a != b; }
+FA_HD bool lt(double a, double b) { return a < b; }
+FA_HD bool le(double a, double b) { return a <= b; }
+FA_HD bool gt(double a, double b) { return a > b; }
+FA_HD bool ge(double a, double b) { return a >= b; }
+FA_HD bool eq(double a, double b) { return a == b; }
+FA_HD bool ne(double a, double b) { return a != b; }
 
 }  // namespace fused_act::math
 
@@ -92,11 +108,93 @@ inline Vec<S> abs(const Vec<S>& x) {
   return x.abs();
 }
 
-// `cond` is a comparison result: all bits set in the lanes where it holds.
+// `cond` is a vector with all bits set in the lanes where it holds (a loaded selection, or a
+// comparison below outside AVX-512).
 template <class S>
 inline Vec<S> where(const Vec<S>& cond, const Vec<S>& a, const Vec<S>& b) {
   return Vec<S>::blendv(b, a, cond);
 }
+
+#if defined(CPU_CAPABILITY_AVX512)
+// ATen's AVX-512 comparisons return a vector (vcmpps into a mask register, then vpmovm2d) that
+// its blendv turns back into a mask (vpcmpeqd) before vblendmps: two instructions per select
+// that AVX2's vcmpps + vblendvps does not pay, and GCC does not fold them. These keep the mask.
+// relu's backward loop went from 11 to 7 instructions per vector; measurements in docs/design.md
+// ("CPU instruction sets"). The predicates are ATen's (ordered, quiet; ne unordered).
+template <class S>
+struct Mask;
+template <>
+struct Mask<float> {
+  __mmask16 k;
+};
+template <>
+struct Mask<double> {
+  __mmask8 k;
+};
+template <int kPredicate>
+inline Mask<float> compare(const Vec<float>& a, const Vec<float>& b) {
+  return {_mm512_cmp_ps_mask(a, b, kPredicate)};
+}
+template <int kPredicate>
+inline Mask<double> compare(const Vec<double>& a, const Vec<double>& b) {
+  return {_mm512_cmp_pd_mask(a, b, kPredicate)};
+}
+template <class S>
+inline Mask<S> lt(const Vec<S>& a, const Vec<S>& b) {
+  return compare<_CMP_LT_OQ>(a, b);
+}
+template <class S>
+inline Mask<S> le(const Vec<S>& a, const Vec<S>& b) {
+  return compare<_CMP_LE_OQ>(a, b);
+}
+template <class S>
+inline Mask<S> gt(const Vec<S>& a, const Vec<S>& b) {
+  return compare<_CMP_GT_OQ>(a, b);
+}
+template <class S>
+inline Mask<S> ge(const Vec<S>& a, const Vec<S>& b) {
+  return compare<_CMP_GE_OQ>(a, b);
+}
+template <class S>
+inline Mask<S> eq(const Vec<S>& a, const Vec<S>& b) {
+  return compare<_CMP_EQ_OQ>(a, b);
+}
+template <class S>
+inline Mask<S> ne(const Vec<S>& a, const Vec<S>& b) {
+  return compare<_CMP_NEQ_UQ>(a, b);
+}
+inline Vec<float> where(Mask<float> cond, const Vec<float>& a, const Vec<float>& b) {
+  return _mm512_mask_blend_ps(cond.k, b, a);
+}
+inline Vec<double> where(Mask<double> cond, const Vec<double>& a, const Vec<double>& b) {
+  return _mm512_mask_blend_pd(cond.k, b, a);
+}
+#else
+template <class S>
+inline Vec<S> lt(const Vec<S>& a, const Vec<S>& b) {
+  return a < b;
+}
+template <class S>
+inline Vec<S> le(const Vec<S>& a, const Vec<S>& b) {
+  return a <= b;
+}
+template <class S>
+inline Vec<S> gt(const Vec<S>& a, const Vec<S>& b) {
+  return a > b;
+}
+template <class S>
+inline Vec<S> ge(const Vec<S>& a, const Vec<S>& b) {
+  return a >= b;
+}
+template <class S>
+inline Vec<S> eq(const Vec<S>& a, const Vec<S>& b) {
+  return a == b;
+}
+template <class S>
+inline Vec<S> ne(const Vec<S>& a, const Vec<S>& b) {
+  return a != b;
+}
+#endif
 
 // float SIMD versions of exp, expm1, log, log1p, tanh and erf, inline. ATen's Vectorized<float>::exp is
 // SLEEF's expf (1 ulp) behind an out-of-line call: every call spills all live vector registers
@@ -137,7 +235,7 @@ inline Vec<float> exp(const Vec<float>& x) {
   };
   const V y = p * pow2(a) * pow2(n - a);
   // x > ln(FLT_MAX) overflows to inf; NaN passes through (the clamp would have made it finite)
-  return where(x != x, x, where(x > V(88.72283935546875f), V(INFINITY), y));
+  return where(ne(x, x), x, where(gt(x, V(88.72283935546875f)), V(INFINITY), y));
 #endif
 }
 
@@ -154,7 +252,7 @@ inline Vec<float> expm1(const Vec<float>& x) {
   p = at::vec::fmadd(p, x, V(1.f / 6));
   p = at::vec::fmadd(p, x, V(0.5f));
   p = at::vec::fmadd(p, x, V(1.f));
-  return where(x.abs() < V(0.5f), p * x, exp(x) - V(1.f));
+  return where(lt(x.abs(), V(0.5f)), p * x, exp(x) - V(1.f));
 }
 
 // Cephes' logf after its range reduction: log(m 2^e) for f = m - 1, m in [sqrt(1/2), sqrt(2)), as
@@ -186,12 +284,12 @@ inline Vec<float> log(const Vec<float>& w) {
   // biased exponent field, exactly as a float (its low 23 bits are 0), and m in [0.5, 1)
   V e = at::vec::convert_to_fp_of_same_size<float>(bits & I(0x7F800000)) * V(1.f / 8388608.f) - V(126.f);
   V m = at::vec::cast<float>((bits & I(0x007FFFFF)) | I(0x3F000000));
-  const V small = m < V(0.70710678118654752440f);
+  const auto small = lt(m, V(0.70710678118654752440f));
   e = where(small, e - V(1.f), e);
   const V f = where(small, m + m, m) - V(1.f);
   const V r = log_reduced(f, e);
   // subnormal w (not normalised above) falls back to the exact path: never from log1p's w >= 2^-24
-  return where(w == V(0.f), V(-INFINITY), where(w < V(0.f), V(NAN), where(w == V(INFINITY), w, r)));
+  return where(eq(w, V(0.f)), V(-INFINITY), where(lt(w, V(0.f)), V(NAN), where(eq(w, V(INFINITY)), w, r)));
 }
 
 // Goldberg's log1p(u) = log(w) * u / (w - 1) with w = 1 + u: the rounding of w cancels.
@@ -199,7 +297,7 @@ inline Vec<float> log1p(const Vec<float>& u) {
   using V = Vec<float>;
   const V w = V(1.f) + u;
   const V r = log(w) * (u / (w - V(1.f)));
-  return where(w == V(1.f), u, where(u == V(INFINITY), u, r));
+  return where(eq(w, V(1.f)), u, where(eq(u, V(INFINITY)), u, r));
 }
 
 // log1p(u) for u in [0, 1] (NaN passes through): 1 + u in [1, 2] is m 2^e with e = 0 or 1 and
@@ -210,9 +308,9 @@ inline Vec<float> log1p(const Vec<float>& u) {
 // (bench.call_cost, two runs): softplus 52.3 -> 34-37 us, logsigmoid 45.6 -> 25-27 us.
 inline Vec<float> log1p_unit(const Vec<float>& u) {
   using V = Vec<float>;
-  const V upper = u >= V(0.41421356237309505f);
+  const auto upper = ge(u, V(0.41421356237309505f));
   const V f = where(upper, (u - V(1.f)) * V(0.5f), u);
-  return log_reduced(f, upper & V(1.f));
+  return log_reduced(f, where(upper, V(1.f), V(0.f)));
 }
 
 // tanh(x) = e / (e + 2) with e = expm1(2x), exact in form for all x; tanh(x) rounds to 1 in
@@ -220,7 +318,7 @@ inline Vec<float> log1p_unit(const Vec<float>& u) {
 inline Vec<float> tanh(const Vec<float>& x) {
   using V = Vec<float>;
   const V e = expm1(V(2.f) * x);
-  return where(x > V(9.f), V(1.f), e / (e + V(2.f)));
+  return where(gt(x, V(9.f)), V(1.f), e / (e + V(2.f)));
 }
 
 // erf by Abramowitz & Stegun 7.1.26 (max abs error 1.5e-7), the formula of ATen's
@@ -235,7 +333,7 @@ inline Vec<float> erf(const Vec<float>& x) {
   poly = at::vec::fmadd(poly, t, V(-0.284496736f));
   poly = at::vec::fmadd(poly, t, V(0.254829592f));
   const V e = V(1.f) - poly * t * exp(V(0.f) - ax * ax);
-  return where(x < V(0.f), V(0.f) - e, e);
+  return where(lt(x, V(0.f)), V(0.f) - e, e);
 }
 
 }  // namespace fused_act::math

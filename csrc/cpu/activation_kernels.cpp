@@ -15,15 +15,16 @@
 namespace fused_act::cpu {
 namespace CPU_CAPABILITY {
 
-// Functors with kAvx2OnAvx512 (functor.h): their AVX-512 build calls the AVX2 kernels. Each
-// where() costs AVX-512 two more instructions than AVX2 (ATen's comparison result is a vector,
-// turned into a mask register and back), and these activations are little else than nested
-// selects. Alternating runs of `bench.call_cost --modes fwd` (2-core AMD EPYC, Zen 4; medians
-// of 3 runs of 31 rounds, eager / fused, AVX-512 build -> AVX2 build) at 16,384 / 65,536 floats:
-// hardtanh 1.16 -> 1.38 / 1.02 -> 1.22, hardsigmoid 1.04 -> 1.24 / 1.07 -> 1.32, hardswish
-// 1.02 -> 1.30 / 1.02 -> 1.37, relu6 0.86 -> 1.17 / 0.85 -> 1.07; relu and leaky_relu (one
-// select) equal; bfloat16 within 0.05 either way (`python -m bench`, 2^16 and 2^20). Eager runs
-// ATen's AVX2 kernels for these on AVX-512 CPUs as well.
+// Functors with kAvx2OnAvx512 (functor.h): their AVX-512 build calls the AVX2 kernels, as ATen
+// does for its memory-bound kernels (DispatchStub.h: REGISTER_DISPATCH leaves the AVX-512 slot
+// empty, so eager's relu, threshold_backward, hardtanh, ... run AVX2 on AVX-512 CPUs; only
+// ALSO_REGISTER_AVX512_DISPATCH kernels get AVX-512). For math that is only selects and
+// multiplies, 512-bit vectors gain nothing in cache and lose a little: one op call from C++
+// (2-core AMD EPYC, Zen 4, one thread, medians of 15 x 2,000 calls, two runs each), AVX-512 ->
+// AVX2, relu at 65,536 floats forward 6.1-6.7 -> 5.9-6.0 us, backward 9.5-9.6 -> 9.3;
+// squared_relu forward 6.2-6.3 -> 5.9; hardtanh, relu6, hardsigmoid, hardswish and leaky_relu
+// equal within the runs' spread. Transcendental functors keep AVX-512 (sigmoid forward
+// 16.9 -> 38.2 us on AVX2).
 template <class A, class = void>
 struct Avx2OnAvx512 : std::false_type {};
 template <class A>

@@ -243,7 +243,13 @@ void vectorized_map(const ElementwiseArgs& a, const Op& op, const ChannelSum* su
   };
 
   if (sum == nullptr) {
-    at::parallel_for(0, numel, kGrainSize, [&](int64_t b, int64_t e) { range(b, e, nullptr); });
+    // Below the grain, no at::parallel_for at all (its serial path still sets two thread-local
+    // guards), as TensorIterator's for_each does.
+    if (numel < kGrainSize) {
+      range(0, numel, nullptr);
+    } else {
+      at::parallel_for(0, numel, kGrainSize, [&](int64_t b, int64_t e) { range(b, e, nullptr); });
+    }
     return;
   }
   const int64_t chunks = std::clamp<int64_t>(numel / kGrainSize, 1, kMaxSumChunks);

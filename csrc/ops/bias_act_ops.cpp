@@ -72,7 +72,7 @@ at::Tensor bias_act(const at::Tensor& x, const at::Tensor& bias, int64_t dim, st
                     c10::ArrayRef<double> params, Runner run) {
   std::string op;
   const ActivationInfo& info = check_bias_args(x, bias, dim, act, params, op);
-  c10::OptionalDeviceGuard guard(x.device());
+  c10::OptionalDeviceGuard guard(guard_device(x));
   at::Tensor out = channel_output(x, dim);
   if (out.numel() == 0) return out;
   const at::Tensor xl = with_layout_of(x, out);
@@ -93,7 +93,7 @@ std::tuple<at::Tensor, at::Tensor> bias_act_backward(const at::Tensor& grad, con
   const ActivationInfo& info = check_bias_args(saved, bias, dim, act, params, op);
   check_form(info, params, from_output, op);
   check_like(grad, saved, "grad", op);
-  c10::OptionalDeviceGuard guard(saved.device());
+  c10::OptionalDeviceGuard guard(guard_device(saved));
   at::Tensor grad_x = channel_output(saved, dim);
   const at::ScalarType acc = saved.scalar_type() == at::kDouble ? at::kDouble : at::kFloat;
   if (grad_x.numel() == 0) return {grad_x, at::zeros_like(bias)};

@@ -1,13 +1,14 @@
 #include "front.h"
 
 #include <ATen/ATen.h>
+#include <ATen/EmptyTensor.h>
 #include <c10/core/WrapDimMinimal.h>
 
 namespace fused_act {
 
 std::string op_name(std::string_view op, const ActivationInfo& info) {
+  if (op.empty()) return info.op;
   std::string out = "fused_act.";
-  if (op.empty()) return out + info.name;
   return out.append(op).append("(").append(info.name).append(")");
 }
 
@@ -57,7 +58,9 @@ void check_like(const at::Tensor& t, const at::Tensor& ref, const char* what, co
 bool is_linear(const at::Tensor& t) { return t.is_non_overlapping_and_dense(); }
 
 at::Tensor empty_as(const at::Tensor& t) {
-  return t.is_contiguous() ? at::empty(t.sizes(), t.options()) : at::empty_like(t);
+  if (!t.is_contiguous()) return at::empty_like(t);
+  if (t.is_cpu()) return at::detail::empty_cpu(t.sizes(), t.scalar_type());
+  return at::empty(t.sizes(), t.options());
 }
 
 at::Tensor with_layout_of(const at::Tensor& t, const at::Tensor& ref) {

@@ -68,7 +68,7 @@ at::Tensor glu(const at::Tensor& x, int64_t dim, bool gate_first, std::string_vi
   std::string op;
   const ActivationInfo& info = check_glu_args(x, dim, act, params, op);
   const Halves h = halves(x, dim, gate_first, op);
-  c10::OptionalDeviceGuard guard(x.device());
+  c10::OptionalDeviceGuard guard(guard_device(x));
   at::Tensor out = at::empty(h.out_sizes, x.options());
   if (out.numel() == 0) return out;
   const at::Tensor xc = x.contiguous();
@@ -90,7 +90,7 @@ at::Tensor glu_backward(const at::Tensor& grad, const at::Tensor& x, int64_t dim
   check_dtype_device(grad, x, "grad", op);
   TORCH_CHECK(grad.sizes() == c10::IntArrayRef(h.out_sizes), op, ": grad has shape ", grad.sizes(), ", expected ",
               c10::IntArrayRef(h.out_sizes));
-  c10::OptionalDeviceGuard guard(x.device());
+  c10::OptionalDeviceGuard guard(guard_device(x));
   at::Tensor grad_x = at::empty(x.sizes(), x.options());
   if (grad_x.numel() == 0) return grad_x;
   const at::Tensor xc = x.contiguous();
@@ -111,7 +111,7 @@ at::Tensor gated(const at::Tensor& a_in, const at::Tensor& u, std::string_view a
                  Runner run) {
   std::string op;
   const ActivationInfo& info = check_gated_args(a_in, u, act, params, op);
-  c10::OptionalDeviceGuard guard(a_in.device());
+  c10::OptionalDeviceGuard guard(guard_device(a_in));
   at::Tensor out = empty_as(a_in);
   if (out.numel() == 0) return out;
   const at::Tensor al = with_layout_of(a_in, out);
@@ -130,7 +130,7 @@ std::tuple<at::Tensor, at::Tensor> gated_backward(const at::Tensor& grad, const 
   std::string op;
   const ActivationInfo& info = check_gated_args(a_in, u, act, params, op);
   check_like(grad, a_in, "grad", op);
-  c10::OptionalDeviceGuard guard(a_in.device());
+  c10::OptionalDeviceGuard guard(guard_device(a_in));
   at::Tensor grad_a = empty_as(a_in);
   at::Tensor grad_u = empty_as(grad_a);
   if (grad_a.numel() == 0) return {grad_a, grad_u};

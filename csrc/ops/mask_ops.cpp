@@ -54,7 +54,7 @@ std::tuple<at::Tensor, at::Tensor> activation_mask(const at::Tensor& x, std::str
   const ActivationInfo& info = checked("activation_mask", act, params);
   check_device(x, "fused_act.activation_mask");
   checked_dtype(x, "fused_act.activation_mask");
-  c10::OptionalDeviceGuard guard(x.device());
+  c10::OptionalDeviceGuard guard(guard_device(x));
   at::Tensor y = dense_like(x);
   at::Tensor mask = at::empty({mask_bytes(x.numel())}, x.options().dtype(at::kByte));
   run_forward(info, with_layout_of(x, y), y, mask, params, run);
@@ -65,7 +65,7 @@ at::Tensor activation_mask_(at::Tensor& x, std::string_view act, c10::ArrayRef<d
   const ActivationInfo& info = checked("activation_mask_", act, params);
   check_device(x, "fused_act.activation_mask_");
   checked_dtype(x, "fused_act.activation_mask_");
-  c10::OptionalDeviceGuard guard(x.device());
+  c10::OptionalDeviceGuard guard(guard_device(x));
   if (!x.is_non_overlapping_and_dense()) {  // strided views: compute beside, write back through the view
     auto [y, mask] = activation_mask(x, act, params, run);
     x.copy_(y);
@@ -88,7 +88,7 @@ at::Tensor activation_mask_backward(const at::Tensor& grad, const at::Tensor& ma
   TORCH_CHECK(mask.dim() == 1 && mask.numel() == mask_bytes(grad.numel()), "fused_act.", op, ": mask has shape ",
               mask.sizes(), ", expected [", mask_bytes(grad.numel()), "] (one bit per element of grad, which has ",
               grad.numel(), ")");
-  c10::OptionalDeviceGuard guard(grad.device());
+  c10::OptionalDeviceGuard guard(guard_device(grad));
   at::Tensor out = dense_like(grad);
   const at::Tensor g = with_layout_of(grad, out);
   const at::Tensor m = mask.contiguous();

@@ -18,6 +18,7 @@ struct ActivationTraits;  // traits.h
 struct ActivationInfo {
   ActId id;
   std::string name;
+  std::string op;  // "fused_act.<name>": the plain ops' name in messages
   std::vector<std::string> params;
   Saved saved;          // as declared by the functor (kEither resolved per call by saved_for)
   std::string functor;  // the functor's struct (names the kernels in the machine code)

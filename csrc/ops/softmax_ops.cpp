@@ -45,7 +45,7 @@ at::Tensor softmax(const at::Tensor& x, int64_t dim, bool log, SoftmaxRunner run
   check_device(x, op_name(log));
   checked_dtype(x, op_name(log));
   wrap_dim(dim, x, log);
-  c10::OptionalDeviceGuard guard(x.device());
+  c10::OptionalDeviceGuard guard(guard_device(x));
   const at::Tensor in = x.contiguous();
   at::Tensor out = at::empty(x.sizes(), x.options().memory_format(at::MemoryFormat::Contiguous));
   if (out.numel() > 0) run(softmax_args(in, nullptr, out, dim, log));
@@ -62,7 +62,7 @@ at::Tensor softmax_backward(const at::Tensor& grad, const at::Tensor& y, int64_t
                    grad.scalar_type(), ", expected ", y.scalar_type());
   TORCH_CHECK(grad.device() == y.device(), op_name(log), " backward: grad is on ", grad.device(), ", expected ",
               y.device());
-  c10::OptionalDeviceGuard guard(y.device());
+  c10::OptionalDeviceGuard guard(guard_device(y));
   const at::Tensor in = y.contiguous();
   const at::Tensor g = grad.contiguous();
   at::Tensor out = at::empty(y.sizes(), y.options().memory_format(at::MemoryFormat::Contiguous));

@@ -15,10 +15,10 @@ struct Celu {
   static const char* invalid(const Params<double>& p) { return p[0] != 0 ? nullptr : "alpha must not be 0"; }
   FA_FN forward(T x, const P& p) {
     const T alpha(p[0]);
-    return where(x > T(0), x, alpha * expm1(x / alpha));
+    return where(gt(x, T(0)), x, alpha * expm1(x / alpha));
   }
-  FA_FN d_output(T y, const P& p) { return where(y <= T(0), T(1) + y / T(p[0]), T(1)); }
-  FA_FN d2_output(T y, const P& p) { return where(y <= T(0), T(1) / T(p[0]), T(0)); }
+  FA_FN d_output(T y, const P& p) { return where(le(y, T(0)), T(1) + y / T(p[0]), T(1)); }
+  FA_FN d2_output(T y, const P& p) { return where(le(y, T(0)), T(1) / T(p[0]), T(0)); }
 };
 
 }  // namespace fused_act::act

@@ -24,7 +24,7 @@ struct GeluTanh {
     const T u = T(kBeta) * (x + T(kKappa) * x * x * x);
     const T q = exp(T(-2) * abs(u));
     const T inv = T(1) / (T(1) + q);
-    return {where(u >= T(0), inv, q * inv), q * inv * inv, T(kBeta) * (T(1) + T(3 * kKappa) * x * x)};
+    return {where(ge(u, T(0)), inv, q * inv), q * inv * inv, T(kBeta) * (T(1) + T(3 * kKappa) * x * x)};
   }
   FA_FN forward(T x, const P&) { return x * parts(x).s; }
   // f' = s + 2 x s (1-s) u'  (= torch's 0.5 (1 + t) + 0.5 x (1 - t^2) u')
@@ -44,7 +44,7 @@ struct GeluTanh {
   template <class T>
   static FA_HD T finite_tail(T x, T term) {
     const T ax = abs(x);
-    return where(ax > T(20), where(ax == T(INFINITY), term, T(0)), term);
+    return where(gt(ax, T(20)), where(eq(ax, T(INFINITY)), term, T(0)), term);
   }
 };
 

@@ -12,10 +12,12 @@ struct Hardsigmoid {
   static constexpr const char* kName = "hardsigmoid";
   static constexpr const char* kParams = "";
   static constexpr Saved kSaved = Saved::kInput;
+  static constexpr bool kAvx2OnAvx512 = true;  // memory-bound (functor.h)
   static constexpr bool kZeroBySelect = true;  // torch selects 0 in the flat regions (grad_times)
-  static constexpr bool kAvx2OnAvx512 = true;  // nested selects (cpu/activation_kernels.cpp)
-  FA_FN forward(T x, const P&) { return where(x <= T(-3), T(0), where(x >= T(3), T(1), x * T(1.0 / 6.0) + T(0.5))); }
-  FA_FN d_input(T x, const P&) { return where(x <= T(-3), T(0), where(x >= T(3), T(0), T(1.0 / 6.0))); }
+  FA_FN forward(T x, const P&) {
+    return where(le(x, T(-3)), T(0), where(ge(x, T(3)), T(1), x * T(1.0 / 6.0) + T(0.5)));
+  }
+  FA_FN d_input(T x, const P&) { return where(le(x, T(-3)), T(0), where(ge(x, T(3)), T(0), T(1.0 / 6.0))); }
   FA_FN d2_input(T, const P&) { return T(0); }
   static constexpr bool kMaskable = true;
   FA_FN d_mask(bool bit, const P&) { return bit ? T(1.0 / 6.0) : T(0); }

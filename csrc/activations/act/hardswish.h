@@ -11,16 +11,18 @@ struct Hardswish {
   static constexpr const char* kName = "hardswish";
   static constexpr const char* kParams = "";
   static constexpr Saved kSaved = Saved::kInput;
+  static constexpr bool kAvx2OnAvx512 = true;  // memory-bound (functor.h)
   // torch selects 0 below -3 (grad_times); it also gives 0 for an inf or NaN gradient at
   // x = -1.5, where f' = 0 and torch's g * 0 is NaN.
   static constexpr bool kZeroBySelect = true;
-  static constexpr bool kAvx2OnAvx512 = true;  // nested selects (cpu/activation_kernels.cpp)
   // x times the clamped factor, as torch, so that -inf gives NaN (-inf * 0) like F.hardswish.
   FA_FN forward(T x, const P&) {
-    return x * where(x <= T(-3), T(0), where(x >= T(3), T(1), (x + T(3)) * T(1.0 / 6.0)));
+    return x * where(le(x, T(-3)), T(0), where(ge(x, T(3)), T(1), (x + T(3)) * T(1.0 / 6.0)));
   }
-  FA_FN d_input(T x, const P&) { return where(x <= T(-3), T(0), where(x < T(3), x * T(1.0 / 3.0) + T(0.5), T(1))); }
-  FA_FN d2_input(T x, const P&) { return where(x <= T(-3), T(0), where(x < T(3), T(1.0 / 3.0), T(0))); }
+  FA_FN d_input(T x, const P&) {
+    return where(le(x, T(-3)), T(0), where(lt(x, T(3)), x * T(1.0 / 3.0) + T(0.5), T(1)));
+  }
+  FA_FN d2_input(T x, const P&) { return where(le(x, T(-3)), T(0), where(lt(x, T(3)), T(1.0 / 3.0), T(0))); }
 };
 
 }  // namespace fused_act::act

@@ -11,13 +11,13 @@ struct Hardtanh {
   static constexpr const char* kName = "hardtanh";
   static constexpr const char* kParams = "min_val,max_val";
   static constexpr Saved kSaved = Saved::kOutput;
+  static constexpr bool kAvx2OnAvx512 = true;  // memory-bound (functor.h)
   static constexpr bool kZeroBySelect = true;  // torch selects 0 in the flat regions (grad_times)
-  static constexpr bool kAvx2OnAvx512 = true;  // nested selects (cpu/activation_kernels.cpp)
   static const char* invalid(const Params<double>& p) {
     return p[0] <= p[1] ? nullptr : "min_val cannot be greater than max_val";
   }
-  FA_FN forward(T x, const P& p) { return where(x < T(p[0]), T(p[0]), where(x > T(p[1]), T(p[1]), x)); }
-  FA_FN d_output(T y, const P& p) { return where(y <= T(p[0]), T(0), where(y >= T(p[1]), T(0), T(1))); }
+  FA_FN forward(T x, const P& p) { return where(lt(x, T(p[0])), T(p[0]), where(gt(x, T(p[1])), T(p[1]), x)); }
+  FA_FN d_output(T y, const P& p) { return where(le(y, T(p[0])), T(0), where(ge(y, T(p[1])), T(0), T(1))); }
   FA_FN d2_output(T, const P&) { return T(0); }
   static constexpr bool kMaskable = true;
   FA_FN d_mask(bool bit, const P&) { return bit ? T(1) : T(0); }

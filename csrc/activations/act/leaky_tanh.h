@@ -16,25 +16,25 @@ struct LeakyTanh {
   static const char* invalid(const Params<double>& p) { return p[0] >= 0 ? nullptr : "a must be >= 0"; }
   FA_FN forward(T x, const P& p) {
     const T t = tanh(x);
-    return where(x >= T(0), t, T(p[0]) * t);
+    return where(ge(x, T(0)), t, T(p[0]) * t);
   }
   FA_FN d_input(T x, const P& p) {
     const T t = tanh(x);
     const T d = T(1) - t * t;
-    return where(x >= T(0), d, T(p[0]) * d);
+    return where(ge(x, T(0)), d, T(p[0]) * d);
   }
   FA_FN d2_input(T x, const P& p) {
     const T t = tanh(x);
     const T d = T(-2) * t * (T(1) - t * t);
-    return where(x >= T(0), d, T(p[0]) * d);
+    return where(ge(x, T(0)), d, T(p[0]) * d);
   }
   FA_FN d_output(T y, const P& p) {
     const T a(p[0]);
-    return where(y >= T(0), T(1) - y * y, a - y * y / a);
+    return where(ge(y, T(0)), T(1) - y * y, a - y * y / a);
   }
   FA_FN d2_output(T y, const P& p) {
     const T a(p[0]);
-    return where(y >= T(0), T(-2) * y, T(-2) * y / a);
+    return where(ge(y, T(0)), T(-2) * y, T(-2) * y / a);
   }
 };
 

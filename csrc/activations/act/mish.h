@@ -27,9 +27,9 @@ struct Mish {
   // 1 for 20 < x < inf; at x = inf the formula's NaN is kept, as torch's.
   template <class T>
   static FA_HD T large(T x, T value, T formula) {
-    return where(x > T(20), where(x == T(INFINITY), formula, value), formula);
+    return where(gt(x, T(20)), where(eq(x, T(INFINITY)), formula, value), formula);
   }
-  FA_FN forward(T x, const P&) { return where(x > T(20), x, x * parts(x).t); }
+  FA_FN forward(T x, const P&) { return where(gt(x, T(20)), x, x * parts(x).t); }
   // f' = t + x s (1 - t^2)   (torch's mish_backward)
   FA_FN d_input(T x, const P&) {
     const Parts<T> c = parts(x);

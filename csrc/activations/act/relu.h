@@ -11,9 +11,10 @@ struct Relu {
   static constexpr const char* kName = "relu";
   static constexpr const char* kParams = "";
   static constexpr Saved kSaved = Saved::kOutput;
+  static constexpr bool kAvx2OnAvx512 = true;  // memory-bound (functor.h)
   static constexpr bool kZeroBySelect = true;  // torch selects 0 in the flat regions (grad_times)
-  FA_FN forward(T x, const P&) { return where(x < T(0), T(0), x); }
-  FA_FN d_output(T y, const P&) { return where(y <= T(0), T(0), T(1)); }
+  FA_FN forward(T x, const P&) { return where(lt(x, T(0)), T(0), x); }
+  FA_FN d_output(T y, const P&) { return where(le(y, T(0)), T(0), T(1)); }
   FA_FN d2_output(T, const P&) { return T(0); }
   static constexpr bool kMaskable = true;
   FA_FN d_mask(bool bit, const P&) { return bit ? T(1) : T(0); }

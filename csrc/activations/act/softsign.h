@@ -17,7 +17,7 @@ struct Softsign {
   }
   // d/dy (1-|y|)^2 = -2 sign(y) (1-|y|); sign(0) = 0 as torch's abs backward.
   FA_FN d2_output(T y, const P&) {
-    const T sign = where(y > T(0), T(1), where(y < T(0), T(-1), T(0)));
+    const T sign = where(gt(y, T(0)), T(1), where(lt(y, T(0)), T(-1), T(0)));
     return T(-2) * sign * (T(1) - abs(y));
   }
 };

@@ -10,13 +10,14 @@ struct SquaredRelu {
   static constexpr const char* kName = "squared_relu";
   static constexpr const char* kParams = "";
   static constexpr Saved kSaved = Saved::kInput;
+  static constexpr bool kAvx2OnAvx512 = true;  // memory-bound (functor.h)
   static constexpr bool kZeroBySelect = true;  // torch selects 0 in the flat regions (grad_times)
   FA_FN forward(T x, const P&) {
-    const T r = where(x < T(0), T(0), x);
+    const T r = where(lt(x, T(0)), T(0), x);
     return r * r;
   }
-  FA_FN d_input(T x, const P&) { return where(x <= T(0), T(0), T(2) * x); }
-  FA_FN d2_input(T x, const P&) { return where(x <= T(0), T(0), T(2)); }
+  FA_FN d_input(T x, const P&) { return where(le(x, T(0)), T(0), T(2) * x); }
+  FA_FN d2_input(T x, const P&) { return where(le(x, T(0)), T(0), T(2)); }
 };
 
 }  // namespace fused_act::act
