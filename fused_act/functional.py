@@ -17,7 +17,7 @@ import torch
 
 from . import _C
 from .ops import activation_op, traced
-from .registry import ACTIVATIONS, get
+from .registry import ACTIVATIONS, kernel_args_for
 
 _ops = torch.ops.fused_act
 
@@ -41,7 +41,7 @@ def activation(x: torch.Tensor, name: str, *, inplace: bool = False, memory: str
     With ``inplace=True`` x is overwritten and returned; under autograd this follows
     ``torch.nn.ReLU(inplace=True)``: it raises for a leaf that requires grad. ``memory`` picks
     what backward keeps (fused_act.memory)."""
-    kernel, args = get(name).kernel_args(params)
+    kernel, args = kernel_args_for(name, params)
     return activation_op(x, kernel, args, inplace, memory)
 
 
@@ -50,7 +50,7 @@ def bias_act(x: torch.Tensor, bias: torch.Tensor, /, name: str, dim: int = 1, **
     Linear outputs (N, C) and images (N, C, H, W), channels-last included). Agrees with
     ``activation(x + bias.view(shape), name)`` under autograd; backward returns the bias
     gradient from the same pass."""
-    kernel, args = get(name).kernel_args(params)
+    kernel, args = kernel_args_for(name, params)
     if traced(x, bias):  # traced: the registered op; eager: the typed C++ entry
         return _ops.bias_act(x, bias, dim, kernel, args)
     return _C.bias_act(x, bias, dim, kernel, args)
@@ -69,7 +69,7 @@ def glu(x: torch.Tensor, /, name: str = "sigmoid", dim: int = -1, gate: str = "s
     (``glu(x) == F.glu(x)``); Megatron, Liger-Kernel, vLLM and Transformer Engine activate the
     first half: pass ``gate="first"`` to load their weights. The halves are read in place (no
     split copy)."""
-    kernel, args = get(name).kernel_args(params)
+    kernel, args = kernel_args_for(name, params)
     if traced(x):
         return _ops.glu(x, dim, _gate_first(gate), kernel, args)
     return _C.glu(x, dim, _gate_first(gate), kernel, args)
@@ -93,7 +93,7 @@ def reglu(x: torch.Tensor, dim: int = -1, gate: str = "second") -> torch.Tensor:
 def gated(a: torch.Tensor, b: torch.Tensor, /, name: str = "sigmoid", **params) -> torch.Tensor:
     """``name(a) * b`` for two tensors of one shape: a gated unit whose gate and value come
     from separate projections (no concatenation needed)."""
-    kernel, args = get(name).kernel_args(params)
+    kernel, args = kernel_args_for(name, params)
     if traced(a, b):
         return _ops.gated(a, b, kernel, args)
     return _C.gated(a, b, kernel, args)
@@ -112,7 +112,7 @@ def _make(spec):
             if n in kwargs:
                 raise TypeError(f"fused_act.{spec.name}() got multiple values for {n!r}")
             kwargs[n] = v
-        kernel, params = spec.kernel_args(kwargs)
+        kernel, params = kernel_args_for(spec.name, kwargs)
         return activation_op(x, kernel, params, inplace, memory)
 
     P = inspect.Parameter

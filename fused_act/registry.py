@@ -337,6 +337,29 @@ def kernel_args(name: str, *values) -> tuple[str, list[float]]:
     return _cached_kernel_args(name, *values)
 
 
+@functools.lru_cache(maxsize=4096)
+def _cached_kernel_args_for(name: str, items: tuple) -> tuple[str, list[float]]:
+    return get(name).kernel_args(dict(items))
+
+
+def kernel_args_for(name: str, params: dict[str, Any]) -> tuple[str, list[float]]:
+    """``get(name).kernel_args(params)`` for keyword parameters, cached by (name, parameters)
+    where every value is a plain number or string: the functional API calls it every time
+    (uncached, ``fused_act.activation(x, "relu")`` cost 1.9 us against ``fused_act.relu(x)``'s
+    1.2). Tensors and other values take the uncached form, as torch.compile does."""
+    if not params:
+        return kernel_args(name)
+    if torch.compiler.is_compiling():
+        return get(name).kernel_args(params)
+    for v in params.values():
+        if type(v) not in _PLAIN:
+            return get(name).kernel_args(params)
+    return _cached_kernel_args_for(name, tuple(params.items()))
+
+
+_PLAIN = (float, int, bool, str)
+
+
 def get(name: str) -> ActivationSpec:
     try:
         return ACTIVATIONS[name]

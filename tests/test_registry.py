@@ -163,3 +163,22 @@ def test_per_activation_facts_live_only_in_the_registry():
             found |= {(rel, name) for name in _names_used_as_keys_or_in_branches(tree, set(ACTIVATIONS))}
     assert found - NAMED_ON_PURPOSE.keys() == set(), "per-activation facts outside the registry"
     assert NAMED_ON_PURPOSE.keys() - found == set(), "stale entries in NAMED_ON_PURPOSE"
+
+
+def test_functional_parameter_cache_follows_the_values():
+    """The functional API caches kernel arguments per (name, parameters): a new value, a tensor
+    changed in place and a rejected value must each still act as uncached."""
+    x = torch.randn(256, dtype=torch.float64)
+    for slope in (0.2, 0.3, 0.2):
+        torch.testing.assert_close(
+            fused_act.activation(x, "leaky_relu", negative_slope=slope), torch.nn.functional.leaky_relu(x, slope)
+        )
+        torch.testing.assert_close(fused_act.leaky_relu(x, slope), torch.nn.functional.leaky_relu(x, slope))
+    t = torch.tensor(0.2, dtype=torch.float64)
+    first = fused_act.activation(x, "leaky_relu", negative_slope=t)
+    t.fill_(0.5)
+    torch.testing.assert_close(fused_act.activation(x, "leaky_relu", negative_slope=t), x.where(x > 0, 0.5 * x))
+    assert not torch.equal(first, x.where(x > 0, 0.5 * x))
+    for _ in range(2):
+        with pytest.raises(ValueError, match="approximate"):
+            fused_act.activation(x, "gelu", approximate="erf")
