@@ -101,7 +101,7 @@ def gated(a: torch.Tensor, b: torch.Tensor, /, name: str = "sigmoid", **params) 
 
 def _make(spec):
     names = list(spec.params)
-    default_kernel, default_params = spec.kernel_args({})  # the common call: no parameters given
+    default_kernel, default_params = kernel_args_for(spec.name, {})  # the common call: no parameters given
 
     def fn(x: torch.Tensor, *args, inplace: bool = False, memory: str = "auto", **kwargs) -> torch.Tensor:
         if not args and not kwargs:

@@ -300,6 +300,8 @@ def _specs() -> list[ActivationSpec]:
 
 
 ACTIVATIONS: dict[str, ActivationSpec] = {s.name: s for s in _specs()}
+# (kernel, parameters) of every activation at its default parameters: the common call.
+_DEFAULT_KERNEL_ARGS = {name: spec.kernel_args({}) for name, spec in ACTIVATIONS.items()}
 
 
 @functools.cache
@@ -347,8 +349,8 @@ def kernel_args_for(name: str, params: dict[str, Any]) -> tuple[str, list[float]
     where every value is a plain number or string: the functional API calls it every time
     (uncached, ``fused_act.activation(x, "relu")`` cost 1.9 us against ``fused_act.relu(x)``'s
     1.2). Tensors and other values take the uncached form, as torch.compile does."""
-    if not params:
-        return kernel_args(name)
+    if not params and name in _DEFAULT_KERNEL_ARGS:
+        return _DEFAULT_KERNEL_ARGS[name]
     if torch.compiler.is_compiling():
         return get(name).kernel_args(params)
     for v in params.values():
