@@ -40,8 +40,13 @@ def _maskable() -> frozenset[str]:
 
 
 @functools.cache
+@functools.lru_cache(maxsize=4096)
+def _saved_for(act: str, params: tuple[float, ...]) -> str:
+    return _C.saved_for(act, list(params))  # raises for bad parameters (not cached)
+
+
 def _resolve(act: str, params: tuple[float, ...], memory: str) -> str:
-    saved = _C.saved_for(act, list(params))
+    saved = _saved_for(act, params)
     maskable = act in _maskable()
     if memory == "auto":
         return "mask" if maskable and AUTO_PREFERS_MASK else saved

@@ -25,7 +25,7 @@ struct ChannelLayout {
 at::Tensor channel_output(const at::Tensor& like, int64_t dim) {
   at::Tensor out = empty_as(like);
   if (out.stride(dim) == 1 || out.is_contiguous()) return out;
-  return at::empty(like.sizes(), like.options());
+  return empty_with(like.sizes(), like.options());
 }
 
 // out is non-empty and laid out as channel_output makes it.
@@ -100,7 +100,7 @@ std::tuple<at::Tensor, at::Tensor> bias_act_backward(const at::Tensor& grad, con
   // The runners sum the bias gradient in the launch that computes grad_x: the CPU loop adds into
   // `sums`, the CUDA kernels (and their simulation) write it, so only the CPU's needs clearing.
   at::Tensor sums = saved.is_cpu() ? at::zeros({bias.size(0)}, saved.options().dtype(acc))
-                                   : at::empty({bias.size(0)}, saved.options().dtype(acc));
+                                   : empty_with({bias.size(0)}, saved.options().dtype(acc));
   const at::Tensor g = with_layout_of(grad, grad_x);
   const at::Tensor s = with_layout_of(saved, grad_x);
   const at::Tensor b = bias.contiguous();

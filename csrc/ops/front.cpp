@@ -58,9 +58,11 @@ void check_like(const at::Tensor& t, const at::Tensor& ref, const char* what, co
 bool is_linear(const at::Tensor& t) { return t.is_non_overlapping_and_dense(); }
 
 at::Tensor empty_as(const at::Tensor& t) {
-  if (!t.is_contiguous()) return at::empty_like(t);
-  if (t.is_cpu()) return at::detail::empty_cpu(t.sizes(), t.scalar_type());
-  return at::empty(t.sizes(), t.options());
+  return t.is_contiguous() ? empty_with(t.sizes(), t.options()) : at::empty_like(t);
+}
+
+at::Tensor empty_with(c10::IntArrayRef sizes, const at::TensorOptions& options) {
+  return options.device().is_cpu() ? at::detail::empty_cpu(sizes, options) : at::empty(sizes, options);
 }
 
 at::Tensor with_layout_of(const at::Tensor& t, const at::Tensor& ref) {

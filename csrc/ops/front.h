@@ -43,6 +43,8 @@ bool is_linear(const at::Tensor& t);
 // (empty_strided, set_sizes_and_strides) and a heap-allocated operand list in run_flat were
 // ~0.2 us of a 1.5 us call: forward at 16 elements, relu 1.51 -> 1.31 us (bench.call_cost).
 at::Tensor empty_as(const at::Tensor& t);
+// at::empty(sizes, options), for CPU straight from the CPU allocator as empty_as.
+at::Tensor empty_with(c10::IntArrayRef sizes, const at::TensorOptions& options);
 
 // The device a front's c10::OptionalDeviceGuard switches to: none for a CPU tensor, where a guard
 // only costs a virtual call (ATen's CPU kernels take none).

@@ -69,7 +69,7 @@ at::Tensor glu(const at::Tensor& x, int64_t dim, bool gate_first, std::string_vi
   const ActivationInfo& info = check_glu_args(x, dim, act, params, op);
   const Halves h = halves(x, dim, gate_first, op);
   c10::OptionalDeviceGuard guard(guard_device(x));
-  at::Tensor out = at::empty(h.out_sizes, x.options());
+  at::Tensor out = empty_with(h.out_sizes, x.options());
   if (out.numel() == 0) return out;
   const at::Tensor xc = x.contiguous();
   ElementwiseArgs a = make_args(info, Kind::kGatedForward, checked_dtype(x, op), params);
@@ -91,7 +91,7 @@ at::Tensor glu_backward(const at::Tensor& grad, const at::Tensor& x, int64_t dim
   TORCH_CHECK(grad.sizes() == c10::IntArrayRef(h.out_sizes), op, ": grad has shape ", grad.sizes(), ", expected ",
               c10::IntArrayRef(h.out_sizes));
   c10::OptionalDeviceGuard guard(guard_device(x));
-  at::Tensor grad_x = at::empty(x.sizes(), x.options());
+  at::Tensor grad_x = empty_with(x.sizes(), x.options());
   if (grad_x.numel() == 0) return grad_x;
   const at::Tensor xc = x.contiguous();
   const at::Tensor g = grad.contiguous();

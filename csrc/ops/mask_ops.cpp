@@ -25,7 +25,7 @@ const ActivationInfo& checked(const char* op, std::string_view act, c10::ArrayRe
 // Dense tensors keep their layout (memory order is what the mask follows); others are
 // computed in row-major order. Forward and backward apply the same rule.
 at::Tensor dense_like(const at::Tensor& t) {
-  return t.is_non_overlapping_and_dense() ? empty_as(t) : at::empty(t.sizes(), t.options());
+  return t.is_non_overlapping_and_dense() ? empty_as(t) : empty_with(t.sizes(), t.options());
 }
 
 void run_forward(const ActivationInfo& info, const at::Tensor& in, at::Tensor& out, at::Tensor& mask,
@@ -56,7 +56,7 @@ std::tuple<at::Tensor, at::Tensor> activation_mask(const at::Tensor& x, std::str
   checked_dtype(x, "fused_act.activation_mask");
   c10::OptionalDeviceGuard guard(guard_device(x));
   at::Tensor y = dense_like(x);
-  at::Tensor mask = at::empty({mask_bytes(x.numel())}, x.options().dtype(at::kByte));
+  at::Tensor mask = empty_with({mask_bytes(x.numel())}, x.options().dtype(at::kByte));
   run_forward(info, with_layout_of(x, y), y, mask, params, run);
   return {y, mask};
 }
@@ -71,7 +71,7 @@ at::Tensor activation_mask_(at::Tensor& x, std::string_view act, c10::ArrayRef<d
     x.copy_(y);
     return mask;
   }
-  at::Tensor mask = at::empty({mask_bytes(x.numel())}, x.options().dtype(at::kByte));
+  at::Tensor mask = empty_with({mask_bytes(x.numel())}, x.options().dtype(at::kByte));
   run_forward(info, x, x, mask, params, run);
   return mask;
 }

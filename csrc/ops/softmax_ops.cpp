@@ -47,7 +47,7 @@ at::Tensor softmax(const at::Tensor& x, int64_t dim, bool log, SoftmaxRunner run
   wrap_dim(dim, x, log);
   c10::OptionalDeviceGuard guard(guard_device(x));
   const at::Tensor in = x.contiguous();
-  at::Tensor out = at::empty(x.sizes(), x.options().memory_format(at::MemoryFormat::Contiguous));
+  at::Tensor out = empty_with(x.sizes(), x.options().memory_format(at::MemoryFormat::Contiguous));
   if (out.numel() > 0) run(softmax_args(in, nullptr, out, dim, log));
   return out;
 }
@@ -65,7 +65,7 @@ at::Tensor softmax_backward(const at::Tensor& grad, const at::Tensor& y, int64_t
   c10::OptionalDeviceGuard guard(guard_device(y));
   const at::Tensor in = y.contiguous();
   const at::Tensor g = grad.contiguous();
-  at::Tensor out = at::empty(y.sizes(), y.options().memory_format(at::MemoryFormat::Contiguous));
+  at::Tensor out = empty_with(y.sizes(), y.options().memory_format(at::MemoryFormat::Contiguous));
   if (out.numel() > 0) run(softmax_args(in, &g, out, dim, log));
   return out;
 }

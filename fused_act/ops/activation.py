@@ -17,21 +17,14 @@ twice differentiable; a third derivative raises.
 
 from __future__ import annotations
 
-import functools
-
 import torch
 
 from .. import _C
 from .. import memory as _memory
-from ..memory import _resolve, resolve_memory
+from ..memory import _resolve, _saved_for, resolve_memory
 from .mask import mask_activation
 
 _ops = torch.ops.fused_act
-
-
-@functools.cache
-def _saved_for(act: str, params: tuple[float, ...]) -> str:
-    return _C.saved_for(act, list(params))
 
 
 @torch.compiler.assume_constant_result
