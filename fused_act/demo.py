@@ -1,7 +1,7 @@
 """Quick look at this machine: for every activation, the largest difference from torch's
 float64 reference and the speed-up of forward+backward over eager PyTorch.
 
-    python -m fused_act.demo [--numel 4194304] [--dtype float32] [--repeats 15]
+    python -m fused_act.demo [--numel 4194304] [--dtype float32] [--repeats 21]
 
 For the full methodology (copy-bandwidth limit, torch.compile, sizes, memory) use bench/.
 """
@@ -19,12 +19,14 @@ from fused_act.registry import ACTIVATIONS
 
 def _median_times(fns, repeats: int) -> list[float]:
     """Median time of each function, the functions taking turns in every round (a shared machine's
-    load then falls on all of them alike)."""
+    load then falls on all of them alike), in reversed order every other round (so that neither
+    always runs first, after the other's frees and into its cache state)."""
     for fn in fns:
         fn()  # warm-up
     times = [[] for _ in fns]
-    for _ in range(repeats):
-        for fn, ts in zip(fns, times):
+    for r in range(repeats):
+        order = list(zip(fns, times))
+        for fn, ts in order if r % 2 == 0 else reversed(order):
             t0 = time.perf_counter()
             fn()
             ts.append(time.perf_counter() - t0)
@@ -43,7 +45,7 @@ def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--numel", type=int, default=1 << 22)
     ap.add_argument("--dtype", default="float32", choices=["float32", "float64", "float16", "bfloat16"])
-    ap.add_argument("--repeats", type=int, default=15)
+    ap.add_argument("--repeats", type=int, default=21)
     args = ap.parse_args(argv)
     dtype = getattr(torch, args.dtype)
     info = fused_act.info()

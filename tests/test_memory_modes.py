@@ -269,6 +269,34 @@ def test_saved_bytes_figures():
     assert saved_bytes_per_element("relu", torch.float32) == expected_auto
 
 
+@pytest.mark.parametrize("prefers_mask", [True, False])
+def test_auto_follows_auto_prefers_mask(monkeypatch, prefers_mask):
+    """The memory decision is cached per call signature; the cache must follow the flag
+    (each case runs after a call that cached the other setting)."""
+    n = 1024
+    for flag in (not prefers_mask, prefers_mask):
+        monkeypatch.setattr(fused_act.memory, "AUTO_PREFERS_MASK", flag)
+        leaf = torch.randn(n, requires_grad=True)
+        with SavedBytes() as saved:
+            fused_act.relu(leaf * 1.0).sum().backward()
+    assert saved.nbytes / n == (0.125 if prefers_mask else 4)
+
+
+def test_mask_without_grad_keeps_nothing():
+    """memory='mask' without a gradient to compute runs the plain forward (no mask made) and
+    still validates the mode."""
+    x = torch.randn(1000) * 3
+    with SavedBytes() as saved:
+        y = fused_act.relu(x, memory="mask")
+        with torch.no_grad():
+            z = fused_act.relu(x.clone().requires_grad_(), memory="mask")
+    assert saved.nbytes == 0 and not z.requires_grad
+    torch.testing.assert_close(y, x.double().clamp_min(0).float(), rtol=0, atol=0)
+    torch.testing.assert_close(z, y, rtol=0, atol=0)
+    with torch.no_grad(), pytest.raises(ValueError, match="memory='mask' needs a piecewise-linear"):
+        fused_act.gelu(x, memory="mask")
+
+
 # ------------------------------------------------------------------ errors
 
 

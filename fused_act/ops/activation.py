@@ -22,7 +22,7 @@ import torch
 from .. import _C
 from .. import memory as _memory
 from ..memory import _resolve, _saved_for, resolve_memory
-from .mask import mask_activation
+from .mask import traced_mask_activation
 
 _ops = torch.ops.fused_act
 
@@ -75,6 +75,7 @@ torch.library.register_autograd(
 # Module-level names: each attribute lookup is ~30 ns of a ~1.5 us call (dynamo still sees the
 # function itself, and makes it return True while tracing).
 _is_compiling = torch.compiler.is_compiling
+_grad_enabled = torch.is_grad_enabled
 _Tensor = torch.Tensor
 
 
@@ -101,8 +102,13 @@ def activation_op(
     registered ops instead. ``identity`` returns x itself, as ``nn.Identity`` does."""
     if _is_compiling() or not isinstance(x, _Tensor):  # traced(x), without the extra frame
         return _traced(x, act, params, inplace, memory)
-    if (memory != "auto" or _memory.AUTO_PREFERS_MASK) and _resolve(act, tuple(params), memory) == "mask":
-        return mask_activation(x, act, params, inplace)
+    if (
+        (memory != "auto" or _memory.AUTO_PREFERS_MASK)
+        and _resolve(act, tuple(params), memory) == "mask"
+        and _grad_enabled()
+        and x.requires_grad
+    ):  # (without a gradient to compute there is no mask to keep: the plain kernels below)
+        return _C.activation_mask_inplace(x, act, params) if inplace else _C.activation_mask(x, act, params)
     if act == "identity":
         return x
     if inplace:
@@ -112,7 +118,7 @@ def activation_op(
 
 def _traced(x: torch.Tensor, act: str, params: list[float], inplace: bool, memory: str) -> torch.Tensor:
     if resolve_memory(act, tuple(params), memory) == "mask":
-        return mask_activation(x, act, params, inplace)
+        return traced_mask_activation(x, act, params, inplace)
     if not inplace:
         return _ops.activation(x, act, params)
     # torch.compile / torch.export functionalize mutations into out-of-place ops plus a copy

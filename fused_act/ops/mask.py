@@ -19,7 +19,6 @@ try:  # the name changed in torch 2.9
 except ImportError:
     from torch._prims_common import is_non_overlapping_and_dense
 
-from .. import _C
 from ..memory import _maskable
 
 _ops = torch.ops.fused_act
@@ -67,19 +66,15 @@ def _(grad, mask, act, params):
     return _dense_like(grad)
 
 
-def mask_activation(x: torch.Tensor, act: str, params: list[float], inplace: bool) -> torch.Tensor:
-    """f(x) keeping a 1-bit mask for backward (when x needs a gradient at all)."""
-    compiling = torch.compiler.is_compiling() or not isinstance(x, torch.Tensor)  # as activation.traced
+def traced_mask_activation(x: torch.Tensor, act: str, params: list[float], inplace: bool) -> torch.Tensor:
+    """f(x) keeping a 1-bit mask for backward (when x needs a gradient at all), as torch.compile,
+    torch.export and torch.fx trace it: the registered ops. (Eager calls take the typed C++
+    entries from ops.activation_op; their autograd and in-place checks: mask_autograd.cpp.)"""
     if not (torch.is_grad_enabled() and x.requires_grad):  # nothing to keep: the plain kernels
-        if not compiling:
-            return _C.activation_inplace(x, act, params) if inplace else _C.activation(x, act, params)
         if inplace:
             _ops.activation_(x, act, params)
             return x
         return _ops.activation(x, act, params)
-    if compiling:
-        y = _ops.activation_mask(x, act, params)[0]
-        # As ops.activation_op: functionalization turns the mutation into out-of-place + copy.
-        return x.copy_(y) if inplace else y
-    # eager: the typed C++ entries (autograd's in-place checks and node: mask_autograd.cpp)
-    return _C.activation_mask_inplace(x, act, params) if inplace else _C.activation_mask(x, act, params)
+    y = _ops.activation_mask(x, act, params)[0]
+    # As ops.activation_op: functionalization turns the mutation into out-of-place + copy.
+    return x.copy_(y) if inplace else y
