@@ -68,6 +68,16 @@ inline void store_block(const C* src, int64_t len, scalar_t* p) {
   }
 }
 
+// The mask bytes of a block of len elements. A full block's 8 bytes are one constant-size copy
+// (a register move); a memcpy of a run-time size is a libc call per 64 elements.
+inline void copy_bits(void* dst, const void* src, int64_t len) {
+  if (len == kBlock) {
+    std::memcpy(dst, src, kBlock / 8);
+  } else {
+    std::memcpy(dst, src, static_cast<size_t>((len + 7) / 8));
+  }
+}
+
 // A lane of all bits set, or none, as an integer (widened_bytes).
 template <class C>
 using LaneBits = std::conditional_t<sizeof(C) == 4, uint32_t, uint64_t>;
@@ -170,7 +180,7 @@ void mask_forward(const MaskArgs& a) {
       }
       if (!direct) store_block(y, len, out + i);
       if (len < kBlock) bits &= (uint64_t{1} << len) - 1;  // padding bits are 0
-      std::memcpy(a.mask + i / 8, &bits, static_cast<size_t>((len + 7) / 8));
+      copy_bits(a.mask + i / 8, &bits, len);
     }
   });
 }
@@ -201,7 +211,7 @@ void mask_backward(const MaskArgs& a) {
       }
       if (!direct) load_block(grad + i, len, g);
       uint64_t bits = 0;
-      std::memcpy(&bits, a.mask + i / 8, static_cast<size_t>((len + 7) / 8));
+      copy_bits(&bits, a.mask + i / 8, len);
       for (int64_t k = 0; k < kBlock; k += Vec::size()) {
         grad_times<Act>(Vec::loadu(gp + k), blend_bits<C>(bits >> k, low, high)).store(op + k);
       }
