@@ -106,6 +106,13 @@ def _targets(checks, threads, device):
     misses = [(c["act"], m) for c in checks for m in c["miss"]]
     text.append("\n**Missed targets and why** (inferred from this run):\n")
     text += [f"- `{a}`: {m}" for a, m in misses] or ["- none"]
+    text.append(
+        "\nSmaller sizes and whole models: per-call costs at 16 - 65,536 elements, with the bound "
+        "that explains each miss there (the ratio if our backward and autograd cost eager's), are "
+        "in [call_cost.md](call_cost.md) (`python -m bench.call_cost`); training steps of converted "
+        "models, eager and compiled, with inductor's kernel counts, in [model_step.md](model_step.md) "
+        "(`python -m bench.model_step`)."
+    )
     return "\n".join(text)
 
 
