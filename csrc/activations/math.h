@@ -115,6 +115,8 @@ inline Vec<S> where(const Vec<S>& cond, const Vec<S>& a, const Vec<S>& b) {
   return Vec<S>::blendv(b, a, cond);
 }
 
+enum class Cmp { lt, le, gt, ge, eq, ne };
+
 #if defined(CPU_CAPABILITY_AVX512)
 // ATen's AVX-512 comparisons return a vector (vcmpps into a mask register, then vpmovm2d) that
 // its blendv turns back into a mask (vpcmpeqd) before vblendmps: two instructions per select
@@ -131,37 +133,20 @@ template <>
 struct Mask<double> {
   __mmask8 k;
 };
-template <int kPredicate>
+template <Cmp c>
+constexpr int kPredicate = c == Cmp::lt   ? _CMP_LT_OQ
+                           : c == Cmp::le ? _CMP_LE_OQ
+                           : c == Cmp::gt ? _CMP_GT_OQ
+                           : c == Cmp::ge ? _CMP_GE_OQ
+                           : c == Cmp::eq ? _CMP_EQ_OQ
+                                          : _CMP_NEQ_UQ;
+template <Cmp c>
 inline Mask<float> compare(const Vec<float>& a, const Vec<float>& b) {
-  return {_mm512_cmp_ps_mask(a, b, kPredicate)};
+  return {_mm512_cmp_ps_mask(a, b, kPredicate<c>)};
 }
-template <int kPredicate>
+template <Cmp c>
 inline Mask<double> compare(const Vec<double>& a, const Vec<double>& b) {
-  return {_mm512_cmp_pd_mask(a, b, kPredicate)};
-}
-template <class S>
-inline Mask<S> lt(const Vec<S>& a, const Vec<S>& b) {
-  return compare<_CMP_LT_OQ>(a, b);
-}
-template <class S>
-inline Mask<S> le(const Vec<S>& a, const Vec<S>& b) {
-  return compare<_CMP_LE_OQ>(a, b);
-}
-template <class S>
-inline Mask<S> gt(const Vec<S>& a, const Vec<S>& b) {
-  return compare<_CMP_GT_OQ>(a, b);
-}
-template <class S>
-inline Mask<S> ge(const Vec<S>& a, const Vec<S>& b) {
-  return compare<_CMP_GE_OQ>(a, b);
-}
-template <class S>
-inline Mask<S> eq(const Vec<S>& a, const Vec<S>& b) {
-  return compare<_CMP_EQ_OQ>(a, b);
-}
-template <class S>
-inline Mask<S> ne(const Vec<S>& a, const Vec<S>& b) {
-  return compare<_CMP_NEQ_UQ>(a, b);
+  return {_mm512_cmp_pd_mask(a, b, kPredicate<c>)};
 }
 inline Vec<float> where(Mask<float> cond, const Vec<float>& a, const Vec<float>& b) {
   return _mm512_mask_blend_ps(cond.k, b, a);
@@ -170,31 +155,42 @@ inline Vec<double> where(Mask<double> cond, const Vec<double>& a, const Vec<doub
   return _mm512_mask_blend_pd(cond.k, b, a);
 }
 #else
-template <class S>
-inline Vec<S> lt(const Vec<S>& a, const Vec<S>& b) {
-  return a < b;
-}
-template <class S>
-inline Vec<S> le(const Vec<S>& a, const Vec<S>& b) {
-  return a <= b;
-}
-template <class S>
-inline Vec<S> gt(const Vec<S>& a, const Vec<S>& b) {
-  return a > b;
-}
-template <class S>
-inline Vec<S> ge(const Vec<S>& a, const Vec<S>& b) {
-  return a >= b;
-}
-template <class S>
-inline Vec<S> eq(const Vec<S>& a, const Vec<S>& b) {
-  return a == b;
-}
-template <class S>
-inline Vec<S> ne(const Vec<S>& a, const Vec<S>& b) {
-  return a != b;
+// ATen's vector comparisons: all bits set in the lanes where they hold.
+template <Cmp c, class S>
+inline Vec<S> compare(const Vec<S>& a, const Vec<S>& b) {
+  if constexpr (c == Cmp::lt) return a < b;
+  if constexpr (c == Cmp::le) return a <= b;
+  if constexpr (c == Cmp::gt) return a > b;
+  if constexpr (c == Cmp::ge) return a >= b;
+  if constexpr (c == Cmp::eq) return a == b;
+  if constexpr (c == Cmp::ne) return a != b;
 }
 #endif
+
+template <class S>
+inline auto lt(const Vec<S>& a, const Vec<S>& b) {
+  return compare<Cmp::lt>(a, b);
+}
+template <class S>
+inline auto le(const Vec<S>& a, const Vec<S>& b) {
+  return compare<Cmp::le>(a, b);
+}
+template <class S>
+inline auto gt(const Vec<S>& a, const Vec<S>& b) {
+  return compare<Cmp::gt>(a, b);
+}
+template <class S>
+inline auto ge(const Vec<S>& a, const Vec<S>& b) {
+  return compare<Cmp::ge>(a, b);
+}
+template <class S>
+inline auto eq(const Vec<S>& a, const Vec<S>& b) {
+  return compare<Cmp::eq>(a, b);
+}
+template <class S>
+inline auto ne(const Vec<S>& a, const Vec<S>& b) {
+  return compare<Cmp::ne>(a, b);
+}
 
 // float SIMD versions of exp, expm1, log, log1p, tanh and erf, inline. ATen's Vectorized<float>::exp is
 // SLEEF's expf (1 ulp) behind an out-of-line call: every call spills all live vector registers
