@@ -45,9 +45,14 @@ DEFAULT_CUDA_ARCHS = "7.5;8.0;8.6;8.9;9.0;10.0;12.0+PTX"
 # Instruction sets of the CPU kernels (name, compiler flags), as PyTorch's own CPU_CAPABILITY
 # builds; the run-time choice is in csrc/cpu/dispatch.cpp. DEFAULT is built on every machine
 # (without ISA flags: any x86-64, or NEON on aarch64 through ATen's vec headers).
+_AVX512 = ["-mavx512f", "-mavx512bw", "-mavx512vl", "-mavx512dq", "-mfma"]
 X86_ISAS = [
     ("AVX2", ["-mavx2", "-mfma", "-mf16c"]),
-    ("AVX512", ["-mavx512f", "-mavx512bw", "-mavx512vl", "-mavx512dq", "-mfma"]),
+    ("AVX512", _AVX512),
+    # bfloat16's kernels only, for AVX-512 CPUs with avx512_bf16 (Cooper Lake, Sapphire Rapids,
+    # Zen 4): the AVX512 build with one-instruction float -> bfloat16 rounding (csrc/cpu/storage.h).
+    # CPU_CAPABILITY_AVX512 too: ATen's vec headers and our math key on it.
+    ("AVX512_BF16", [*_AVX512, "-mavx512bf16", "-DCPU_CAPABILITY_AVX512"]),
 ]
 
 # Sources compiled once per activation (see csrc/activations/list.h). Each gets

@@ -102,6 +102,7 @@ PYBIND11_MODULE(_C, m) {
       "x = f(x) keeping the 1-bit mask, with autograd's in-place checks; returns x");
   m.def("cpu_isas_built", [] { return fused_act::cpu::built_isas(); });
   m.def("cpu_isa", [] { return fused_act::cpu::runtime_isa(); });
+  m.def("cpu_isa_bfloat16", [] { return fused_act::cpu::runtime_isa_bf16(); });
 #ifdef FUSED_ACT_WITH_CUDA
   m.attr("cuda_built") = true;
   m.attr("cuda_archs") = FUSED_ACT_CUDA_ARCHS;

@@ -62,6 +62,7 @@ def info() -> dict:
         "cuda_available": torch.cuda.is_available(),
         "cpu_isas_built": list(_C.cpu_isas_built()),
         "cpu_isa": _C.cpu_isa(),
+        "cpu_isa_bfloat16": _C.cpu_isa_bfloat16(),
         "cpu_threads": torch.get_num_threads(),
         "activations": list(ACTIVATIONS),
     }

@@ -65,6 +65,7 @@ def describe(device: str = "cpu") -> dict:
         "cpu_model": cpu_model(),
         "cpu_cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
         "cpu_isa": info["cpu_isa"],
+        "cpu_isa_bfloat16": info["cpu_isa_bfloat16"],
         "torch_cpu_capability": torch.backends.cpu.get_cpu_capability(),
         "torch_threads": torch.get_num_threads(),
         "python": platform.python_version(),

@@ -10,6 +10,7 @@
 
 #include "kernels.h"
 #include "mask_loop.h"
+#include "storage.h"
 #include "vectorized_loop.h"
 
 namespace fused_act::cpu {
@@ -30,7 +31,9 @@ struct Avx2OnAvx512 : std::false_type {};
 template <class A>
 struct Avx2OnAvx512<A, std::enable_if_t<A::kAvx2OnAvx512>> : std::true_type {};
 
-#if defined(CPU_CAPABILITY_AVX512)
+// The AVX512_BF16 build keeps them: bfloat16's rounding, one instruction there, is what such a
+// loop spends its time on (storage.h).
+#if defined(CPU_CAPABILITY_AVX512) && !defined(CPU_CAPABILITY_AVX512_BF16)
 template <class Act>
 constexpr bool kCallsAvx2 = Avx2OnAvx512<Act>::value;
 #else
@@ -43,7 +46,7 @@ void ActivationKernels<Act>::elementwise(const ElementwiseArgs& a, const Channel
   if constexpr (kCallsAvx2<Act>) {
     AVX2::ActivationKernels<Act>::elementwise(a, sum);
   } else {
-    visit_dtype(a.dtype, [&](auto storage) {
+    visit_storage(a.dtype, [&](auto storage) {
       using scalar_t = decltype(storage);
       visit_elementwise_op<Act, opmath_t<scalar_t>>(a, [&](const auto& op) { vectorized_map<scalar_t>(a, op, sum); });
     });
@@ -53,7 +56,7 @@ void ActivationKernels<Act>::elementwise(const ElementwiseArgs& a, const Channel
 template <class Act>
 void ActivationKernels<Act>::mask(const MaskArgs& a) {
   if constexpr (is_maskable<Act>()) {
-    visit_dtype(a.dtype, [&](auto storage) {
+    visit_storage(a.dtype, [&](auto storage) {
       using scalar_t = decltype(storage);
       if (a.backward) {
         mask_loop::mask_backward<scalar_t, Act>(a);

@@ -1,6 +1,9 @@
 #include "dispatch.h"
 
+#include <cstdlib>
+
 #include <ATen/Version.h>
+#include <ATen/cpu/Utils.h>
 
 #include "kernels.h"
 
@@ -60,12 +63,40 @@ const Isa& chosen() {
   return isa;
 }
 
+#ifdef FUSED_ACT_CPU_AVX512_BF16
+const Isa& avx512_bf16() {
+  static const Isa isa = make_isa<AVX512_BF16::ActivationKernels>("AVX512_BF16", &AVX512_BF16::run_softmax);
+  return isa;
+}
+#endif
+
+// bfloat16's set: AVX512_BF16 where the AVX512 kernels run and the CPU has avx512_bf16 (ATen's
+// cpuinfo), unless FUSED_ACT_NATIVE_BF16=0 (the tests compare the two roundings); else the chosen set.
+const Isa& chosen_bf16() {
+  static const Isa& isa = []() -> const Isa& {
+#ifdef FUSED_ACT_CPU_AVX512_BF16
+    const char* env = std::getenv("FUSED_ACT_NATIVE_BF16");
+    const bool allowed = env == nullptr || std::string(env) != "0";
+    const auto caps = at::cpu::get_cpu_capabilities();
+    const auto bf16 = caps.find("avx512_bf16");
+    if (allowed && chosen().name == "AVX512" && bf16 != caps.end() && bf16->second.toBool()) return avx512_bf16();
+#endif
+    return chosen();
+  }();
+  return isa;
+}
+
+const Isa& for_dtype(DType d) { return d == DType::kBFloat16 ? chosen_bf16() : chosen(); }
+
 }  // namespace
 
 const std::vector<std::string>& built_isas() {
   static const std::vector<std::string> names = [] {
     std::vector<std::string> out;
     for (const Isa& isa : isas()) out.push_back(isa.name);
+#ifdef FUSED_ACT_CPU_AVX512_BF16
+    out.insert(out.begin(), avx512_bf16().name);
+#endif
     return out;
   }();
   return names;
@@ -73,12 +104,14 @@ const std::vector<std::string>& built_isas() {
 
 const std::string& runtime_isa() { return chosen().name; }
 
+const std::string& runtime_isa_bf16() { return chosen_bf16().name; }
+
 void run_elementwise(const ElementwiseArgs& a, const ChannelSum* sum) {
-  chosen().elementwise[static_cast<int>(a.act)](a, sum);
+  for_dtype(a.dtype).elementwise[static_cast<int>(a.act)](a, sum);
 }
 
-void run_softmax(const SoftmaxArgs& a) { chosen().softmax(a); }
+void run_softmax(const SoftmaxArgs& a) { for_dtype(a.dtype).softmax(a); }
 
-void run_mask(const MaskArgs& a) { chosen().mask[static_cast<int>(a.act)](a); }
+void run_mask(const MaskArgs& a) { for_dtype(a.dtype).mask[static_cast<int>(a.act)](a); }
 
 }  // namespace fused_act::cpu

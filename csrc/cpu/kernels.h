@@ -8,7 +8,7 @@
 #include "../activations/mask.h"
 #include "../activations/softmax_args.h"
 
-// Declares the kernels of one instruction set's namespace (DEFAULT, AVX2, AVX512).
+// Declares the kernels of one instruction set's namespace (DEFAULT, AVX2, AVX512, AVX512_BF16).
 #define FUSED_ACT_DECLARE_CPU_KERNELS(ISA)                                          \
   namespace fused_act::cpu::ISA {                                                   \
   template <class Act>                                                              \
@@ -24,3 +24,4 @@
 FUSED_ACT_DECLARE_CPU_KERNELS(DEFAULT)
 FUSED_ACT_DECLARE_CPU_KERNELS(AVX2)
 FUSED_ACT_DECLARE_CPU_KERNELS(AVX512)
+FUSED_ACT_DECLARE_CPU_KERNELS(AVX512_BF16)

@@ -17,6 +17,7 @@
 #include <ATen/cpu/vec/vec.h>
 
 #include "../activations/mask.h"
+#include "storage.h"
 
 namespace fused_act::cpu {
 namespace CPU_CAPABILITY {
@@ -62,7 +63,7 @@ inline void store_block(const C* src, int64_t len, scalar_t* p) {
     using SVec = at::vec::Vectorized<scalar_t>;
     using Vec = at::vec::Vectorized<C>;
     for (int64_t k = 0; k < len; k += SVec::size()) {
-      const SVec r = at::vec::convert_from_float<scalar_t>(Vec::loadu(src + k), Vec::loadu(src + k + Vec::size()));
+      const SVec r = from_float<scalar_t>(Vec::loadu(src + k), Vec::loadu(src + k + Vec::size()));
       r.store(p + k, std::min<int64_t>(len - k, SVec::size()));
     }
   }

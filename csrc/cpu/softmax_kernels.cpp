@@ -12,6 +12,7 @@
 #include <ATen/cpu/vec/vec.h>
 
 #include "../activations/softmax.h"
+#include "storage.h"
 
 namespace fused_act::cpu {
 namespace CPU_CAPABILITY {
@@ -43,7 +44,7 @@ struct Chunk {
     if constexpr (kSame) {
       v[0].store(p);
     } else {
-      at::vec::convert_from_float<S>(v[0], v[1]).store(p);
+      from_float<S>(v[0], v[1]).store(p);
     }
   }
 };
@@ -242,7 +243,7 @@ void run(const SoftmaxArgs& a) {
 }  // namespace
 
 void run_softmax(const SoftmaxArgs& a) {
-  visit_dtype(a.dtype, [&](auto storage) {
+  visit_storage(a.dtype, [&](auto storage) {
     using S = decltype(storage);
     visit_softmax_op(a, [&](auto op) { run<decltype(op), S>(a); });
   });

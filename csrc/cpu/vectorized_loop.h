@@ -15,6 +15,7 @@
 #include <ATen/cpu/vec/vec.h>
 
 #include "../activations/elementwise.h"
+#include "storage.h"
 
 namespace fused_act::cpu {
 namespace CPU_CAPABILITY {
@@ -52,14 +53,14 @@ struct Lanes {
   }
   static void store(S* p, int64_t count, const V* v) {
     if constexpr (kReduced) {
-      at::vec::convert_from_float<S>(v[0], v[1]).store(p, count);
+      from_float<S>(v[0], v[1]).store(p, count);
     } else {
       v[0].store(p, count);
     }
   }
   static void store(S* p, const V* v) {
     if constexpr (kReduced) {
-      at::vec::convert_from_float<S>(v[0], v[1]).store(p);
+      from_float<S>(v[0], v[1]).store(p);
     } else {
       v[0].store(p);
     }
