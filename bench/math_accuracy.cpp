@@ -79,11 +79,14 @@ std::tuple<double, double, double, double> run(const std::string& name, double l
     return sweep([](const V& v) { return m::log1p_unit(v); }, [](double x) { return std::log1p(x); }, lo, hi);
   if (name == "tanh")
     return sweep([](const V& v) { return m::tanh(v); }, [](double x) { return std::tanh(x); }, lo, hi);
-  if (name == "erf") return sweep([](const V& v) { return m::erf(v); }, [](double x) { return std::erf(x); }, lo, hi);
+  // Phi(x) = erfc(-x / sqrt 2) / 2, gelu's CDF
+  const auto normcdf = [](double x) { return 0.5 * std::erfc(-x * m::kSqrt1_2); };
+  if (name == "normcdf") return sweep([](const V& v) { return m::normcdf(v); }, normcdf, lo, hi);
+  if (name == "std_normal_cdf") return sweep([](const V& v) { return m::std_normal(v).cdf; }, normcdf, lo, hi);
   if (name == "sleef_exp")
     return sweep([](const V& v) { return v.exp(); }, [](double x) { return std::exp(x); }, lo, hi);
-  if (name == "aten_erf")
-    return sweep([](const V& v) { return v.erf(); }, [](double x) { return std::erf(x); }, lo, hi);
+  if (name == "aten_normcdf")  // Phi as eager's gelu writes it, (1 + erf(x / sqrt 2)) / 2, on ATen's erf
+    return sweep([](const V& v) { return V(0.5f) * (V(1.f) + (v * V(float(m::kSqrt1_2))).erf()); }, normcdf, lo, hi);
   TORCH_CHECK(false, "unknown function ", name);
 }
 
