@@ -43,10 +43,10 @@ FA_HD float abs(float x) { return ::fabsf(x); }
 FA_HD double abs(double x) { return ::fabs(x); }
 
 // The standard normal distribution at x: Phi(x), its CDF, and phi(x) = exp(-x^2 / 2) / sqrt(2 pi),
-// its density (gelu and its derivative Phi + x phi). One function for both, so that SIMD float
-// computes exp(-x^2 / 2) once for the pair (a caller that reads one field leaves the other's
-// instructions to dead-code elimination). Phi = erfc(-x / sqrt 2) / 2, not (1 + erf(x / sqrt 2)) / 2,
-// which cancels in the lower tail.
+// its density (gelu's derivative, Phi + x phi). One function for both, so that SIMD float
+// computes exp(-x^2 / 2) once for the pair; normcdf is Phi alone (gelu's forward), which SIMD
+// float computes without exp. Phi = erfc(-x / sqrt 2) / 2, not (1 + erf(x / sqrt 2)) / 2, which
+// cancels in the lower tail.
 constexpr double kSqrt1_2 = 0.70710678118654752440;     // 1 / sqrt(2)
 constexpr double kInvSqrt2Pi = 0.39894228040143267794;  // 1 / sqrt(2 pi)
 template <class T>
