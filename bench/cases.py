@@ -85,8 +85,11 @@ def traffic(case: Case) -> tuple[int, int]:
       fwd     read x, write y                         2N
       bwd     read saved (x or y) and grad, write dx   3N
       fwdbwd  read x and grad, write y and dx          4N  (2N when backward is a pass-through)
+              in place, when backward needs x: 6N, as the forward overwrites x, the copy of it
+              that backward reads must be written too (torch's in-place autograd keeps one)
     Fresh outputs are the tensors that a fresh allocation (page faults on first touch) must
-    back: forward in place writes into an existing buffer, backward always allocates dx.
+    back: forward in place writes into an existing buffer (the kept copy of x is fresh),
+    backward always allocates dx.
     """
     n, e = case.size, case.elem
     passthrough = case.saved == "none"
@@ -96,6 +99,8 @@ def traffic(case: Case) -> tuple[int, int]:
         return 3 * n * e, 1
     if passthrough:
         return 2 * n * e, 1 if case.variant == "alloc" else 0
+    if case.variant == "inplace" and case.saved == "input":
+        return 6 * n * e, 2
     return 4 * n * e, 2 if case.variant == "alloc" else 1
 
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from . import plots
 from .cases import MODES, VARIANTS
-from .targets import EAGER_MIN, LIMIT_MAX, SIZE, Index, check
+from .targets import EAGER_MIN, INPLACE_COMPUTE_EAGER_MIN, INPLACE_MAX, LIMIT_MAX, SIZE, Index, check
 
 
 def _ms(s):
@@ -83,7 +83,9 @@ def _targets(checks, threads, device):
         f"Targets: fused / limit <= {LIMIT_MAX} (allocating vs the clone-based limit, in place vs the "
         "copy_-based limit), compile / fused >= 1, eager / fused >= "
         + ", ".join(f"{v:g} ({k})" for k, v in EAGER_MIN.items())
-        + " and >= 1 for the others.\n",
+        + f" and >= 1 for the others; in place (issue #10) fused / limit <= {INPLACE_MAX:g}, or eager / "
+        f"fused in place >= {INPLACE_COMPUTE_EAGER_MIN:g} where compute bound. The in-place limit of an "
+        "activation whose backward needs x counts the copy of x that backward reads (bench/README.md).\n",
         _table(
             [
                 "activation",

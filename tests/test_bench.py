@@ -13,7 +13,7 @@ import json
 import pytest
 import torch
 
-from bench import cases, report, runner
+from bench import cases, report, runner, targets
 from bench.cases import Case, Section, expand, limit_seconds, plan, traffic, valid
 from bench.memory import saved_bytes
 from bench.providers import Tensors, build
@@ -43,6 +43,14 @@ def _case(act="elu", mode="fwdbwd", variant="alloc", dtype="float32", n=N):
 def test_traffic(mode, variant, nbytes, fresh):
     assert traffic(_case(mode=mode, variant=variant)) == (nbytes * N * 4, fresh)
     assert traffic(_case(mode=mode, variant=variant, dtype="bfloat16")) == (nbytes * N * 2, fresh)
+
+
+def test_in_place_keeps_a_copy_of_x_when_backward_needs_it():
+    # gelu's backward reads x, which its in-place forward overwrites: the kept copy is traffic
+    assert traffic(_case("gelu", variant="inplace")) == (6 * N * 4, 2)
+    assert traffic(_case("gelu", variant="alloc")) == (4 * N * 4, 2)
+    assert traffic(_case("gelu", mode="fwd", variant="inplace")) == (2 * N * 4, 0)  # no graph, no copy
+    assert limit_seconds(_case("gelu", variant="inplace"), 1.0, 3.0) == 2 * 3.0 + 1.0
 
 
 def test_identity_backward_is_a_pass_through():
@@ -168,6 +176,36 @@ def test_tiny_run_writes_csv_json_and_report(tmp_path, monkeypatch):
     text = report.render({**meta, "gpu_peak_bandwidth_gbs": 1.0}, rows, gpu).read_text()
     fused = next(r for r in rows if r["provider"] == "fused" and r["size"] == N and r["act"] == "relu")
     assert "of peak" in text and f"{fused['gbs']:.0%}" in text
+
+
+def _row(act, variant, provider, median, ratio_limit=None, threads=2):
+    return {
+        "device": "cpu", "threads": threads, "dtype": "float32", "size": targets.SIZE, "act": act,
+        "mode": "fwdbwd", "variant": variant, "provider": provider, "median_s": median,
+        "ratio_limit": ratio_limit, "min_ratio_limit": ratio_limit, "min_ratio_fused": None, "load1": None,
+    }  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "inplace_limit,eager_inplace,one_thread,verdict",
+    [
+        (1.25, 1.0, 1.1, "met"),  # within 1.3x of the limit
+        (1.6, 1.5, 1.9, "met"),  # compute bound (1.9x faster on 2 threads) and 1.5x eager
+        (1.6, 1.1, 1.9, "miss"),  # compute bound but only 1.1x eager
+        (1.6, 1.5, 1.1, "miss"),  # far from the limit without being compute bound
+    ],
+)
+def test_in_place_target_of_issue_10(inplace_limit, eager_inplace, one_thread, verdict):
+    rows = [
+        _row("elu", "alloc", "fused", 1.0, 1.1),
+        _row("elu", "alloc", "eager", 1.2),
+        _row("elu", "inplace", "fused", 1.0, inplace_limit),
+        _row("elu", "inplace", "eager", eager_inplace),
+        _row("elu", "alloc", "fused", one_thread, 1.0, threads=1),
+    ]
+    (c,) = targets.check(rows, "cpu", 2)
+    in_place = [m for m in c["met" if verdict == "met" else "miss"] if m.startswith("in place")]
+    assert len(in_place) == 1, c
 
 
 # ------------------------------------------------------------------ regression guard

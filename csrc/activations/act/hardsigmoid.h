@@ -14,9 +14,9 @@ struct Hardsigmoid {
   static constexpr Saved kSaved = Saved::kInput;
   static constexpr bool kAvx2OnAvx512 = true;  // memory-bound (functor.h)
   static constexpr bool kZeroBySelect = true;  // torch selects 0 in the flat regions (grad_times)
-  FA_FN forward(T x, const P&) {
-    return where(le(x, T(-3)), T(0), where(ge(x, T(3)), T(1), x * T(1.0 / 6.0) + T(0.5)));
-  }
+  // torch's relu6(x + 3) / 6 (x + 3 is exact near -3, so the kink lands on 0 in every type;
+  // x / 6 + 1/2 leaves 5.5e-17 at x = -3 in double).
+  FA_FN forward(T x, const P&) { return at_most(at_least(x + T(3), T(0)), T(6)) * T(1.0 / 6.0); }
   FA_FN d_input(T x, const P&) { return where(le(x, T(-3)), T(0), where(ge(x, T(3)), T(0), T(1.0 / 6.0))); }
   FA_FN d2_input(T, const P&) { return T(0); }
   static constexpr bool kMaskable = true;

@@ -16,9 +16,9 @@ struct Hardswish {
   // x = -1.5, where f' = 0 and torch's g * 0 is NaN.
   static constexpr bool kZeroBySelect = true;
   // x times the clamped factor, as torch, so that -inf gives NaN (-inf * 0) like F.hardswish.
-  FA_FN forward(T x, const P&) {
-    return x * where(le(x, T(-3)), T(0), where(ge(x, T(3)), T(1), (x + T(3)) * T(1.0 / 6.0)));
-  }
+  // (x + 3) / 6 is in [0, 1] for every x in (-3, 3), in float and double: the clamp gives the
+  // same factor as selecting 0 at x <= -3 and 1 at x >= 3.
+  FA_FN forward(T x, const P&) { return x * at_most(at_least((x + T(3)) * T(1.0 / 6.0), T(0)), T(1)); }
   FA_FN d_input(T x, const P&) {
     return where(le(x, T(-3)), T(0), where(lt(x, T(3)), x * T(1.0 / 3.0) + T(0.5), T(1)));
   }

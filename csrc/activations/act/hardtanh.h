@@ -16,7 +16,7 @@ struct Hardtanh {
   static const char* invalid(const Params<double>& p) {
     return p[0] <= p[1] ? nullptr : "min_val cannot be greater than max_val";
   }
-  FA_FN forward(T x, const P& p) { return where(lt(x, T(p[0])), T(p[0]), where(gt(x, T(p[1])), T(p[1]), x)); }
+  FA_FN forward(T x, const P& p) { return at_most(at_least(x, T(p[0])), T(p[1])); }
   FA_FN d_output(T y, const P& p) { return where(le(y, T(p[0])), T(0), where(ge(y, T(p[1])), T(0), T(1))); }
   FA_FN d2_output(T, const P&) { return T(0); }
   static constexpr bool kMaskable = true;

@@ -13,7 +13,7 @@ struct Relu {
   static constexpr Saved kSaved = Saved::kOutput;
   static constexpr bool kAvx2OnAvx512 = true;  // memory-bound (functor.h)
   static constexpr bool kZeroBySelect = true;  // torch selects 0 in the flat regions (grad_times)
-  FA_FN forward(T x, const P&) { return where(lt(x, T(0)), T(0), x); }
+  FA_FN forward(T x, const P&) { return at_least(x, T(0)); }
   FA_FN d_output(T y, const P&) { return where(le(y, T(0)), T(0), T(1)); }
   FA_FN d2_output(T, const P&) { return T(0); }
   static constexpr bool kMaskable = true;

@@ -12,7 +12,7 @@ struct Relu6 {
   static constexpr Saved kSaved = Saved::kOutput;
   static constexpr bool kAvx2OnAvx512 = true;  // memory-bound (functor.h)
   static constexpr bool kZeroBySelect = true;  // torch selects 0 in the flat regions (grad_times)
-  FA_FN forward(T x, const P&) { return where(lt(x, T(0)), T(0), where(gt(x, T(6)), T(6), x)); }
+  FA_FN forward(T x, const P&) { return at_most(at_least(x, T(0)), T(6)); }
   FA_FN d_output(T y, const P&) { return where(le(y, T(0)), T(0), where(ge(y, T(6)), T(0), T(1))); }
   FA_FN d2_output(T, const P&) { return T(0); }
   static constexpr bool kMaskable = true;

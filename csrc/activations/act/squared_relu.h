@@ -13,7 +13,7 @@ struct SquaredRelu {
   static constexpr bool kAvx2OnAvx512 = true;  // memory-bound (functor.h)
   static constexpr bool kZeroBySelect = true;  // torch selects 0 in the flat regions (grad_times)
   FA_FN forward(T x, const P&) {
-    const T r = where(lt(x, T(0)), T(0), x);
+    const T r = at_least(x, T(0));
     return r * r;
   }
   FA_FN d_input(T x, const P&) { return where(le(x, T(0)), T(0), T(2) * x); }
