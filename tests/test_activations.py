@@ -110,7 +110,7 @@ def test_special_values(case, dtype, device):
     assert_close(dx[~nan_in], dr.to(dtype)[~nan_in], BWD_TOL[dtype], f"{name}{params} backward at {SPECIAL}")
 
 
-FLAT_POINTS = [-8.0, -5.0, -3.5, 0.0, 3.5, 8.0, 30.0]
+FLAT_POINTS = [-8.0, -5.0, -3.5, -1.5, 0.0, 3.5, 8.0, 30.0]
 
 
 def _backward_paths(name, x, g):

@@ -10,8 +10,10 @@
 //   kMaskable, d_mask(bit, p)   (piecewise-linear functors only) f' takes two values, d_mask(false, p)
 //                         and d_mask(true, p), so backward can keep one bit per element (mask.h);
 //   kZeroBySelect         (optional) torch's backward selects 0 where f' = 0 instead of multiplying
-//                         (threshold_backward, hardtanh_backward, ...): an inf or NaN gradient
-//                         there gives 0, not NaN (grad_times in elementwise.h);
+//                         (threshold_backward, hardtanh_backward, ...), so an inf or NaN gradient
+//                         there gives 0, not NaN. Such a functor writes g f' as that select,
+//                         grad_output(g, y, p) / grad_input(g, x, p) for the forms it has, and
+//                         its d_output / d_input as the select at g = 1 (elementwise.h, grad_at);
 //   kAvx2OnAvx512         (optional) only selects and multiplies: memory-bound, so the CPU runs
 //                         its AVX2 kernels on AVX-512 CPUs too, as ATen does (cpu/activation_kernels.cpp);
 // T is float, double or at::vec::Vectorized of those; P is Params<float or double>. The body

@@ -12,9 +12,10 @@ struct Relu {
   static constexpr const char* kParams = "";
   static constexpr Saved kSaved = Saved::kOutput;
   static constexpr bool kAvx2OnAvx512 = true;  // memory-bound (functor.h)
-  static constexpr bool kZeroBySelect = true;  // torch selects 0 in the flat regions (grad_times)
+  static constexpr bool kZeroBySelect = true;  // torch selects 0 in the flat regions (functor.h)
   FA_FN forward(T x, const P&) { return at_least(x, T(0)); }
-  FA_FN d_output(T y, const P&) { return where(le(y, T(0)), T(0), T(1)); }
+  FA_FN grad_output(T g, T y, const P&) { return where(le(y, T(0)), T(0), g); }
+  FA_FN d_output(T y, const P& p) { return grad_output(T(1), y, p); }
   FA_FN d2_output(T, const P&) { return T(0); }
   static constexpr bool kMaskable = true;
   FA_FN d_mask(bool bit, const P&) { return bit ? T(1) : T(0); }
