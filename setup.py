@@ -78,6 +78,7 @@ HOST_SOURCES = [  # the extension's own sources (torch's BuildExtension)
     "simulation/mask_simulation.cpp",
     "simulation/softmax_simulation.cpp",
     "python_module.cpp",
+    "python_functional.cpp",
 ]
 CUDA_HOST_SOURCES = ["cuda/ops_cuda.cpp"]
 

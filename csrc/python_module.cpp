@@ -8,6 +8,7 @@
 #include "cpu/dispatch.h"
 #include "ops/autograd.h"
 #include "ops/registry.h"
+#include "python_functional.h"
 
 namespace py = pybind11;
 
@@ -100,6 +101,7 @@ PYBIND11_MODULE(_C, m) {
         return fused_act::eager_activation_mask_inplace(x, act, params);
       },
       "x = f(x) keeping the 1-bit mask, with autograd's in-place checks; returns x");
+  fused_act::add_functional_entries(m);
   m.def("cpu_isas_built", [] { return fused_act::cpu::built_isas(); });
   m.def("cpu_isa", [] { return fused_act::cpu::runtime_isa(); });
   m.def("cpu_isa_bfloat16", [] { return fused_act::cpu::runtime_isa_bf16(); });

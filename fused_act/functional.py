@@ -12,10 +12,12 @@ defaults (``elu(x, alpha=1.0)``, ``hardtanh(x, min_val=-1.0, max_val=1.0)``,
 from __future__ import annotations
 
 import inspect
+import sys
 
 import torch
 
 from . import _C
+from . import memory as _memory
 from .ops import activation_op, traced
 from .registry import ACTIVATIONS, kernel_args_for
 
@@ -100,19 +102,21 @@ def gated(a: torch.Tensor, b: torch.Tensor, /, name: str = "sigmoid", **params) 
 
 
 def _make(spec):
-    names = list(spec.params)
+    # fn's closure holds only strings and lists: Dynamo traces fn as the builtin's polyfill
+    # without a source for its cells, and cannot wrap the spec object that way.
+    name, names = spec.name, list(spec.params)
     default_kernel, default_params = kernel_args_for(spec.name, {})  # the common call: no parameters given
 
     def fn(x: torch.Tensor, *args, inplace: bool = False, memory: str = "auto", **kwargs) -> torch.Tensor:
         if not args and not kwargs:
             return activation_op(x, default_kernel, default_params, inplace, memory)
         if len(args) > len(names):
-            raise TypeError(f"fused_act.{spec.name}() takes at most {len(names)} parameter(s) {names}, got {len(args)}")
+            raise TypeError(f"fused_act.{name}() takes at most {len(names)} parameter(s) {names}, got {len(args)}")
         for n, v in zip(names, args):
             if n in kwargs:
-                raise TypeError(f"fused_act.{spec.name}() got multiple values for {n!r}")
+                raise TypeError(f"fused_act.{name}() got multiple values for {n!r}")
             kwargs[n] = v
-        kernel, params = kernel_args_for(spec.name, kwargs)
+        kernel, params = kernel_args_for(name, kwargs)
         return activation_op(x, kernel, params, inplace, memory)
 
     P = inspect.Parameter
@@ -127,7 +131,22 @@ def _make(spec):
         f"Agrees with the torch composition in fused_act.registry.ACTIVATIONS[{spec.name!r}].reference"
         + (f"; source: {spec.source}." if spec.source else ".")
     )
-    return fn
+    if default_kernel == "identity":  # returns x itself: nothing for C to save
+        return fn
+    # What fused_act.<name> is: a builtin that runs fn(x) for a plain tensor alone in C and hands
+    # every other call to fn (csrc/python_functional.cpp); torch.compile traces fn in its place.
+    entry = _C.functional_entry(
+        spec.name,
+        str(fn.__signature__),
+        fn.__doc__,
+        default_kernel,
+        default_params,
+        fn,
+        sys.modules[__name__],
+        vars(_memory),
+    )
+    torch.compiler.substitute_in_graph(entry, skip_signature_check=True)(fn)
+    return entry
 
 
 for _spec in ACTIVATIONS.values():

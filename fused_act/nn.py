@@ -90,9 +90,12 @@ def _make(spec):
             return activation_op(x, kernel, params, self.inplace, self.memory)
     else:
         kernel0, params0 = spec.kernel_args({})
+        plain = getattr(_functional, spec.name)  # its call with x alone is one C call
 
         def forward(self, x: torch.Tensor) -> torch.Tensor:
-            return activation_op(x, kernel0, params0, self.inplace, self.memory)
+            if self.inplace or self.memory != "auto":
+                return activation_op(x, kernel0, params0, self.inplace, self.memory)
+            return plain(x)
 
     def extra_repr(self) -> str:
         parts = [f"{n}={getattr(self, n)!r}" for n in names]

@@ -118,6 +118,7 @@ def test_composite_is_counted_from_the_reference():
 NAMED_ON_PURPOSE = {
     ("fused_act/nn.py", "identity"): "nn.Identity ignores its arguments",
     ("fused_act/ops/activation.py", "identity"): "identity returns x itself, as nn.Identity",
+    ("fused_act/functional.py", "identity"): "returning x itself, it keeps its Python function",
     ("fused_act/convert/modules.py", "identity"): "a folded layer without an activation",
     ("train/models.py", "identity"): "the torch baseline of identity is nn.Identity",
     ("bench/targets.py", "rescaled_sigmoid"): "issue #2's target for it",

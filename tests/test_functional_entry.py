@@ -1,0 +1,112 @@
+"""fused_act.<name> is a builtin (csrc/python_functional.cpp): ``f(x)`` on a plain tensor runs in
+C, every other call goes to the Python function. Both paths must agree with torch's reference,
+and the builtin must behave as the Python function did for torch.compile, torch.export, fx,
+pickle, subclasses and errors."""
+
+from __future__ import annotations
+
+import io
+import pickle
+import types
+
+import pytest
+import torch
+from conftest import BWD_TOL, FWD_TOL, assert_close, sample_input
+
+import fused_act
+from fused_act.registry import ACTIVATIONS
+
+WITH_ENTRY = [n for n in ACTIVATIONS if isinstance(getattr(fused_act, n), types.BuiltinFunctionType)]
+
+
+def test_every_functional_but_identity_is_a_builtin():
+    assert sorted(WITH_ENTRY) == sorted(set(ACTIVATIONS) - {"identity"})
+    x = torch.randn(5)
+    assert fused_act.identity(x) is x
+
+
+class Marked(torch.Tensor):
+    """A subclass: the builtin must hand it to the Python path (torch.Tensor's exact type only)."""
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.bfloat16])
+@pytest.mark.parametrize("name", WITH_ENTRY)
+def test_fast_path_and_fallback_match_reference(name, dtype):
+    """f(x) (C), f(x, **defaults) (Python, keyword) and f on a subclass (Python) against the
+    float64 reference, forward and backward; the three run one kernel, so they agree bitwise."""
+    spec = ACTIVATIONS[name]
+    fn = getattr(fused_act, name)
+    x = sample_input(name, spec.params, dtype, "cpu", n=1031)
+    g = torch.randn(x.shape, dtype=torch.float64).to(dtype)
+    x64 = x.double().requires_grad_()
+    y64 = spec.reference(x64, **spec.params)
+    (d64,) = torch.autograd.grad(y64, x64, g.double())
+    results = []
+    for call in (lambda t: fn(t), lambda t: fn(t, **spec.params), lambda t: fn(t.as_subclass(Marked))):
+        leaf = x.clone().requires_grad_()
+        y = call(leaf)
+        (dx,) = torch.autograd.grad(y, leaf, g)
+        assert_close(y.detach(), y64.detach(), FWD_TOL[dtype], f"{name} forward")
+        assert_close(dx, d64, BWD_TOL[dtype], f"{name} backward")
+        results.append((y.detach().as_subclass(torch.Tensor), dx))
+    for y, dx in results[1:]:
+        assert torch.equal(y, results[0][0]) and torch.equal(dx, results[0][1])
+
+
+def test_other_calls_go_to_python():
+    x = torch.randn(64) * 3
+    torch.testing.assert_close(fused_act.elu(x, 0.5), torch.nn.functional.elu(x, 0.5))
+    torch.testing.assert_close(fused_act.hardtanh(x, max_val=2.0), torch.nn.functional.hardtanh(x, max_val=2.0))
+    torch.testing.assert_close(fused_act.gelu(x, approximate="tanh"), torch.nn.functional.gelu(x, approximate="tanh"))
+    y = x.clone()
+    assert fused_act.relu(y, inplace=True) is y and torch.equal(y, x.clamp_min(0))
+    leaf = x.clone().requires_grad_()
+    fused_act.relu(leaf, memory="mask").sum().backward()
+    torch.testing.assert_close(leaf.grad, (x > 0).float())
+
+
+def test_errors_name_the_op():
+    with pytest.raises(TypeError, match="fused_act.relu: expected a floating-point tensor"):
+        fused_act.relu(torch.arange(4))
+    with pytest.raises(TypeError, match="missing 1 required positional argument"):
+        fused_act.relu()
+    with pytest.raises(TypeError, match=r"fused_act.elu\(\) takes at most 1 parameter"):
+        fused_act.elu(torch.randn(3), 1.0, 2.0)
+    with pytest.raises(RuntimeError, match="Expected a value of type 'Tensor'"):
+        fused_act.sigmoid("x")
+
+
+class HoldsFunctional(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.act = fused_act.silu
+
+    def forward(self, x):
+        return self.act(x) + fused_act.tanh(x)
+
+
+def test_pickles_by_name():
+    assert pickle.loads(pickle.dumps(fused_act.gelu)) is fused_act.gelu
+    buf = io.BytesIO()
+    torch.save(HoldsFunctional(), buf)
+    buf.seek(0)
+    m = torch.load(buf, weights_only=False)
+    assert m.act is fused_act.silu
+
+
+def test_compile_export_and_fx_see_the_registered_op():
+    torch._dynamo.reset()
+    m = HoldsFunctional()
+    x = torch.randn(32, requires_grad=True)
+    want = torch.nn.functional.silu(x) + torch.tanh(x)
+    y = torch.compile(m, fullgraph=True)(x)
+    torch.testing.assert_close(y, want)
+    y.sum().backward()
+    assert x.grad is not None
+    for strict in (True, False):
+        ep = torch.export.export(m, (x.detach(),), strict=strict)
+        assert str(ep.graph).count("fused_act.activation") == 2, ep.graph
+        torch.testing.assert_close(ep.module()(x.detach()), want.detach())
+    gm = torch.fx.symbolic_trace(m)
+    assert sum(n.target is torch.ops.fused_act.activation for n in gm.graph.nodes) == 2, gm.graph
+    torch.testing.assert_close(gm(x.detach()), want.detach())
