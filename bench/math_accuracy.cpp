@@ -79,6 +79,11 @@ std::tuple<double, double, double, double> run(const std::string& name, double l
     return sweep([](const V& v) { return m::log1p_unit(v); }, [](double x) { return std::log1p(x); }, lo, hi);
   if (name == "tanh")
     return sweep([](const V& v) { return m::tanh(v); }, [](double x) { return std::tanh(x); }, lo, hi);
+  const auto logistic = [](double x) { return 1. / (1. + std::exp(-x)); };
+  if (name == "sigmoid")  // sigmoid's and silu's forward: 1 / (1 + exp(-x)) on our exp
+    return sweep([](const V& v) { return V(1.f) / (V(1.f) + m::exp(V(0.f) - v)); }, logistic, lo, hi);
+  if (name == "aten_sigmoid")  // eager's CPU kernel: reciprocal of 1 + SLEEF exp(-x)
+    return sweep([](const V& v) { return (V(1.f) + (V(0.f) - v).exp()).reciprocal(); }, logistic, lo, hi);
   // Phi(x) = erfc(-x / sqrt 2) / 2, gelu's CDF
   const auto normcdf = [](double x) { return 0.5 * std::erfc(-x * m::kSqrt1_2); };
   if (name == "normcdf") return sweep([](const V& v) { return m::normcdf(v); }, normcdf, lo, hi);

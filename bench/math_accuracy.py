@@ -24,6 +24,8 @@ FUNCTIONS = [
     ("log1p", -1.0, 3.4e38),
     ("log1p_unit", 0.0, 1.0),
     ("tanh", -3.4e38, 3.4e38),
+    ("sigmoid", -3.4e38, 3.4e38),
+    ("aten_sigmoid", -3.4e38, 3.4e38),
     ("normcdf", -3.4e38, 3.4e38),
     ("std_normal_cdf", -3.4e38, 3.4e38),
     ("aten_normcdf", -3.4e38, 3.4e38),
