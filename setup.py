@@ -63,6 +63,7 @@ HOST_PER_ACTIVATION = ["ops/activation_traits.cpp", "simulation/activation_threa
 
 HOST_SOURCES = [  # the extension's own sources (torch's BuildExtension)
     "cpu/dispatch.cpp",
+    "cpu/streaming.cpp",
     "ops/registry.cpp",
     "ops/front.cpp",
     "ops/library.cpp",

@@ -6,6 +6,7 @@
 #include <torch/csrc/utils/pybind.h>
 
 #include "cpu/dispatch.h"
+#include "cpu/streaming.h"
 #include "ops/autograd.h"
 #include "ops/registry.h"
 #include "python_functional.h"
@@ -53,6 +54,16 @@ PYBIND11_MODULE(_C, m) {
   m.def(
       "maskable", [] { return fused_act::maskable_names(); },
       "activations whose backward can keep a 1-bit mask (torch.ops.fused_act.activation_mask)");
+  m.def(
+      "memory_bound",
+      [] {
+        std::vector<std::string> out;
+        for (const auto& info : fused_act::activation_infos()) {
+          if (info.memory_bound) out.push_back(info.name);
+        }
+        return out;
+      },
+      "activations whose functor is memory-bound (kMemoryBound): AVX2 on AVX-512, streaming stores");
   m.def("check_params", [](const std::string& name, const std::vector<double>& params) {
     fused_act::check_params(fused_act::find_activation(name), params);
   });
@@ -105,6 +116,21 @@ PYBIND11_MODULE(_C, m) {
   m.def("cpu_isas_built", [] { return fused_act::cpu::built_isas(); });
   m.def("cpu_isa", [] { return fused_act::cpu::runtime_isa(); });
   m.def("cpu_isa_bfloat16", [] { return fused_act::cpu::runtime_isa_bf16(); });
+  m.def(
+      "cpu_streaming",
+      [] {
+        const auto p = fused_act::cpu::stream_policy();
+        return py::make_tuple(p.min_bytes, p.fresh_pages);
+      },
+      "(min_bytes, fresh_pages): when CPU launches store past the caches (csrc/cpu/streaming.h)");
+  m.def(
+      "set_cpu_streaming",
+      [](int64_t min_bytes, bool fresh_pages) {
+        const auto p = fused_act::cpu::set_stream_policy({min_bytes, fresh_pages});
+        return py::make_tuple(p.min_bytes, p.fresh_pages);
+      },
+      py::arg("min_bytes"), py::arg("fresh_pages") = false, "sets it (min_bytes 0: never); returns the previous one");
+  m.def("cpu_streamed_launches", &fused_act::cpu::streamed_launches, "CPU launches that streamed, since start-up");
 #ifdef FUSED_ACT_WITH_CUDA
   m.attr("cuda_built") = true;
   m.attr("cuda_archs") = FUSED_ACT_CUDA_ARCHS;

@@ -63,6 +63,7 @@ def info() -> dict:
         "cpu_isas_built": list(_C.cpu_isas_built()),
         "cpu_isa": _C.cpu_isa(),
         "cpu_isa_bfloat16": _C.cpu_isa_bfloat16(),
+        "cpu_stream_min_bytes": _C.cpu_streaming()[0],
         "cpu_threads": torch.get_num_threads(),
         "activations": list(ACTIVATIONS),
     }

@@ -13,11 +13,12 @@ import json
 import pytest
 import torch
 
-from bench import cases, report, runner, targets
+from bench import cases, report, runner, streaming, targets
 from bench.cases import Case, Section, expand, limit_seconds, plan, traffic, valid
 from bench.memory import saved_bytes
 from bench.providers import Tensors, build
 from bench.timing import Runner, Stats, measure
+from fused_act import _C
 from fused_act.registry import ACTIVATIONS
 
 N = 1 << 10
@@ -142,6 +143,15 @@ def test_measure_interleaves_and_summarizes():
     assert calls[-6:] in (["a", "b", "b", "a", "a", "b"], ["b", "a", "a", "b", "b", "a"])
     s = Stats.of([1.0, 2.0, 3.0, 4.0, 5.0])
     assert (s.median, s.q25, s.q75) == (3.0, 2.0, 4.0)
+
+
+def test_streaming_bench_writes_its_table_and_restores_the_policy(tmp_path):
+    before = _C.cpu_streaming()
+    out = tmp_path / "streaming.md"
+    streaming.main(["--acts", "relu", "--log2n", "10", "--modes", "fwd", "fwdbwd", "--rounds", "1", "--out", str(out)])
+    rows = [line for line in out.read_text().splitlines() if line.startswith("| fwd")]
+    assert [r.split(" | ")[:3] for r in rows] == [["| fwd", "2^10", "relu"], ["| fwdbwd", "2^10", "relu"]]
+    assert _C.cpu_streaming() == before
 
 
 def test_tiny_run_writes_csv_json_and_report(tmp_path, monkeypatch):

@@ -70,6 +70,12 @@ constexpr bool has_input_form() {
   return Act::kSaved == Saved::kInput || Act::kSaved == Saved::kEither;
 }
 
+// Functors declaring kMemoryBound (functor.h).
+template <class A, class = void>
+struct MemoryBound : std::false_type {};
+template <class A>
+struct MemoryBound<A, std::enable_if_t<A::kMemoryBound>> : std::true_type {};
+
 template <class A, class = void>
 struct ZeroBySelect : std::false_type {};
 template <class A>

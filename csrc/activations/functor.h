@@ -14,8 +14,9 @@
 //                         there gives 0, not NaN. Such a functor writes g f' as that select,
 //                         grad_output(g, y, p) / grad_input(g, x, p) for the forms it has, and
 //                         its d_output / d_input as the select at g = 1 (elementwise.h, grad_at);
-//   kAvx2OnAvx512         (optional) only selects and multiplies: memory-bound, so the CPU runs
-//                         its AVX2 kernels on AVX-512 CPUs too, as ATen does (cpu/activation_kernels.cpp);
+//   kMemoryBound          (optional) only selects and multiplies: the CPU runs its AVX2 kernels on
+//                         AVX-512 CPUs too, as ATen does (cpu/activation_kernels.cpp), and streams
+//                         the stores of launches larger than the L3 (cpu/streaming.h);
 // T is float, double or at::vec::Vectorized of those; P is Params<float or double>. The body
 // uses only math.h primitives (comparisons too: where(lt(x, T(0)), ...), never x < T(0)), so
 // the CPU SIMD loop, the CUDA kernel and the CPU simulation of a CUDA thread all run this same

@@ -16,7 +16,7 @@
 namespace fused_act::cpu {
 namespace CPU_CAPABILITY {
 
-// Functors with kAvx2OnAvx512 (functor.h): their AVX-512 build calls the AVX2 kernels, as ATen
+// Functors with kMemoryBound (functor.h): their AVX-512 build calls the AVX2 kernels, as ATen
 // does for its memory-bound kernels (DispatchStub.h: REGISTER_DISPATCH leaves the AVX-512 slot
 // empty, so eager's relu, threshold_backward, hardtanh, ... run AVX2 on AVX-512 CPUs; only
 // ALSO_REGISTER_AVX512_DISPATCH kernels get AVX-512). For math that is only selects and
@@ -26,20 +26,25 @@ namespace CPU_CAPABILITY {
 // squared_relu forward 6.2-6.3 -> 5.9; hardtanh, relu6, hardsigmoid, hardswish and leaky_relu
 // equal within the runs' spread. Transcendental functors keep AVX-512 (sigmoid forward
 // 16.9 -> 38.2 us on AVX2).
-template <class A, class = void>
-struct Avx2OnAvx512 : std::false_type {};
-template <class A>
-struct Avx2OnAvx512<A, std::enable_if_t<A::kAvx2OnAvx512>> : std::true_type {};
-
 // The AVX512_BF16 build keeps them: bfloat16's rounding, one instruction there, is what such a
 // loop spends its time on (storage.h).
 #if defined(CPU_CAPABILITY_AVX512) && !defined(CPU_CAPABILITY_AVX512_BF16)
 template <class Act>
-constexpr bool kCallsAvx2 = Avx2OnAvx512<Act>::value;
+constexpr bool kCallsAvx2 = MemoryBound<Act>::value;
 #else
 template <class Act>
 constexpr bool kCallsAvx2 = false;
 #endif
+
+// The launches that may stream their stores (cpu/streaming.h): every op of a memory-bound
+// functor, and any functor's backward from the output, f'(y) a select or a polynomial in y for
+// all but logsigmoid (sigmoid's y (1 - y), tanh's 1 - y^2, elu's y + alpha). Forward + backward
+// at 2^22 floats with both launches streamed (bench/streaming.py, before this split): sigmoid
+// 1.12-1.25x, tanh 1.12x faster, though their forwards alone streamed 1.0-1.17x and 0.87x.
+template <class Act, class Op>
+constexpr bool kStreams = MemoryBound<Act>::value;
+template <class Act, class C>
+constexpr bool kStreams<Act, BackwardOp<Act, true, C>> = true;
 
 template <class Act>
 void ActivationKernels<Act>::elementwise(const ElementwiseArgs& a, const ChannelSum* sum) {
@@ -48,7 +53,8 @@ void ActivationKernels<Act>::elementwise(const ElementwiseArgs& a, const Channel
   } else {
     visit_storage(a.dtype, [&](auto storage) {
       using scalar_t = decltype(storage);
-      visit_elementwise_op<Act, opmath_t<scalar_t>>(a, [&](const auto& op) { vectorized_map<scalar_t>(a, op, sum); });
+      visit_elementwise_op<Act, opmath_t<scalar_t>>(
+          a, [&](const auto& op) { vectorized_map<scalar_t, kStreams<Act, std::decay_t<decltype(op)>>>(a, op, sum); });
     });
   }
 }

@@ -16,6 +16,7 @@
 
 #include "../activations/elementwise.h"
 #include "storage.h"
+#include "streaming.h"
 
 namespace fused_act::cpu {
 namespace CPU_CAPABILITY {
@@ -65,6 +66,36 @@ struct Lanes {
       v[0].store(p);
     }
   }
+  // A full block by non-temporal stores, to an address aligned to kStreamAlign (see
+  // cpu/streaming.h): the lines go to memory without first being read into the cache.
+  static void stream(S* p, const V* v) {
+#if defined(CPU_CAPABILITY_AVX512)
+    if constexpr (kReduced) {
+      _mm512_stream_si512(reinterpret_cast<__m512i*>(p), from_float<S>(v[0], v[1]));
+    } else if constexpr (std::is_same_v<C, float>) {
+      _mm512_stream_ps(p, v[0]);
+    } else {
+      _mm512_stream_pd(p, v[0]);
+    }
+#elif defined(CPU_CAPABILITY_AVX2)
+    if constexpr (kReduced) {
+      _mm256_stream_si256(reinterpret_cast<__m256i*>(p), from_float<S>(v[0], v[1]));
+    } else if constexpr (std::is_same_v<C, float>) {
+      _mm256_stream_ps(p, v[0]);
+    } else {
+      _mm256_stream_pd(p, v[0]);
+    }
+#else
+    store(p, v);
+#endif
+  }
+#if defined(CPU_CAPABILITY_AVX512) || defined(CPU_CAPABILITY_AVX2)
+  static constexpr bool kCanStream = true;
+  static constexpr int64_t kStreamAlign = kWidth * sizeof(S);  // one block: a whole vector register
+#else
+  static constexpr bool kCanStream = false;
+  static constexpr int64_t kStreamAlign = 1;
+#endif
 };
 
 template <class Op, class V, std::size_t... I>
@@ -86,7 +117,9 @@ constexpr bool kScalarLoop = false;
 
 // out_m(r, c) = op(in_0(r, c), ..., in_{N-1}(r, c)) over the launch's rows x cols (see Operand),
 // in scalar_t storage, computed in opmath; optionally fused with a per-channel sum of output 0.
-template <class scalar_t, class Op>
+// kMayStream: the op's loop is memory-bound (cpu/activation_kernels.cpp, kStreams); see
+// `streaming` below.
+template <class scalar_t, bool kMayStream, class Op>
 void vectorized_map(const ElementwiseArgs& a, const Op& op, const ChannelSum* sum) {
   constexpr int N = Op::kInputs;
   constexpr int M = Op::kOutputs;
@@ -108,6 +141,31 @@ void vectorized_map(const ElementwiseArgs& a, const Op& op, const ChannelSum* su
     TORCH_INTERNAL_ASSERT(kBroadcasts || !per_row[k], "vectorized_map: this op has no per-row operand");
   }
 
+  // Non-temporal stores, for memory-bound loops (kMayStream), in launches that move at least
+  // the L3 size into pages already mapped (cpu/streaming.h). A normal store first reads the line
+  // it overwrites into the cache (read-for-ownership), a third stream of memory traffic beside
+  // the read of x and the write of y, for an output too large to still be in cache for the next
+  // op. `python -m bench.streaming` (2 threads, AMD EPYC Zen 4, 32 MiB L3; bench/results/
+  // streaming.md), relu at 2^22 floats: forward 0.52 -> 0.40 ms, forward + backward 2.18 ->
+  // 1.67. Streaming lost elsewhere: below the L3 size (2^20 floats, forward 0.06 -> 0.15 ms, the
+  // output was in cache), in place (the line was just read in: 10-20%), into fresh pages
+  // (streaming.cpp), and in compute-bound forwards (an earlier run that streamed every op, 2^22:
+  // gelu 0.88 -> 1.05 ms, tanh 1.24 -> 1.42; stores that trickle out between long computations
+  // cost less left to the cache). Only aligned full blocks stream; masked tails store normally.
+  bool streaming = false;
+  if constexpr (kMayStream && L::kCanStream) {
+    const int64_t bytes = numel * static_cast<int64_t>(sizeof(scalar_t));
+    int64_t moved = M * bytes;
+    bool in_place = false;
+    void* outs[M];
+    for (int m = 0; m < M; ++m) {
+      outs[m] = a.out[m].ptr;
+      for (int k = 0; k < N; ++k) in_place = in_place || a.out[m].ptr == a.in[k].ptr;
+    }
+    for (int k = 0; k < N; ++k) moved += per_row[k] ? 0 : bytes;
+    streaming = !in_place && stream_outputs(moved, outs, M, bytes);
+  }
+
   // Columns [c0, c1) of row r; returns the sum of output 0 there (when summing per row) and
   // adds it column by column into col_sums (when summing per column).
   auto segment = [&](int64_t r, int64_t c0, int64_t c1, C* col_sums) -> C {
@@ -126,7 +184,11 @@ void vectorized_map(const ElementwiseArgs& a, const Op& op, const ChannelSum* su
       in[k] = static_cast<const scalar_t*>(o.ptr) + row * o.row_stride;
     }
     scalar_t* out[M];
-    for (int m = 0; m < M; ++m) out[m] = static_cast<scalar_t*>(a.out[m].ptr) + r * a.out[m].row_stride;
+    bool stream = streaming;
+    for (int m = 0; m < M; ++m) {
+      out[m] = static_cast<scalar_t*>(a.out[m].ptr) + r * a.out[m].row_stride;
+      stream = stream && reinterpret_cast<uintptr_t>(out[m] + c0) % L::kStreamAlign == 0;
+    }
     if constexpr (kScalarLoop) {
       C row_sum = 0;
       for (int64_t c = c0; c < c1; ++c) {
@@ -185,7 +247,11 @@ void vectorized_map(const ElementwiseArgs& a, const Op& op, const ChannelSum* su
         }
         for (int m = 0; m < M; ++m) {
           if constexpr (kFull) {
-            L::store(out[m] + c, res[m]);
+            if (stream) {
+              L::stream(out[m] + c, res[m]);
+            } else {
+              L::store(out[m] + c, res[m]);
+            }
           } else {
             L::store(out[m] + c, count, res[m]);
           }
@@ -227,6 +293,9 @@ void vectorized_map(const ElementwiseArgs& a, const Op& op, const ChannelSum* su
         }
       }
       for (; c < c1; c += W) block.template operator()<false>(c);
+#if defined(CPU_CAPABILITY_AVX512) || defined(CPU_CAPABILITY_AVX2)
+      if (stream) _mm_sfence();  // order the non-temporal stores before the launch's end
+#endif
       if (!summing || per_col) return C(0);
       return at::vec::vec_reduce_all<C>([](V x, V y) { return x + y; }, row_acc);
     }
@@ -249,7 +318,10 @@ void vectorized_map(const ElementwiseArgs& a, const Op& op, const ChannelSum* su
     if (numel < kGrainSize) {
       range(0, numel, nullptr);
     } else {
-      at::parallel_for(0, numel, kGrainSize, [&](int64_t b, int64_t e) { range(b, e, nullptr); });
+      // Threads split the launch at whole blocks, so that each one's stores start aligned.
+      const int64_t blocks = (numel + W - 1) / W;
+      at::parallel_for(0, blocks, kGrainSize / W,
+                       [&](int64_t b, int64_t e) { range(b * W, std::min(e * W, numel), nullptr); });
     }
     return;
   }

@@ -38,8 +38,9 @@ Saved saved_for(const Params<double>& p) {
 
 template <class Act>
 const ActivationTraits& traits() {
-  static const ActivationTraits t{Act::kName,         Act::kParams,  Act::kSaved,
-                                  is_maskable<Act>(), &invalid<Act>, &saved_for<Act>};
+  static const ActivationTraits t{
+      Act::kName,    Act::kParams,   Act::kSaved, is_maskable<Act>(), MemoryBound<Act>::value,
+      &invalid<Act>, &saved_for<Act>};
   return t;
 }
 

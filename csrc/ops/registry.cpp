@@ -27,7 +27,15 @@ Params<double> padded(c10::ArrayRef<double> params) {
 }
 
 ActivationInfo info(ActId id, const char* functor, const ActivationTraits& t) {
-  return {id, t.name, std::string("fused_act.") + t.name, split_names(t.params), t.saved, functor, t.maskable, &t};
+  return {id,
+          t.name,
+          std::string("fused_act.") + t.name,
+          split_names(t.params),
+          t.saved,
+          functor,
+          t.maskable,
+          t.memory_bound,
+          &t};
 }
 
 std::string describe(const ActivationInfo& info, c10::ArrayRef<double> params) {

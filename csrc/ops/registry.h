@@ -23,6 +23,7 @@ struct ActivationInfo {
   Saved saved;          // as declared by the functor (kEither resolved per call by saved_for)
   std::string functor;  // the functor's struct (names the kernels in the machine code)
   bool maskable;        // backward can keep a 1-bit mask (activations/mask.h)
+  bool memory_bound;    // kMemoryBound (activations/functor.h)
   const ActivationTraits* traits;
 };
 

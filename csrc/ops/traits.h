@@ -11,6 +11,7 @@ struct ActivationTraits {
   const char* params;  // kParams, comma separated
   Saved saved;         // kSaved as declared
   bool maskable;
+  bool memory_bound;                                // kMemoryBound
   const char* (*invalid)(const Params<double>& p);  // nullptr, or the rule p breaks
   Saved (*saved_for)(const Params<double>& p);      // kSaved with kEither resolved for p
 };

@@ -12,7 +12,7 @@ struct Hardsigmoid {
   static constexpr const char* kName = "hardsigmoid";
   static constexpr const char* kParams = "";
   static constexpr Saved kSaved = Saved::kInput;
-  static constexpr bool kAvx2OnAvx512 = true;  // memory-bound (functor.h)
+  static constexpr bool kMemoryBound = true;   // selects and multiplies (functor.h)
   static constexpr bool kZeroBySelect = true;  // torch selects 0 in the flat regions (functor.h)
   // torch's relu6(x + 3) / 6 (x + 3 is exact near -3, so the kink lands on 0 in every type;
   // x / 6 + 1/2 leaves 5.5e-17 at x = -3 in double).

@@ -11,7 +11,7 @@ struct Hardswish {
   static constexpr const char* kName = "hardswish";
   static constexpr const char* kParams = "";
   static constexpr Saved kSaved = Saved::kInput;
-  static constexpr bool kAvx2OnAvx512 = true;  // memory-bound (functor.h)
+  static constexpr bool kMemoryBound = true;  // selects and multiplies (functor.h)
   // torch selects 0 below -3 and multiplies between -3 and 3, so an inf gradient at x = -1.5,
   // where f' = 0, gives NaN there as in torch (functor.h). f' = x/3 + 1/2 is written
   // (x + 3/2) / 3: exactly 0 at -1.5 only, as torch's x / 3 + 1/2 (x * (1/3) + 1/2 as one FMA is

@@ -11,7 +11,7 @@ struct Hardtanh {
   static constexpr const char* kName = "hardtanh";
   static constexpr const char* kParams = "min_val,max_val";
   static constexpr Saved kSaved = Saved::kOutput;
-  static constexpr bool kAvx2OnAvx512 = true;  // memory-bound (functor.h)
+  static constexpr bool kMemoryBound = true;   // selects and multiplies (functor.h)
   static constexpr bool kZeroBySelect = true;  // torch selects 0 in the flat regions (functor.h)
   static const char* invalid(const Params<double>& p) {
     return p[0] <= p[1] ? nullptr : "min_val cannot be greater than max_val";

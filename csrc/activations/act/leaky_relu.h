@@ -11,7 +11,7 @@ struct LeakyRelu {
   static constexpr const char* kName = "leaky_relu";
   static constexpr const char* kParams = "negative_slope";
   static constexpr Saved kSaved = Saved::kEither;
-  static constexpr bool kAvx2OnAvx512 = true;  // memory-bound (functor.h)
+  static constexpr bool kMemoryBound = true;  // selects and multiplies (functor.h)
   static bool output_ok(const Params<double>& p) { return p[0] >= 0; }
   static const char* invalid(const Params<double>&) { return nullptr; }
   FA_FN forward(T x, const P& p) { return where(gt(x, T(0)), x, x * T(p[0])); }

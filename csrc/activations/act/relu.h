@@ -11,7 +11,7 @@ struct Relu {
   static constexpr const char* kName = "relu";
   static constexpr const char* kParams = "";
   static constexpr Saved kSaved = Saved::kOutput;
-  static constexpr bool kAvx2OnAvx512 = true;  // memory-bound (functor.h)
+  static constexpr bool kMemoryBound = true;   // selects and multiplies (functor.h)
   static constexpr bool kZeroBySelect = true;  // torch selects 0 in the flat regions (functor.h)
   FA_FN forward(T x, const P&) { return at_least(x, T(0)); }
   FA_FN grad_output(T g, T y, const P&) { return where(le(y, T(0)), T(0), g); }

@@ -10,7 +10,7 @@ struct Relu6 {
   static constexpr const char* kName = "relu6";
   static constexpr const char* kParams = "";
   static constexpr Saved kSaved = Saved::kOutput;
-  static constexpr bool kAvx2OnAvx512 = true;  // memory-bound (functor.h)
+  static constexpr bool kMemoryBound = true;   // selects and multiplies (functor.h)
   static constexpr bool kZeroBySelect = true;  // torch selects 0 in the flat regions (functor.h)
   FA_FN forward(T x, const P&) { return at_most(at_least(x, T(0)), T(6)); }
   FA_FN grad_output(T g, T y, const P&) { return where(le(y, T(0)), T(0), where(ge(y, T(6)), T(0), g)); }

@@ -10,7 +10,7 @@ struct SquaredRelu {
   static constexpr const char* kName = "squared_relu";
   static constexpr const char* kParams = "";
   static constexpr Saved kSaved = Saved::kInput;
-  static constexpr bool kAvx2OnAvx512 = true;  // memory-bound (functor.h)
+  static constexpr bool kMemoryBound = true;   // selects and multiplies (functor.h)
   static constexpr bool kZeroBySelect = true;  // torch selects 0 in the flat regions (functor.h)
   FA_FN forward(T x, const P&) {
     const T r = at_least(x, T(0));
