@@ -19,7 +19,8 @@ StreamPolicy stream_policy();
 StreamPolicy set_stream_policy(StreamPolicy p);  // returns the previous one
 
 // Whether an out-of-place launch that moves `moved` bytes streams its `outputs` outputs, each
-// `out_bytes` long; counts the launches that do (streamed_launches, for the tests).
+// `out_bytes` long; counts the launches it lets stream (streamed_launches, for the tests; rows
+// that start unaligned, as bias_act's over odd widths can, then still store normally).
 bool stream_outputs(int64_t moved, void* const* out, int outputs, int64_t out_bytes);
 int64_t streamed_launches();
 
