@@ -93,12 +93,11 @@ def assert_compiles_like_eager(model, x):
 ISAS = ["default", "avx2", "avx512"]
 
 
-def run_under_isa(isa: str, script: str, env: dict[str, str] | None = None) -> str:
+def run_under_isa(isa: str, script: str) -> str:
     """Runs `script` in a fresh Python with the kernels of instruction set `isa` forced
-    (ATEN_CPU_CAPABILITY is read at start-up), and `env` added to the environment, and returns
-    its stdout, whose first word must be the set the kernels used. torch trusts the variable
-    even where the CPU lacks the instructions (SIGILL), so sets this CPU or this build does not
-    have are skipped."""
+    (ATEN_CPU_CAPABILITY is read at start-up) and returns its stdout, whose first word must be
+    the set the kernels used. torch trusts the variable even where the CPU lacks the
+    instructions (SIGILL), so sets this CPU or this build does not have are skipped."""
     import os
     import subprocess
     import sys
@@ -109,7 +108,7 @@ def run_under_isa(isa: str, script: str, env: dict[str, str] | None = None) -> s
         pytest.skip(f"this CPU has no {isa}")
     if isa.upper() not in fused_act.info()["cpu_isas_built"]:
         pytest.skip(f"{isa} kernels not built")
-    env = {**os.environ, **(env or {}), "ATEN_CPU_CAPABILITY": isa}
+    env = {**os.environ, "ATEN_CPU_CAPABILITY": isa}
     root = Path(__file__).resolve().parents[1]
     out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, cwd=root, timeout=600)
     assert out.returncode == 0, (out.stdout + out.stderr)[-3000:]

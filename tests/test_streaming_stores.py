@@ -100,11 +100,23 @@ def test_threshold_defaults_to_the_l3_size():
     assert int(out.stdout) == _sysfs_l3_bytes()
 
 
-def test_threshold_from_the_environment():
+def _threshold_with(value: str) -> subprocess.CompletedProcess:
     code = "import fused_act; print(fused_act.info()['cpu_stream_min_bytes'])"
-    env = {**os.environ, "FUSED_ACT_STREAM_BYTES": "12345"}
-    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
-    assert int(out.stdout) == 12345
+    env = {**os.environ, "FUSED_ACT_STREAM_BYTES": value}
+    return subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+
+
+def test_threshold_from_the_environment():
+    assert int(_threshold_with("12345").stdout) == 12345
+    assert int(_threshold_with("0").stdout) == 0
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the default comes from Linux sysfs")
+@pytest.mark.parametrize("value", ["-5", "32M", ""])
+def test_bad_threshold_in_the_environment_warns_and_keeps_the_default(value):
+    out = _threshold_with(value)
+    assert "FUSED_ACT_STREAM_BYTES must be a whole number" in out.stderr
+    assert int(out.stdout) == _sysfs_l3_bytes()
 
 
 def test_policy_can_be_set_and_checks_its_argument():

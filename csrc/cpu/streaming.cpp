@@ -36,10 +36,19 @@ int64_t last_level_cache_bytes() {
   return 0;
 }
 
-std::atomic<int64_t> min_bytes{[] {
+// FUSED_ACT_STREAM_BYTES if it is a whole number >= 0, else (with a warning) the L3 size.
+int64_t initial_min_bytes() {
   const char* env = std::getenv("FUSED_ACT_STREAM_BYTES");
-  return env != nullptr ? static_cast<int64_t>(std::strtoll(env, nullptr, 10)) : last_level_cache_bytes();
-}()};
+  if (env == nullptr) return last_level_cache_bytes();
+  char* end = nullptr;
+  const long long v = std::strtoll(env, &end, 10);
+  if (end != env && *end == '\0' && v >= 0) return static_cast<int64_t>(v);
+  TORCH_WARN("fused_act: FUSED_ACT_STREAM_BYTES must be a whole number of bytes >= 0 (0: never stream), got '", env,
+             "'; using the L3 size");
+  return last_level_cache_bytes();
+}
+
+std::atomic<int64_t> min_bytes{initial_min_bytes()};
 std::atomic<bool> fresh_pages{false};
 std::atomic<int64_t> launches{0};
 

@@ -9,7 +9,8 @@ struct StreamPolicy {
   // Bytes a launch must move (inputs read + outputs written) before its full-width stores
   // stream; 0: never. Default: the last-level cache's size (Linux sysfs; 0 elsewhere), as a
   // launch that moves more leaves none of its output in cache for the next op anyway.
-  // FUSED_ACT_STREAM_BYTES, read once, overrides the default.
+  // FUSED_ACT_STREAM_BYTES, read once, overrides the default (a value that is not a whole
+  // number >= 0 warns and is ignored).
   int64_t min_bytes = 0;
   // Also into pages not yet mapped (default false; the tests force every launch to stream).
   bool fresh_pages = false;
