@@ -4,15 +4,17 @@
 // (fused_act/functional.py). The common call, one plain tensor and nothing else, spent ~0.4 us of
 // a ~1.35 us call in its two Python frames (sigmoid on 16 floats: torch.sigmoid 1.23 us,
 // _C.activation 0.95; 2-core AMD EPYC, Zen 4). The entry made here is what fused_act.<name> is:
-// a builtin (PyCFunction, vectorcall) that runs that call through the typed dispatcher handle
-// (ops/autograd.h) and hands every other call, unchanged, to the Python function, its
-// `fallback`. Python registers the same function as the entry's polyfill for torch.compile
-// (torch.compiler.substitute_in_graph), so Dynamo traces the Python code and its registered ops.
+// a builtin (PyCFunction, vectorcall) that runs that call, and the same call with inplace=
+// and memory= keywords, through the typed dispatcher handles (ops/autograd.h), and hands every
+// other call, unchanged, to the Python function, its `fallback` (memory="mask" through it cost
+// ~1.5 us more per call: relu on 16 floats 2.69 us against torch.relu's 1.14). Python registers
+// the same function as the entry's polyfill for torch.compile (torch.compiler.substitute_in_graph),
+// so Dynamo traces the Python code and its registered ops.
 //
 // The fast path takes a tensor of the exact type torch.Tensor (or nn.Parameter): subclasses
 // (FakeTensor under torch.export's non-strict tracing, FunctionalTensor, user subclasses) and
-// fx Proxies go to the fallback, as do calls while fused_act.memory.AUTO_PREFERS_MASK holds for a
-// maskable activation (memory="auto" then keeps the mask, which the Python path decides).
+// fx Proxies go to the fallback, as do parameters given and calls the Python function rejects
+// (a mode the activation does not allow, a non-bool inplace): the fallback raises their errors.
 //
 // The builtin's self is the Python module that publishes it, so it pickles by name as the
 // Python function did (a model holding `self.act = fused_act.relu` still saves whole); its state
@@ -21,11 +23,14 @@
 
 #include <array>
 #include <cstddef>
+#include <iterator>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <utility>
 #include <vector>
 
+#include <ATen/core/grad_mode.h>
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 #include <torch/csrc/Exceptions.h>
@@ -48,6 +53,7 @@ struct Entry {
   std::string act;
   std::vector<double> params;
   bool maskable = false;
+  Saved saved = Saved::kNone;  // what backward keeps with the default parameters
   py::object fallback;
   py::dict memory_globals;  // fused_act.memory's namespace, for AUTO_PREFERS_MASK
   PyMethodDef def{};
@@ -60,18 +66,79 @@ constexpr size_t kSlots = 32;
 Entry* const entries = new Entry[kSlots];
 size_t used = 0;
 
+// What backward keeps, as memory= names it (fused_act/memory.py's MEMORY_MODES).
+enum class Memory { kAuto, kMask, kOutput, kInput };
+
+// The keyword arguments of a call: inplace=True/False and memory=<one of MEMORY_MODES>. False for
+// anything else (another keyword, a value of another type, an unknown mode): the fallback takes
+// the call, and raises where it should.
+bool parse_keywords(PyObject* const* values, PyObject* kwnames, bool& inplace, Memory& memory) {
+  static PyObject* const inplace_key = PyUnicode_InternFromString("inplace");
+  static PyObject* const memory_key = PyUnicode_InternFromString("memory");
+  static PyObject* const modes[] = {PyUnicode_InternFromString("auto"), PyUnicode_InternFromString("mask"),
+                                    PyUnicode_InternFromString("output"), PyUnicode_InternFromString("input")};
+  // Keyword names and string literals of a call site are interned: the pointer test decides
+  // nearly always, the comparison covers strings built at run time.
+  const auto same = [](PyObject* a, PyObject* b) { return a == b || PyUnicode_Compare(a, b) == 0; };
+  for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(kwnames); ++i) {
+    PyObject* key = PyTuple_GET_ITEM(kwnames, i);
+    PyObject* value = values[i];
+    if (same(key, inplace_key)) {
+      if (value != Py_True && value != Py_False) return false;  // truthiness is Python's to apply
+      inplace = value == Py_True;
+    } else if (same(key, memory_key)) {
+      if (!PyUnicode_CheckExact(value)) return false;
+      size_t m = 0;
+      while (m < std::size(modes) && !same(value, modes[m])) ++m;
+      if (m == std::size(modes)) return false;
+      memory = static_cast<Memory>(m);
+    } else {
+      return false;
+    }
+  }
+  return true;
+}
+
+// Whether the call keeps the 1-bit mask, as fused_act/memory.py's _resolve_for decides; nullopt
+// where the Python function must take the call: a mode these parameters do not allow (it raises
+// the error), or AUTO_PREFERS_MASK set to something other than a bool.
+std::optional<bool> keeps_mask(const Entry& e, Memory memory) {
+  switch (memory) {
+    case Memory::kMask:
+      return e.maskable ? std::optional<bool>(true) : std::nullopt;
+    case Memory::kOutput:
+      return e.saved == Saved::kOutput ? std::optional<bool>(false) : std::nullopt;
+    case Memory::kInput:
+      return e.saved == Saved::kInput ? std::optional<bool>(false) : std::nullopt;
+    case Memory::kAuto:
+      break;
+  }
+  if (!e.maskable) return false;
+  static PyObject* const key = PyUnicode_InternFromString("AUTO_PREFERS_MASK");  // fused_act/memory.py
+  PyObject* flag = PyDict_GetItemWithError(e.memory_globals.ptr(), key);         // borrowed
+  if (flag == nullptr && PyErr_Occurred()) throw python_error();
+  if (flag == Py_True || flag == Py_False) return flag == Py_True;
+  return std::nullopt;
+}
+
 PyObject* call_entry(Entry& e, PyObject* const* args, Py_ssize_t nargs, PyObject* kwnames) {
   HANDLE_TH_ERRORS
-  const Py_ssize_t n = PyVectorcall_NARGS(nargs);
-  if (n == 1 && kwnames == nullptr && THPVariable_CheckExact(args[0])) {
-    bool plain = !e.maskable;
-    if (!plain) {
-      static PyObject* const key = PyUnicode_InternFromString("AUTO_PREFERS_MASK");  // fused_act/memory.py
-      PyObject* flag = PyDict_GetItemWithError(e.memory_globals.ptr(), key);         // borrowed
-      if (flag == nullptr && PyErr_Occurred()) return nullptr;
-      plain = flag == Py_False;
+  bool inplace = false;
+  Memory memory = Memory::kAuto;
+  if (PyVectorcall_NARGS(nargs) == 1 && THPVariable_CheckExact(args[0]) &&
+      (kwnames == nullptr || parse_keywords(args + 1, kwnames, inplace, memory))) {
+    if (const std::optional<bool> mask = keeps_mask(e, memory)) {
+      at::Tensor x = THPVariable_Unpack(args[0]);
+      // ops/activation.py's activation_op: without a gradient to compute there is no mask to keep
+      const bool with_mask = *mask && at::GradMode::is_enabled() && x.requires_grad();
+      at::Tensor y;
+      if (with_mask) {
+        y = inplace ? eager_activation_mask_inplace(x, e.act, e.params) : eager_activation_mask(x, e.act, e.params);
+      } else {
+        y = inplace ? eager_activation_inplace(x, e.act, e.params) : eager_activation(x, e.act, e.params);
+      }
+      return THPVariable_Wrap(std::move(y));  // in place: x's own Python object
     }
-    if (plain) return THPVariable_Wrap(eager_activation(THPVariable_Unpack(args[0]), e.act, e.params));
   }
   return PyObject_Vectorcall(e.fallback.ptr(), args, nargs, kwnames);
   END_HANDLE_TH_ERRORS
@@ -104,6 +171,7 @@ void add_functional_entries(py::module_& m) {
         e.act = act;
         e.params = params;
         e.maskable = info.maskable;
+        e.saved = saved_for(info, params);
         e.fallback = std::move(fallback);
         e.memory_globals = std::move(memory_globals);
         e.def = {e.name.c_str(), reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(kSlotFunctions[used])),

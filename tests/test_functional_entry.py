@@ -53,6 +53,74 @@ def test_fast_path_and_fallback_match_reference(name, dtype):
         assert torch.equal(y, results[0][0]) and torch.equal(dx, results[0][1])
 
 
+MASK_NODE = "fused_act::ActivationMaskBackward"
+
+
+@pytest.mark.parametrize("inplace", [False, True])
+@pytest.mark.parametrize("name", WITH_ENTRY)
+def test_keyword_calls_match_the_python_path(name, inplace):
+    """f(x, inplace=..., memory=...) for every mode the activation allows runs in C: against the
+    float64 reference, bitwise equal to the Python function's result (a subclass takes it), the
+    mask kept exactly where memory="mask" asks, and x itself returned in place."""
+    spec = ACTIVATIONS[name]
+    fn = getattr(fused_act, name)
+    x = sample_input(name, spec.params, torch.float32, "cpu", n=1031)
+    g = torch.randn(x.shape)
+    x64 = x.double().requires_grad_()
+    y64 = spec.reference(x64, **spec.params)
+    (d64,) = torch.autograd.grad(y64, x64, g.double())
+    for memory in fused_act.memory.memory_modes(name):
+        results = []
+        for plain in (True, False):
+            leaf = x.clone().requires_grad_()
+            t = leaf.clone() if inplace else leaf  # in place needs a non-leaf
+            t = t if plain else t.as_subclass(Marked)  # (an alias: in place, a view's grad_fn)
+            y = fn(t, inplace=inplace, memory=memory)
+            assert (y is t) == inplace, (name, memory)
+            if plain:
+                assert (y.grad_fn.name() == MASK_NODE) == (memory == "mask"), (name, memory, y.grad_fn.name())
+            (dx,) = torch.autograd.grad(y, leaf, g)
+            assert_close(y.detach(), y64.detach(), FWD_TOL[torch.float32], f"{name} {memory} forward")
+            assert_close(dx, d64, BWD_TOL[torch.float32], f"{name} {memory} backward")
+            results.append((y.detach().as_subclass(torch.Tensor), dx))
+        assert torch.equal(results[0][0], results[1][0]) and torch.equal(results[0][1], results[1][1])
+
+
+def test_keyword_calls_follow_auto_prefers_mask(monkeypatch):
+    leaf = torch.randn(64, requires_grad=True)
+    for flag in (True, False):
+        monkeypatch.setattr(fused_act.memory, "AUTO_PREFERS_MASK", flag)
+        for y in (fused_act.relu(leaf), fused_act.relu(leaf, memory="auto")):
+            assert (y.grad_fn.name() == MASK_NODE) == flag
+        assert fused_act.sigmoid(leaf).grad_fn.name() != MASK_NODE  # not maskable
+
+
+def test_keyword_calls_without_grad_run_the_plain_kernels():
+    x = torch.randn(64)
+    y = fused_act.relu(x, memory="mask")
+    assert y.grad_fn is None and torch.equal(y, x.clamp_min(0))
+    leaf = x.clone().requires_grad_()
+    with torch.no_grad():
+        z = leaf.clone()
+        assert fused_act.relu(z, inplace=True, memory="mask") is z and torch.equal(z, x.clamp_min(0))
+
+
+def test_keyword_errors_come_from_the_python_path():
+    x = torch.randn(8)
+    with pytest.raises(ValueError, match="fused_act.sigmoid: memory='mask' needs a piecewise-linear"):
+        fused_act.sigmoid(x, memory="mask")
+    with pytest.raises(ValueError, match="fused_act.sigmoid: memory='input' is not available"):
+        fused_act.sigmoid(x, memory="input")
+    with pytest.raises(ValueError, match="memory must be one of"):
+        fused_act.relu(x, memory="bogus")
+    with pytest.raises(TypeError, match=r"fused_act.relu: unexpected parameter\(s\) \['inplce'\]"):
+        fused_act.relu(x, inplce=True)
+    with pytest.raises(RuntimeError, match="a leaf Variable that requires grad"):
+        fused_act.relu(x.requires_grad_(), inplace=True, memory="mask")
+    y = torch.randn(8)
+    assert fused_act.relu(y, inplace=1) is y  # not a bool: Python's truthiness, as before
+
+
 def test_other_calls_go_to_python():
     x = torch.randn(64) * 3
     torch.testing.assert_close(fused_act.elu(x, 0.5), torch.nn.functional.elu(x, 0.5))
