@@ -17,7 +17,7 @@ struct Gelu {
     return n.cdf + x * n.pdf;
   }
   // d/dx (Phi + x phi) = 2 phi + x phi' = phi (2 - x^2)
-  FA_FN d2_input(T x, const P&) { return exp(T(-0.5) * x * x) * T(kInvSqrt2Pi) * (T(2) - x * x); }
+  FA_FN d2_input(T x, const P&) { return exp_nonpos(T(-0.5) * x * x) * T(kInvSqrt2Pi) * (T(2) - x * x); }
 };
 
 }  // namespace fused_act::act

@@ -22,7 +22,7 @@ struct GeluTanh {
   template <class T>
   static FA_HD Parts<T> parts(T x) {
     const T u = T(kBeta) * (x + T(kKappa) * x * x * x);
-    const T q = exp(T(-2) * abs(u));
+    const T q = exp_nonpos(T(-2) * abs(u));
     const T inv = T(1) / (T(1) + q);
     return {where(ge(u, T(0)), inv, q * inv), q * inv * inv, T(kBeta) * (T(1) + T(3 * kKappa) * x * x)};
   }

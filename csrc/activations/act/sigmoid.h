@@ -10,7 +10,7 @@ struct Sigmoid {
   static constexpr const char* kName = "sigmoid";
   static constexpr const char* kParams = "";
   static constexpr Saved kSaved = Saved::kOutput;
-  FA_FN forward(T x, const P&) { return T(1) / (T(1) + exp(T(0) - x)); }
+  FA_FN forward(T x, const P&) { return sigmoid(x); }
   FA_FN d_output(T y, const P&) { return y * (T(1) - y); }
   FA_FN d2_output(T y, const P&) { return T(1) - T(2) * y; }
 };

@@ -12,12 +12,12 @@ struct Silu {
   static constexpr Saved kSaved = Saved::kInput;
   FA_FN forward(T x, const P&) { return x / (T(1) + exp(T(0) - x)); }
   FA_FN d_input(T x, const P&) {
-    const T s = T(1) / (T(1) + exp(T(0) - x));
+    const T s = sigmoid(x);
     return s * (T(1) + x * (T(1) - s));
   }
   // f' = s + x s (1-s), s' = s (1-s)  =>  f'' = s (1-s) (2 + x (1 - 2s))
   FA_FN d2_input(T x, const P&) {
-    const T s = T(1) / (T(1) + exp(T(0) - x));
+    const T s = sigmoid(x);
     return s * (T(1) - s) * (T(2) + x * (T(1) - T(2) * s));
   }
 };

@@ -16,17 +16,17 @@ struct Softplus {
   FA_FN forward(T x, const P& p) {
     const T beta(p[0]);
     const T bx = beta * x;
-    const T soft = (where(gt(bx, T(0)), bx, T(0)) + log1p_unit(exp(T(0) - abs(bx)))) / beta;
+    const T soft = (where(gt(bx, T(0)), bx, T(0)) + log1p_unit(exp_nonpos(T(0) - abs(bx)))) / beta;
     return where(gt(bx, T(p[1])), x, soft);
   }
   FA_FN d_input(T x, const P& p) {
     const T bx = T(p[0]) * x;
-    return where(gt(bx, T(p[1])), T(1), T(1) / (T(1) + exp(T(0) - bx)));
+    return where(gt(bx, T(p[1])), T(1), sigmoid(bx));
   }
   FA_FN d2_input(T x, const P& p) {
     const T beta(p[0]);
     const T bx = beta * x;
-    const T s = T(1) / (T(1) + exp(T(0) - bx));
+    const T s = sigmoid(bx);
     return where(gt(bx, T(p[1])), T(0), beta * s * (T(1) - s));
   }
 };
