@@ -306,8 +306,8 @@ inline Vec<float> exp_nonpos(const Vec<float>& x) {
 }
 
 // sigmoid(x). AVX2: by reflection, n / (1 + q) with q = exp(-|x|) on exp_nonpos and n = 1 for
-// x >= 0, q below; n is selected beside the addition, off the division's path. 2.28 ulp at most
-// over every 97th float32 (a sweep outside bench.math_accuracy) and no flush to 0 below x = -88.7, where 1 / (1 +
+// x >= 0, q below; n is selected beside the addition, off the division's path. 2.40 ulp at most
+// over all floats (bench.math_accuracy, AVX2 build) and no flush to 0 below x = -88.7, where 1 / (1 +
 // exp(-x)) overflows (docs/math.md); 65,536 floats in L2, one thread, interleaved medians on a 2-core AVX2
 // EPYC: 52.6-57.7 us against the division form's 62.6-67.9 (torch.sigmoid: 72-80). AVX-512 keeps the division form: its
 // exp has no special cases to drop (vscalefps), so the reflection would only add the abs and the select.
