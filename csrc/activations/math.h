@@ -243,6 +243,19 @@ inline auto ne(const Vec<S>& a, const Vec<S>& b) {
 // (`python -m bench.math_accuracy`); tests/test_activations.py holds every activation to its
 // float32 tolerance against torch in float64. double keeps SLEEF's routines.
 
+// exp(r) for r = xc - n ln2, the part of exp shared with exp_nonpos (see exp).
+inline Vec<float> exp_reduced(const Vec<float>& xc, const Vec<float>& n) {
+  using V = Vec<float>;
+  V r = at::vec::fmadd(n, V(-0.693145751953125f), xc);
+  r = at::vec::fmadd(n, V(-1.428606765330187045e-06f), r);
+  V q = V(0.0013751621590927243f);
+  q = at::vec::fmadd(q, r, V(0.008368915878236294f));
+  q = at::vec::fmadd(q, r, V(0.04166952893137932f));
+  q = at::vec::fmadd(q, r, V(0.166665181517601f));
+  q = at::vec::fmadd(q, r, V(0.49999988079071045f));
+  return at::vec::fmadd(q * r, r, r) + V(1.f);
+}
+
 // exp(x) = 2^n exp(r), x = n ln2 + r, |r| <= ln2/2 (Cody-Waite: ln2 in two parts, the first
 // exact in a product with any |n| <= 150). exp(r) = 1 + r + r^2 q(r), q of degree 4 fitted to
 // exp's relative error on that interval (max 3.6e-9 before rounding; ~1 ulp evaluated in float).
@@ -252,14 +265,7 @@ inline Vec<float> exp(const Vec<float>& x) {
   using V = Vec<float>;
   const V xc = at::vec::clamp(x, V(-104.f), V(88.8f));
   const V n = (xc * V(1.44269504088896341f)).round();
-  V r = at::vec::fmadd(n, V(-0.693145751953125f), xc);
-  r = at::vec::fmadd(n, V(-1.428606765330187045e-06f), r);
-  V q = V(0.0013751621590927243f);
-  q = at::vec::fmadd(q, r, V(0.008368915878236294f));
-  q = at::vec::fmadd(q, r, V(0.04166952893137932f));
-  q = at::vec::fmadd(q, r, V(0.166665181517601f));
-  q = at::vec::fmadd(q, r, V(0.49999988079071045f));
-  const V p = at::vec::fmadd(q * r, r, r) + V(1.f);
+  const V p = exp_reduced(xc, n);
 #if defined(CPU_CAPABILITY_AVX512)
   // vscalefps: p 2^n in one instruction, rounded once, overflowing to inf and underflowing
   // through the subnormals as exp does; NaN stays NaN (the clamp's min/max return it). The same
@@ -292,14 +298,7 @@ inline Vec<float> exp_nonpos(const Vec<float>& x) {
   using I = Vec<int32_t>;
   const V xc = at_least(x, V(-104.f));
   const V n = (xc * V(1.44269504088896341f)).round();
-  V r = at::vec::fmadd(n, V(-0.693145751953125f), xc);
-  r = at::vec::fmadd(n, V(-1.428606765330187045e-06f), r);
-  V q = V(0.0013751621590927243f);
-  q = at::vec::fmadd(q, r, V(0.008368915878236294f));
-  q = at::vec::fmadd(q, r, V(0.04166952893137932f));
-  q = at::vec::fmadd(q, r, V(0.166665181517601f));
-  q = at::vec::fmadd(q, r, V(0.49999988079071045f));
-  const V p = at::vec::fmadd(q * r, r, r) + V(1.f);
+  const V p = exp_reduced(xc, n);
   const V scale = at::vec::cast<float>((at::vec::convert_to_int_of_same_size(n) + I(127 + 24)) << I(23));
   return p * scale * V(5.9604644775390625e-08f);  // 2^-24
 #endif
