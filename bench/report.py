@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
-from . import plots
+from . import plots, step_targets
 from .cases import MODES, VARIANTS
 from .targets import EAGER_MIN, INPLACE_COMPUTE_EAGER_MIN, INPLACE_MAX, LIMIT_MAX, SIZE, Index, check
 
@@ -108,13 +109,6 @@ def _targets(checks, threads, device):
     misses = [(c["act"], m) for c in checks for m in c["miss"]]
     text.append("\n**Missed targets and why** (inferred from this run):\n")
     text += [f"- `{a}`: {m}" for a, m in misses] or ["- none"]
-    text.append(
-        "\nSmaller sizes and whole models: per-call costs at 16 - 65,536 elements, with the bound "
-        "that explains each miss there (the ratio if our backward and autograd cost eager's), are "
-        "in [call_cost.md](call_cost.md) (`python -m bench.call_cost`); training steps of converted "
-        "models, eager and compiled, with inductor's kernel counts, in [model_step.md](model_step.md) "
-        "(`python -m bench.model_step`)."
-    )
     return "\n".join(text)
 
 
@@ -311,6 +305,34 @@ def _threads(ix, rows, device):
     )
 
 
+def _small_and_models(out: Path) -> str:
+    """Issue #10's per-call and training-step targets, from the call_cost.json and
+    model_step.json in the same folder (their own runs; empty when neither is there)."""
+    from .call_cost import load_medians
+
+    calls, models, when = [], [], []
+    if (out / "call_cost.json").exists():
+        calls = step_targets.check_calls(load_medians(out / "call_cost.json"))
+        m = json.loads((out / "call_cost.json").read_text())
+        when.append(f"`{m['command']}` ({m['machine'].get('date')}, ISA {m['machine'].get('cpu_isa')})")
+    if (out / "model_step.json").exists():
+        m = json.loads((out / "model_step.json").read_text())
+        models = step_targets.check_models(m["results"])
+        when.append(
+            f"`python -m bench.model_step --repeats {m['args'].get('repeats')}` "
+            f"({m['machine'].get('date')}, ISA {m['machine'].get('cpu_isa')})"
+        )
+    if not calls and not models:
+        return ""
+    return (
+        "From " + " and ".join(when) + ": per-call costs at 16 - 65,536 elements and on the issue's shapes in "
+        "[call_cost.md](call_cost.md), with the forward-only bound that explains each miss there (the ratio if "
+        "our backward and autograd cost eager's); training steps of converted models, eager and compiled, with "
+        "inductor's kernel counts, in [model_step.md](model_step.md). Targets and verdicts: "
+        "bench/step_targets.py.\n\n" + step_targets.render(calls, models)
+    )
+
+
 def render(meta: dict, rows: list[dict], out: Path) -> Path:
     device = meta.get("device", "cpu")
     threads = max((r["threads"] for r in rows if r["device"] == device), default=1)
@@ -341,6 +363,9 @@ def render(meta: dict, rows: list[dict], out: Path) -> Path:
     if meta.get("sections"):
         parts.append("Run sections: " + "; ".join(meta["sections"]))
     parts.append("## Targets\n\n" + _targets(checks, threads, device))
+    small = _small_and_models(out)
+    if small:
+        parts.append("## Targets at small sizes and whole models (issue #10)\n\n" + small)
     for f in figs:
         parts.append(f"![{f}]({f})")
     grid = _eager_grid(ix, rows, device, threads)

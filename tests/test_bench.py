@@ -218,6 +218,68 @@ def test_in_place_target_of_issue_10(inplace_limit, eager_inplace, one_thread, v
     assert len(in_place) == 1, c
 
 
+def test_in_place_target_without_an_eager_in_place_form():
+    # compute bound, and no eager in-place row: measured against eager allocating (1.5x here)
+    rows = [
+        _row("tanh", "alloc", "fused", 1.0, 1.1),
+        _row("tanh", "alloc", "eager", 1.5),
+        _row("tanh", "inplace", "fused", 1.0, 1.6),
+        _row("tanh", "alloc", "fused", 1.9, 1.0, threads=1),
+    ]
+    (c,) = targets.check(rows, "cpu", 2)
+    assert "in place: compute bound, 1.50x eager allocating" in c["met"], c
+
+
+@pytest.mark.parametrize(
+    "fused,verdict,why",
+    [
+        # eager: fwd 20 us, fwdbwd 100 us; fused fwd 10 us: forward-only bound 100 / 90 = 1.11x
+        ((10.0, 80.0), "met", None),  # 1.25x
+        ((10.0, 88.0), "missed", "forward alone cannot reach it"),  # 1.14x, bound 1.11x < 1.2x
+    ],
+)
+def test_call_targets_of_issue_10(fused, verdict, why):
+    from bench import step_targets
+
+    medians = {("fwd", "65536", "sigmoid"): (fused[0], 20.0), ("fwdbwd", "65536", "sigmoid"): (fused[1], 100.0)}
+    (c,) = step_targets.check_calls(medians)
+    assert (c["target"], c["verdict"]) == (1.2, verdict)
+    assert c["bound"] == pytest.approx(100 / 90)
+    assert why is None or why in c["why"]
+    # relu's target is 1.0x: 0.96x is a tie, 0.9x a miss
+    for eager, v in ((96.0, "tie"), (90.0, "missed")):
+        (c,) = step_targets.check_calls({("fwdbwd", "65536", "relu"): (100.0, eager)})
+        assert (c["target"], c["verdict"]) == (1.0, v)
+
+
+def test_model_targets_of_issue_10():
+    from bench import step_targets
+
+    def r(mode, orig, conv, **extra):
+        return {
+            "model": "m", "mode": mode,
+            "original": {"median_ms": orig, "q1_ms": orig - 1, "q3_ms": orig + 1, **extra},
+            "converted": {"median_ms": conv, "q1_ms": conv - 1, "q3_ms": conv + 1, **extra},
+        }  # fmt: skip
+
+    eager, comp = step_targets.check_models([r("eager", 10.0, 9.0), r("compile", 9.0, 12.0, inductor_kernels=5)])
+    assert eager["verdict"] == "met" and comp["verdict"] == "missed"
+    assert "inductor kernels 5" in comp["why"] and "disjoint" in comp["why"]
+
+
+def test_call_cost_writes_targets_that_the_report_reads(tmp_path):
+    from bench import call_cost
+
+    out = tmp_path / "call_cost.md"
+    args = ["--acts", "sigmoid", "--sizes", "64", "65536", "--shapes", "8x512x2x2", "--rounds", "1"]
+    call_cost.main([*args, "--out", str(out)])
+    text = out.read_text()
+    assert "| fwdbwd | 8x512x2x2 | sigmoid |" in text and "Issue #10's targets" in text
+    medians = call_cost.load_medians(tmp_path / "call_cost.json")
+    assert {k for k in medians if k[0] == "fwdbwd"} == {("fwdbwd", s, "sigmoid") for s in ("64", "65536", "8x512x2x2")}
+    assert "targets met" in report._small_and_models(tmp_path)
+
+
 # ------------------------------------------------------------------ regression guard
 
 
