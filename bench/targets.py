@@ -125,8 +125,8 @@ def check(rows: list[dict], device: str, threads: int, one_thread: int | None = 
             d["miss"].append(f"limit ({worst:.2f}x > {LIMIT_MAX}x): {why}")
         # in place (#10)
         if d["limit_inplace"] is not None:
-            # where eager has no in-place form (torch.tanh has no in-place autograd variant in the
-            # plan), what eager offers is the allocating call
+            # where torch's module takes no inplace= (nn.Tanh, nn.Softplus, ...: no eager in-place
+            # row, bench/providers.py), what eager offers is the allocating call
             beat, vs = d["eager_speedup_inplace"], "eager in place"
             if beat is None and ea is not None:
                 beat, vs = ea["median_s"] / fi["median_s"], "eager allocating"
