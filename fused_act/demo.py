@@ -1,7 +1,7 @@
 """Quick look at this machine: for every activation, the largest difference from torch's
 float64 reference and the speed-up of forward+backward over eager PyTorch.
 
-    python -m fused_act.demo [--numel 4194304] [--dtype float32] [--repeats 21]
+    python -m fused_act.demo [--numel 4194304] [--dtype float32] [--repeats 41]
 
 For the full methodology (copy-bandwidth limit, torch.compile, sizes, memory) use bench/.
 """
@@ -45,7 +45,7 @@ def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--numel", type=int, default=1 << 22)
     ap.add_argument("--dtype", default="float32", choices=["float32", "float64", "float16", "bfloat16"])
-    ap.add_argument("--repeats", type=int, default=21)
+    ap.add_argument("--repeats", type=int, default=41)
     args = ap.parse_args(argv)
     dtype = getattr(torch, args.dtype)
     info = fused_act.info()

@@ -296,3 +296,18 @@ def test_fused_not_slower_than_eager(request):
         if v.failed(MARGIN)
     ]
     assert not bad, f"fused_act slower than eager by more than {MARGIN}x: " + "; ".join(bad)
+
+
+def test_step_profile_table_merges_compiled_graphs_and_ranks_by_difference():
+    from collections import Counter
+
+    from bench.step_profile import INDUCTOR, op_name, table
+
+    orig = Counter({op_name("## Call CompiledFxGraph abc"): 4000, "aten::mm": 2000, "aten::add_": 1000})
+    conv = Counter({op_name("## Call CompiledFxGraph xyz"): 6000, "aten::mm": 2100, "fused_act::activation": 1000})
+    assert op_name("Torch-Compiled Region: 0/1") == op_name("Torch-Compiled Region: 0/0")
+    rows = table(orig, conv, steps=2, top=3)
+    # ranked by |difference| per step: inductor +1.0 ms, then the two +-0.5 ms rows
+    assert rows[2] == f"| {INDUCTOR} | 2.00 | 3.00 | +1.00 |"
+    assert {r.split(" | ")[0] for r in rows[3:5]} == {"| aten::add_", "| fused_act::activation"}
+    assert rows[-1] == "| **all ops** | 3.50 | 4.55 | +1.05 |"
