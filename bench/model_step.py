@@ -306,6 +306,15 @@ def write(results: list[dict], machine: dict, args) -> None:
     print("\n".join(lines))
 
 
+def describe_machine() -> dict:
+    try:
+        from bench.machine import describe
+
+        return describe("cpu")
+    except Exception as e:  # the machine description is bench's; never lose results over it
+        return {"torch": torch.__version__, "note": f"bench.machine unavailable: {e}"}
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--models", default="mlp_sigmoid,mlp_relu,resnet18,mobilenet_v3_small,transformer_mlp")
@@ -317,12 +326,7 @@ def main(argv=None):
     args = p.parse_args(argv)
     if args.rss_child:
         return peak_rss_child(*args.rss_child)
-    try:
-        from bench.machine import describe
-
-        machine = describe("cpu")
-    except Exception as e:  # the machine description is bench's; never lose results over it
-        machine = {"torch": torch.__version__, "note": f"bench.machine unavailable: {e}"}
+    machine = describe_machine()
     results = []
     for name in args.models.split(","):
         for mode in args.modes.split(","):

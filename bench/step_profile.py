@@ -20,7 +20,7 @@ import sys
 
 import torch
 
-from bench.model_step import RESULTS, step, variants
+from bench.model_step import RESULTS, describe_machine, step, variants
 
 INDUCTOR = "inductor code"
 
@@ -80,13 +80,8 @@ def main(argv=None) -> None:
                     step(fwd, opt, x, y)
             acc[label] += self_times(prof)
     steps = args.rounds * args.steps
-    try:
-        from bench.machine import describe
-
-        m = describe("cpu")
-        where = f"{m.get('cpu_model', '?')}, fused_act ISA {m.get('cpu_isa', '?')}, {m.get('date', '')}"
-    except Exception as e:  # the description is bench's; never lose the measurement over it
-        where = f"machine description unavailable: {e}"
+    m = describe_machine()
+    where = f"{m.get('cpu_model', '?')}, fused_act ISA {m.get('cpu_isa', '?')}, {m.get('date', '')}"
     lines = [
         f"# Self CPU time per op: {args.model}, {args.mode}, converted vs original",
         "",
