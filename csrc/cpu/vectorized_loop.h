@@ -221,7 +221,9 @@ void vectorized_map(const ElementwiseArgs& a, const Op& op, const ChannelSum* su
       // One block of W elements at column c; kFull: all W are in the row (no masked loads).
       // always_inline: GCC otherwise keeps it out of line (three call sites, large op bodies),
       // passing every vector through memory: 2-4x slower in cache.
-      auto block = [&]<bool kFull>(int64_t c) __attribute__((always_inline)) {
+      // stream_now and sum_now are constants at every full-block call site (full_blocks below),
+      // so that after inlining neither is a test in the loop.
+      auto block = [&]<bool kFull>(int64_t c, bool stream_now, bool sum_now) __attribute__((always_inline)) {
         const int64_t count = kFull ? W : std::min(W, c1 - c);
         V v[N][L::kVecs];
         for (int k = 0; k < N; ++k) {
@@ -247,7 +249,7 @@ void vectorized_map(const ElementwiseArgs& a, const Op& op, const ChannelSum* su
         }
         for (int m = 0; m < M; ++m) {
           if constexpr (kFull) {
-            if (stream) {
+            if (stream_now) {
               L::stream(out[m] + c, res[m]);
             } else {
               L::store(out[m] + c, res[m]);
@@ -256,7 +258,7 @@ void vectorized_map(const ElementwiseArgs& a, const Op& op, const ChannelSum* su
             L::store(out[m] + c, count, res[m]);
           }
         }
-        if (kSums && summing) {
+        if (kSums && sum_now) {
           for (int l = 0; l < L::kVecs; ++l) {
             const int64_t lanes = std::min(kV, count - l * kV);
             if (lanes <= 0) break;
@@ -277,22 +279,49 @@ void vectorized_map(const ElementwiseArgs& a, const Op& op, const ChannelSum* su
       // forward from 0.53 to 0.71 and sigmoid's backward from 0.67 to 0.78; the rest of the gap
       // is the op's fixed cost (~2.5 us more than ATen's per call). Memory-bound sizes were
       // already at ATen's speed.
-      // The rest (under 2W) goes through the masked block, at most twice: three inlined copies of
-      // the op instead of four, a quarter less compile time for every kernel object.
+      // The rest (under 2W) goes through the masked block, at most twice, not through one more
+      // full block and then a masked one: one inlined copy of the op fewer, a quarter less
+      // compile time for every kernel object when measured.
       // Half and bfloat16 take one block per iteration: a block is already two float vectors, and
       // four interleaved copies of the op measured slower (2 threads, eager / fused, bfloat16:
       // gelu forward at 2^16 0.97 -> 1.12, silu 1.16 -> 1.26, relu forward + backward at 2^20
       // 0.81 -> 0.95) and cost 12% more compile time per object.
+      // The full-block loop is compiled once per (stream, sum) pair the op can take, so that it
+      // tests neither per block. With both as runtime tests in one loop (two compares and
+      // branches per block beside sigmoid's three arithmetic ops), the backward from the output,
+      // which carries bias_act's channel sum and may stream, ran slower than ATen's
+      // sigmoid_backward in cache (65,536 floats, one thread: 17.4 against 14.1 us); one loop per
+      // pair took ours / ATen's time there from 1.10-1.23 to 1.08-1.11 (README, "misses").
       int64_t c = c0;
-      if constexpr (L::kReduced) {
-        for (; c + W <= c1; c += W) block.template operator()<true>(c);
-      } else {
-        for (; c + 2 * W <= c1; c += 2 * W) {
-          block.template operator()<true>(c);
-          block.template operator()<true>(c + W);
+      auto full_blocks = [&]<bool kStream, bool kSum>() __attribute__((always_inline)) {
+        if constexpr (L::kReduced) {
+          for (; c + W <= c1; c += W) block.template operator()<true>(c, kStream, kSum);
+        } else {
+          for (; c + 2 * W <= c1; c += 2 * W) {
+            block.template operator()<true>(c, kStream, kSum);
+            block.template operator()<true>(c + W, kStream, kSum);
+          }
         }
+      };
+      auto full_blocks_summing = [&]<bool kStream>() __attribute__((always_inline)) {
+        if constexpr (kSums) {
+          if (summing) {
+            full_blocks.template operator()<kStream, true>();
+            return;
+          }
+        }
+        full_blocks.template operator()<kStream, false>();
+      };
+      if constexpr (kMayStream && L::kCanStream) {
+        if (stream) {
+          full_blocks_summing.template operator()<true>();
+        } else {
+          full_blocks_summing.template operator()<false>();
+        }
+      } else {
+        full_blocks_summing.template operator()<false>();
       }
-      for (; c < c1; c += W) block.template operator()<false>(c);
+      for (; c < c1; c += W) block.template operator()<false>(c, false, summing);
 #if defined(CPU_CAPABILITY_AVX512) || defined(CPU_CAPABILITY_AVX2)
       if (stream) _mm_sfence();  // order the non-temporal stores before the launch's end
 #endif
