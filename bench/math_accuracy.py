@@ -45,14 +45,16 @@ ISA_FLAGS = {
 }
 
 
-def build():
+def build(source: str = "math_accuracy", opt: str = "-O2"):
+    """Compiles bench/<source>.cpp against csrc/ for this machine's best instruction set:
+    (module, "avx512" or "avx2")."""
     isa = torch.backends.cpu.get_cpu_capability().lower()
     isa = "avx512" if isa.startswith("avx512") else "avx2"
     module = cpp_extension.load(
-        name=f"fused_act_math_accuracy_{isa}",
-        sources=[str(ROOT / "bench" / "math_accuracy.cpp")],
+        name=f"fused_act_{source}_{isa}",
+        sources=[str(ROOT / "bench" / f"{source}.cpp")],
         extra_include_paths=[str(ROOT / "csrc")],
-        extra_cflags=["-O2", "-std=c++20", "-fopenmp", *ISA_FLAGS[isa]],
+        extra_cflags=[opt, "-std=c++20", "-fopenmp", *ISA_FLAGS[isa]],
         verbose=False,
     )
     return module, isa

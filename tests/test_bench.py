@@ -311,3 +311,21 @@ def test_step_profile_table_merges_compiled_graphs_and_ranks_by_difference():
     assert rows[2] == f"| {INDUCTOR} | 2.00 | 3.00 | +1.00 |"
     assert {r.split(" | ")[0] for r in rows[3:5]} == {"| aten::add_", "| fused_act::activation"}
     assert rows[-1] == "| **all ops** | 3.50 | 4.55 | +1.05 |"
+
+
+def test_sigmoid_forms_times_every_form(capsys):
+    from bench import sigmoid_forms
+
+    sigmoid_forms.main(["--n", "64", "--reps", "2", "--rounds", "3"])
+    rows = [line.split("|")[1:3] for line in capsys.readouterr().out.splitlines() if line.startswith("| ")][1:]
+    assert sorted(name.strip() for name, _ in rows) == sorted(
+        [
+            "sigmoid (the functor's)",
+            "division form",
+            "reflection form",
+            "exp(-x) + 1 (no division)",
+            "division alone",
+            "eleven chained FMAs",
+        ]
+    )
+    assert all(float(ns) > 0 for _, ns in rows)

@@ -309,7 +309,8 @@ inline Vec<float> exp_nonpos(const Vec<float>& x) {
 // over all floats (bench.math_accuracy, AVX2 build) and no flush to 0 below x = -88.7, where 1 / (1 +
 // exp(-x)) overflows (docs/math.md); 65,536 floats in L2, one thread, interleaved medians on a 2-core AVX2
 // EPYC: 52.6-57.7 us against the division form's 62.6-67.9 (torch.sigmoid: 72-80). AVX-512 keeps the division form: its
-// exp has no special cases to drop (vscalefps), so the reflection would only add the abs and the select.
+// exp has no special cases to drop (vscalefps), so the reflection only adds the abs and the select, which measured
+// 18% slower on the Zen 4, where exp runs at the FMA pipes' rate (python -m bench.sigmoid_forms; docs/math.md).
 inline Vec<float> sigmoid(const Vec<float>& x) {
   using V = Vec<float>;
 #if defined(CPU_CAPABILITY_AVX512)
