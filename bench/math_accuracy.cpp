@@ -75,6 +75,8 @@ std::tuple<double, double, double, double> run(const std::string& name, double l
     return sweep([](const V& v) { return m::exp_nonpos(v); }, [](double x) { return std::exp(x); }, lo, hi);
   if (name == "expm1")
     return sweep([](const V& v) { return m::expm1(v); }, [](double x) { return std::expm1(x); }, lo, hi);
+  if (name == "expm1_nonpos")
+    return sweep([](const V& v) { return m::expm1_nonpos(v); }, [](double x) { return std::expm1(x); }, lo, hi);
   if (name == "log") return sweep([](const V& v) { return m::log(v); }, [](double x) { return std::log(x); }, lo, hi);
   if (name == "log1p")
     return sweep([](const V& v) { return m::log1p(v); }, [](double x) { return std::log1p(x); }, lo, hi);

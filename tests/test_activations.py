@@ -72,6 +72,30 @@ def test_kinks_follow_torch_derivative_convention(case, dtype, device):
     assert_close(dx, dr, BWD_TOL[dtype], f"{name}' at kinks {kinks}")
 
 
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=str)
+@pytest.mark.parametrize("beta, threshold", [(1.0, 20.0), (-0.5, 20.0), (2.0, 17.5), (1.0, 100.0)])
+def test_softplus_output_form_next_to_the_threshold(beta, threshold, dtype, device):
+    """softplus's backward from y answers 1 on the sliver below the threshold where y cannot tell
+    the sides apart (csrc/activations/act/softplus.h): in float32 the same as torch, in float64
+    within exp(-threshold) of it, and exact away from it. Smaller thresholds keep x."""
+    assert fused_act.ops.saved_for("softplus", (beta, threshold)) == "output"
+    assert fused_act.ops.saved_for("softplus", (beta, 17.0)) == "input"
+    t = threshold / beta
+    edge = math.log(math.expm1(threshold)) / beta  # where the soft side's beta*y reaches threshold
+    rel = torch.linspace(-1e-6, 1e-6, 201, dtype=torch.float64)
+    x = torch.cat([t * (1 + rel), torch.tensor([edge, t, (edge + t) / 2, t - 1 / beta, t + 1 / beta])])
+    y, dx, r, dr = ours_and_reference("softplus", {"beta": beta, "threshold": threshold}, x.to(dtype).to(device))
+    torch.testing.assert_close(y.double(), r.to(dtype).double(), atol=0, rtol=FWD_TOL[dtype][1])
+    if dtype == torch.float32:
+        assert_close(dx, dr, BWD_TOL[dtype], "softplus' next to the threshold")
+    else:
+        err = (dx - dr).abs() / dr.abs().clamp(min=1e-300)
+        assert err.max() <= math.exp(-threshold) * (1 + 1e-6) + 1e-12, err.max()
+        away = ((x - t).abs() > abs(t - edge) * 2).to(device)
+        assert err[away].max() <= 1e-12
+
+
 SPECIAL = [
     math.inf,
     -math.inf,

@@ -45,6 +45,10 @@ FA_HD double abs(double x) { return ::fabs(x); }
 // AVX2 skips the overflow handling its exp needs (below).
 FA_HD float exp_nonpos(float x) { return exp(x); }
 FA_HD double exp_nonpos(double x) { return exp(x); }
+// expm1(x) for x <= 0 or NaN (softplus's and logsigmoid's derivatives from the output); CPU
+// SIMD float has a form with one polynomial (below).
+FA_HD float expm1_nonpos(float x) { return expm1(x); }
+FA_HD double expm1_nonpos(double x) { return expm1(x); }
 // 1 / (1 + exp(-x)) (torch.sigmoid's formula); CPU SIMD float on AVX2 has a faster, reflected form.
 FA_HD float sigmoid(float x) { return 1.f / (1.f + exp(-x)); }
 FA_HD double sigmoid(double x) { return 1.0 / (1.0 + exp(-x)); }
@@ -120,6 +124,10 @@ inline Vec<S> sigmoid(const Vec<S>& x) {
 }
 template <class S>
 inline Vec<S> expm1(const Vec<S>& x) {
+  return x.expm1();
+}
+template <class S>
+inline Vec<S> expm1_nonpos(const Vec<S>& x) {
   return x.expm1();
 }
 template <class S>
@@ -243,8 +251,8 @@ inline auto ne(const Vec<S>& a, const Vec<S>& b) {
 // (`python -m bench.math_accuracy`); tests/test_activations.py holds every activation to its
 // float32 tolerance against torch in float64. double keeps SLEEF's routines.
 
-// exp(r) for r = xc - n ln2, the part of exp shared with exp_nonpos (see exp).
-inline Vec<float> exp_reduced(const Vec<float>& xc, const Vec<float>& n) {
+// exp(r) - 1 for r = xc - n ln2, the part of exp shared with exp_nonpos and expm1_nonpos (see exp).
+inline Vec<float> expm1_reduced(const Vec<float>& xc, const Vec<float>& n) {
   using V = Vec<float>;
   V r = at::vec::fmadd(n, V(-0.693145751953125f), xc);
   r = at::vec::fmadd(n, V(-1.428606765330187045e-06f), r);
@@ -253,7 +261,10 @@ inline Vec<float> exp_reduced(const Vec<float>& xc, const Vec<float>& n) {
   q = at::vec::fmadd(q, r, V(0.04166952893137932f));
   q = at::vec::fmadd(q, r, V(0.166665181517601f));
   q = at::vec::fmadd(q, r, V(0.49999988079071045f));
-  return at::vec::fmadd(q * r, r, r) + V(1.f);
+  return at::vec::fmadd(q * r, r, r);
+}
+inline Vec<float> exp_reduced(const Vec<float>& xc, const Vec<float>& n) {
+  return expm1_reduced(xc, n) + Vec<float>(1.f);
 }
 
 // exp(x) = 2^n exp(r), x = n ln2 + r, |r| <= ln2/2 (Cody-Waite: ln2 in two parts, the first
@@ -335,6 +346,20 @@ inline Vec<float> expm1(const Vec<float>& x) {
   p = at::vec::fmadd(p, x, V(0.5f));
   p = at::vec::fmadd(p, x, V(1.f));
   return where(lt(x.abs(), V(0.5f)), p * x, exp(x) - V(1.f));
+}
+
+// expm1(x) for x <= 0 (and NaN; positive x gives 0): expm1(n ln2 + r) = 2^n (exp(r) - 1) + (2^n - 1),
+// one polynomial (exp's, without its 1) and one rounding in the FMA, where expm1 above
+// evaluates both its Taylor series and exp. 2^n - 1 is exact for n >= -24; below x = -30
+// expm1 is -1 in float (from -17.33 on), so the clamp keeps 2^n normal (n >= -44).
+// softplus's and logsigmoid's derivatives from their outputs, -expm1(-beta y) and -expm1(y).
+inline Vec<float> expm1_nonpos(const Vec<float>& x) {
+  using V = Vec<float>;
+  using I = Vec<int32_t>;
+  const V xc = at::vec::clamp(x, V(-30.f), V(0.f));
+  const V n = (xc * V(1.44269504088896341f)).round();
+  const V s = at::vec::cast<float>((at::vec::convert_to_int_of_same_size(n) + I(127)) << I(23));
+  return at::vec::fmadd(s, expm1_reduced(xc, n), s - V(1.f));
 }
 
 // Cephes' logf after its range reduction: log(m 2^e) for f = m - 1, m in [sqrt(1/2), sqrt(2)), as

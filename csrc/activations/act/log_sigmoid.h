@@ -12,7 +12,7 @@ struct LogSigmoid {
   static constexpr const char* kParams = "";
   static constexpr Saved kSaved = Saved::kOutput;
   FA_FN forward(T x, const P&) { return where(lt(x, T(0)), x, T(0)) - log1p_unit(exp_nonpos(T(0) - abs(x))); }
-  FA_FN d_output(T y, const P&) { return T(0) - expm1(y); }
+  FA_FN d_output(T y, const P&) { return T(0) - expm1_nonpos(y); }
   FA_FN d2_output(T y, const P&) { return T(0) - exp(y); }
 };
 
