@@ -14,7 +14,7 @@ struct Elu {
   static constexpr Saved kSaved = Saved::kEither;
   static bool output_ok(const Params<double>& p) { return p[0] >= 0; }
   static const char* invalid(const Params<double>&) { return nullptr; }
-  FA_FN forward(T x, const P& p) { return where(gt(x, T(0)), x, T(p[0]) * expm1(x)); }
+  FA_FN forward(T x, const P& p) { return where(gt(x, T(0)), x, T(p[0]) * expm1_nonpos(x)); }
   FA_FN d_input(T x, const P& p) { return where(le(x, T(0)), T(p[0]) * exp(x), T(1)); }
   FA_FN d2_input(T x, const P& p) { return where(le(x, T(0)), T(p[0]) * exp(x), T(0)); }
   FA_FN d_output(T y, const P& p) { return where(le(y, T(0)), y + T(p[0]), T(1)); }
