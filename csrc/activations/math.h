@@ -422,12 +422,14 @@ inline Vec<float> log1p_unit(const Vec<float>& u) {
   return log_reduced(f, where(upper, V(1.f), V(0.f)));
 }
 
-// tanh(x) = e / (e + 2) with e = expm1(2x), exact in form for all x; tanh(x) rounds to 1 in
-// float from x = 9 on, where e overflows for large x.
+// tanh(x) = sign(x) |e / (e + 2)| with e = expm1(-2|x|) in [-1, 0], on expm1_nonpos: e + 2 is in
+// [1, 2], so nothing cancels or overflows (e = -1 from |x| = 8.7 on gives 1, no select), and the
+// sign bit is x's (tanh(-0) = -0, NaN passes). Against e = expm1(2x), which needed expm1's
+// Taylor series and exp both and a select for large x: see docs/math.md.
 inline Vec<float> tanh(const Vec<float>& x) {
   using V = Vec<float>;
-  const V e = expm1(V(2.f) * x);
-  return where(gt(x, V(9.f)), V(1.f), e / (e + V(2.f)));
+  const V e = expm1_nonpos(V(-2.f) * x.abs());
+  return (e / (e + V(2.f))).abs() | (x & V(-0.f));
 }
 
 // Phi and phi (see the scalar std_normal) by Abramowitz & Stegun 7.1.26, the erf of ATen's
