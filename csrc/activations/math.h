@@ -45,8 +45,8 @@ FA_HD double abs(double x) { return ::fabs(x); }
 // AVX2 skips the overflow handling its exp needs (below).
 FA_HD float exp_nonpos(float x) { return exp(x); }
 FA_HD double exp_nonpos(double x) { return exp(x); }
-// expm1(x) for x <= 0 or NaN (elu and selu, softplus's and logsigmoid's derivatives from the output); CPU
-// SIMD float has a form with one polynomial (below).
+// expm1(x) for x <= 0 or NaN (elu, selu, SIMD tanh, softplus's and logsigmoid's derivatives from
+// the output); CPU SIMD float has a form with one polynomial (below).
 FA_HD float expm1_nonpos(float x) { return expm1(x); }
 FA_HD double expm1_nonpos(double x) { return expm1(x); }
 // 1 / (1 + exp(-x)) (torch.sigmoid's formula); CPU SIMD float on AVX2 has a faster, reflected form.
@@ -352,9 +352,9 @@ inline Vec<float> expm1(const Vec<float>& x) {
 // one polynomial (exp's, without its 1) and one rounding in the FMA, where expm1 above
 // evaluates both its Taylor series and exp. 2^n - 1 is exact for n >= -24; below x = -30
 // expm1 is -1 in float (from -17.33 on), so the clamp keeps 2^n normal (n >= -44).
-// softplus's and logsigmoid's derivatives from their outputs, -expm1(-beta y) and -expm1(y), and
-// elu's and selu's forwards (where() drops the positive lanes): their forwards at 2^20 floats,
-// Zen 4, 1.22x and 1.56x faster than on expm1 (bench/results/avx512/expm1_nonpos).
+// softplus's and logsigmoid's derivatives from their outputs, -expm1(-beta y) and -expm1(y), tanh
+// (below), and elu's and selu's forwards (where() drops the positive lanes): their forwards at
+// 2^20 floats, Zen 4, 1.22x and 1.56x faster than on expm1 (bench/results/avx512/expm1_nonpos).
 inline Vec<float> expm1_nonpos(const Vec<float>& x) {
   using V = Vec<float>;
   using I = Vec<int32_t>;
