@@ -72,6 +72,8 @@ HOST_SOURCES = [  # the extension's own sources (torch's BuildExtension)
     "ops/mask_autograd.cpp",
     "ops/activation_ops.cpp",
     "ops/bias_act_ops.cpp",
+    "ops/batch_norm_ops.cpp",
+    "ops/batch_norm_autograd.cpp",
     "ops/gated_ops.cpp",
     "ops/softmax_ops.cpp",
     "ops/mask_ops.cpp",

@@ -3,12 +3,17 @@ saves for backward.
 
     python -m bench.fusions                        # all cases, writes bench/results/fusions.{md,json}
     python -m bench.fusions --acts relu gelu --size 1024 --compile --out /tmp/f
+    python -m bench.fusions --only batch_norm_act --compile   # batch norm + activation alone
 
 Cases (float32, fwd+bwd = forward, then autograd.grad of every input, a fresh graph per call):
   * ``bias_act/<act>``: ``fused_act.bias_act(x, b, act)`` vs ``act(x + b)`` for every registered
     activation, x of (size, size), b of size (the issue's target: 1.5x at 4096 x 4096);
   * ``swiglu``, ``geglu``: ``fused_act.glu`` on x of (size, 2 size) vs ``F.silu(a) * b`` on the
     halves (views, no copy), and ``gated`` on two separate (size, size) tensors;
+  * ``batch_norm_act/<act> <shape>``: ``fused_act.batch_norm_act`` in training vs
+    ``act(F.batch_norm(x, ...))`` for the ``--bn-acts``, on the NCHW shapes of
+    mobilenet_v3_small's batch norms at batch 8 and 64 x 64 images (bench.model_step's model)
+    and one ResNet-sized one;
 Timing is bench/timing.py's (providers interleaved round by round, medians); memory is
 bench/memory.py's saved_bytes (distinct storages packed for backward).
 """
@@ -22,6 +27,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 from tqdm import tqdm
 
 import fused_act
@@ -70,7 +76,37 @@ def glu_case(act: str, size: int, params: dict, separate: bool):
     return {"fused": fused, "eager": eager}, [x], g
 
 
-def cases(acts: list[str], size: int):
+# (N, C, H, W): mobilenet_v3_small's first, a middle and its last batch norms at batch 8, 64 x 64
+# (bench.model_step), then a ResNet-50 stage-1 size at batch 8.
+BN_SHAPES = [(8, 16, 32, 32), (8, 88, 8, 8), (8, 576, 2, 2), (8, 256, 56, 56)]
+
+
+def batch_norm_case(name: str, shape: tuple[int, ...]):
+    spec = ACTIVATIONS[name]
+    c = shape[1]
+    x = torch.randn(shape, requires_grad=True)
+    w = torch.rand(c, requires_grad=True)
+    b = torch.randn(c, requires_grad=True)
+    g = torch.randn(shape)
+    stats = {k: (torch.zeros(c), torch.ones(c)) for k in ("fused", "eager", "compile")}
+
+    def fused(x, w, b):
+        return fused_act.batch_norm_act(x, *stats["fused"], w, b, True, 0.1, 1e-5, name)
+
+    def composition(key):
+        return lambda x, w, b: spec.reference(F.batch_norm(x, *stats[key], w, b, True, 0.1, 1e-5), **spec.params)
+
+    return {"fused": fused, "eager": composition("eager"), "compile": composition("compile")}, [x, w, b], g
+
+
+def cases(acts: list[str], size: int, bn_acts: list[str], only: str | None):
+    if only == "batch_norm_act":
+        acts = []
+    for name in bn_acts:
+        for shape in BN_SHAPES:
+            yield f"batch_norm_act/{name} {tuple(shape)}", lambda name=name, shape=shape: batch_norm_case(name, shape)
+    if only == "batch_norm_act":
+        return
     for name in acts:
         yield f"bias_act/{name}", lambda name=name: bias_act_case(name, size)
     yield "swiglu (halves of one x)", lambda: glu_case("silu", size, {}, False)
@@ -79,14 +115,15 @@ def cases(acts: list[str], size: int):
     yield "geglu tanh (halves of one x)", lambda: glu_case("gelu", size, {"approximate": "tanh"}, False)
 
 
-def run(acts: list[str], size: int, use_compile: bool, rounds: int) -> list[dict]:
+def run(acts: list[str], size: int, use_compile: bool, rounds: int, bn_acts: list[str], only: str | None) -> list[dict]:
     rows = []
-    todo = list(cases(acts, size))
+    todo = list(cases(acts, size, bn_acts, only))
     for label, make in tqdm(todo, desc="fusions", file=sys.stderr):
         fns, inputs, grad = make()
+        compiled = fns.pop("compile", None)
         if use_compile:
             torch._dynamo.reset()
-            fns["compile"] = torch.compile(fns["eager"], fullgraph=True)
+            fns["compile"] = torch.compile(compiled or fns["eager"], fullgraph=True)
             fwd_bwd(fns["compile"], inputs, grad)()  # compile outside the clock
         runners = {k: Runner(fwd_bwd(f, inputs, grad)) for k, f in fns.items()}
         stats = measure(runners, rounds=rounds)
@@ -133,10 +170,12 @@ def main(argv=None) -> None:
     p.add_argument("--acts", nargs="+", default=list(ACTIVATIONS), choices=list(ACTIVATIONS))
     p.add_argument("--size", type=int, default=4096, help="x is (size, size); default 4096")
     p.add_argument("--compile", action="store_true", help="also torch.compile (inductor) of the eager composition")
+    p.add_argument("--bn-acts", nargs="+", default=["relu", "hardswish"], choices=list(ACTIVATIONS))
+    p.add_argument("--only", choices=["batch_norm_act"], help="run only these cases")
     p.add_argument("--rounds", type=int, default=7)
     p.add_argument("--out", type=Path, default=RESULTS)
     args = p.parse_args(argv)
-    write(run(args.acts, args.size, args.compile, args.rounds), args.out, args)
+    write(run(args.acts, args.size, args.compile, args.rounds, args.bn_acts, args.only), args.out, args)
 
 
 if __name__ == "__main__":

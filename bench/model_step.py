@@ -109,11 +109,12 @@ def make(name: str):
     return model.train(), x, y, opt
 
 
-def variants(name: str, mode: str):
+def variants(name: str, mode: str, fold_norm: bool = False):
     """({'original': (model, compiled or model, optimizer), 'converted': ...}, x, y, what convert
-    did: {'module': activations swapped, 'fold': layers folded}), from the same initial weights."""
+    did: {'module': activations swapped, 'fold': layers folded}), from the same initial weights.
+    fold_norm: convert's option (BatchNorm -> activation folded into one fused_act.nn.BatchNorm2d)."""
     model, x, y, opt = make(name)
-    conv, report = convert(copy.deepcopy(model), keep_inplace=(mode == "eager"))
+    conv, report = convert(copy.deepcopy(model), keep_inplace=(mode == "eager"), fold_norm=fold_norm)
     what = {k: sum(r.kind == k for r in report.replaced) for k in ("module", "fold")}
     out = {}
     for label, m in (("original", model), ("converted", conv)):
@@ -194,8 +195,8 @@ def fused_act_calls(fwd, opt, x, y) -> int:
     return sum(e.count for e in prof.key_averages() if e.key.startswith("fused_act::") and "Backward" not in e.key)
 
 
-def time_steps(name: str, mode: str, warmup: int, repeats: int) -> dict:
-    vs, x, y, what = variants(name, mode)
+def time_steps(name: str, mode: str, warmup: int, repeats: int, fold_norm: bool = False) -> dict:
+    vs, x, y, what = variants(name, mode, fold_norm)
     kernels = {}
     for label, (m, fwd, opt) in vs.items():
         torch._inductor.metrics.reset()
@@ -254,7 +255,9 @@ def write(results: list[dict], machine: dict, args) -> None:
         json.dumps({"machine": machine, "args": vars(args), "results": results}, indent=2)
     )
     lines = [
-        "# One training step: fused_act.convert(model) vs the original",
+        "# One training step: fused_act.convert(model"
+        + (", fold_norm=True" if getattr(args, "fold_norm", False) else "")
+        + ") vs the original",
         "",
         f"{machine.get('cpu_model', '?')}, {machine.get('torch_threads', '?')} threads, torch "
         f"{machine.get('torch', torch.__version__)}, fused_act ISA {machine.get('cpu_isa', '?')}, "
@@ -322,6 +325,7 @@ def main(argv=None):
     p.add_argument("--warmup", type=int, default=3)
     p.add_argument("--repeats", type=int, default=15)
     p.add_argument("--no-rss", action="store_true", help="skip the peak-RSS subprocesses")
+    p.add_argument("--fold-norm", action="store_true", help="convert(..., fold_norm=True): BatchNorm + act fused")
     p.add_argument("--rss-child", nargs=2, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.rss_child:
@@ -331,7 +335,7 @@ def main(argv=None):
     for name in args.models.split(","):
         for mode in args.modes.split(","):
             print(f"{name} {mode} ...", file=sys.stderr, flush=True)
-            r = time_steps(name, mode, args.warmup, args.repeats)
+            r = time_steps(name, mode, args.warmup, args.repeats, args.fold_norm)
             if mode == "eager" and not args.no_rss:
                 for label in ("original", "converted"):
                     r[label]["peak_rss"] = peak_rss(name, label)

@@ -86,6 +86,15 @@ PYBIND11_MODULE(_C, m) {
          const std::vector<double>& params) { return fused_act::eager_bias_act(x, bias, dim, act, params); },
       "torch.ops.fused_act.bias_act through a typed dispatcher handle");
   m.def(
+      "batch_norm_act",
+      [](const at::Tensor& x, const c10::optional<at::Tensor>& weight, const c10::optional<at::Tensor>& bias,
+         const c10::optional<at::Tensor>& running_mean, const c10::optional<at::Tensor>& running_var, bool training,
+         double momentum, double eps, const std::string& act, const std::vector<double>& params) {
+        return fused_act::eager_batch_norm_act(x, weight, bias, running_mean, running_var, training, momentum, eps, act,
+                                               params);
+      },
+      "torch.ops.fused_act.batch_norm_act's output through a typed dispatcher handle");
+  m.def(
       "glu",
       [](const at::Tensor& x, int64_t dim, bool gate_first, const std::string& act, const std::vector<double>& params) {
         return fused_act::eager_glu(x, dim, gate_first, act, params);

@@ -4,6 +4,7 @@ import fused_act
 y = fused_act.leaky_tanh(x, a=0.25)             # functional, every registered activation
 y = fused_act.activation(x, "elu", alpha=0.5)   # by name
 y = fused_act.bias_act(x, b, "gelu")            # gelu(x + b), b along dim 1
+m = fused_act.nn.BatchNorm2d(64, activation="relu")  # relu(batch_norm(x)) in one pass
 y = fused_act.swiglu(x)                         # silu(second half) * first half, like F.glu
 m = fused_act.nn.GELU(approximate="tanh")       # torch.nn-style modules
 p = fused_act.softmax(x, dim=-1)                # also log_softmax; nn.Softmax, nn.LogSoftmax
@@ -20,7 +21,7 @@ import torch
 from . import _C, functional, nn, ops  # noqa: F401  (registers the torch ops)
 from .convert import ConvertReport, convert, convert_functional
 from .functional import *  # noqa: F401,F403
-from .functional import activation, bias_act, gated, geglu, glu, log_softmax, reglu, softmax, swiglu
+from .functional import activation, batch_norm_act, bias_act, gated, geglu, glu, log_softmax, reglu, softmax, swiglu
 from .memory import MEMORY_MODES, memory_modes, saved_bytes_per_element
 from .registry import ACTIVATIONS, ActivationSpec
 
@@ -32,6 +33,7 @@ __all__ = [
     "ConvertReport",
     "MEMORY_MODES",
     "activation",
+    "batch_norm_act",
     "bias_act",
     "convert",
     "convert_functional",

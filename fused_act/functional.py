@@ -1,7 +1,7 @@
 """Functional API, generated from the registry: ``fused_act.<name>(x, *params, inplace=False,
 memory="auto")`` for every activation, and ``fused_act.activation(x, name, **params)``;
 ``memory`` chooses what backward keeps ("auto", "mask", "output", "input"; fused_act/memory.py).
-Also the fusions ``bias_act``, ``glu`` (and its ``swiglu``, ``geglu``, ``reglu`` shortcuts) and
+Also the fusions ``bias_act``, ``batch_norm_act``, ``glu`` (and its ``swiglu``, ``geglu``, ``reglu`` shortcuts) and
 ``gated``, which take any registered activation by name, and ``softmax`` / ``log_softmax``.
 
 Each function takes its parameters positionally or by keyword with torch's names and
@@ -25,6 +25,7 @@ _ops = torch.ops.fused_act
 
 __all__ = [
     "activation",
+    "batch_norm_act",
     "bias_act",
     "gated",
     "geglu",
@@ -56,6 +57,29 @@ def bias_act(x: torch.Tensor, bias: torch.Tensor, /, name: str, dim: int = 1, **
     if traced(x, bias):  # traced: the registered op; eager: the typed C++ entry
         return _ops.bias_act(x, bias, dim, kernel, args)
     return _C.bias_act(x, bias, dim, kernel, args)
+
+
+def batch_norm_act(
+    x: torch.Tensor,
+    running_mean: torch.Tensor | None,
+    running_var: torch.Tensor | None,
+    weight: torch.Tensor | None = None,
+    bias: torch.Tensor | None = None,
+    training: bool = False,
+    momentum: float = 0.1,
+    eps: float = 1e-5,
+    name: str = "identity",
+    **params,
+) -> torch.Tensor:
+    """``name(F.batch_norm(x, running_mean, running_var, weight, bias, training, momentum, eps))``
+    with F.batch_norm's arguments, channels along dim 1 (NCHW and channels-last alike). The
+    normalisation is applied inside the activation's loop, so its output never reaches memory;
+    backward keeps x (as batch norm does) and no second tensor. In training the running
+    statistics are updated in place, as F.batch_norm does."""
+    kernel, args = kernel_args_for(name, params)
+    if traced(x):
+        return _ops.batch_norm_act(x, weight, bias, running_mean, running_var, training, momentum, eps, kernel, args)[0]
+    return _C.batch_norm_act(x, weight, bias, running_mean, running_var, training, momentum, eps, kernel, args)
 
 
 def _gate_first(gate: str) -> bool:

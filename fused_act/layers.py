@@ -5,6 +5,9 @@
   torch modules, so parameters, initialisation and ``state_dict`` keys are torch's and
   pretrained weights load unchanged.
 - ``BiasAct``: a learnable per-channel bias followed by an activation, fused.
+- ``BatchNorm1d`` / ``BatchNorm2d`` / ``BatchNorm3d``: torch's batch norm modules with an
+  ``activation`` applied in the same pass (``functional.batch_norm_act``); what ``convert`` puts
+  in place of a ``BatchNorm -> activation`` pair.
 - ``GLU`` (``torch.nn.GLU``'s signature plus ``activation`` and ``gate``), ``SwiGLU``, ``GeGLU``,
   ``ReGLU``.
 """
@@ -16,10 +19,21 @@ import torch.nn.functional as F
 from torch import nn
 
 from .functional import activation as _activation
-from .functional import bias_act, glu
+from .functional import batch_norm_act, bias_act, glu
 from .registry import get
 
-__all__ = ["BiasAct", "Conv2d", "GLU", "GeGLU", "Linear", "ReGLU", "SwiGLU"]
+__all__ = [
+    "BatchNorm1d",
+    "BatchNorm2d",
+    "BatchNorm3d",
+    "BiasAct",
+    "Conv2d",
+    "GLU",
+    "GeGLU",
+    "Linear",
+    "ReGLU",
+    "SwiGLU",
+]
 
 
 class _WithActivation:
@@ -96,6 +110,54 @@ class BiasAct(_WithActivation, nn.Module):
 
     def extra_repr(self) -> str:
         return f"{self.bias.numel()}, dim={self.dim}" + self._activation_repr()
+
+
+class _BatchNormAct(_WithActivation):
+    """torch's ``_BatchNorm.forward`` (running averages, ``momentum=None``'s cumulative average (eager
+    only: it reads ``num_batches_tracked`` as a Python float, which fullgraph compile cannot),
+    ``track_running_stats``) with the activation fused: ``torch.nn.BatchNormNd``'s arguments, then
+    ``activation`` and its parameters."""
+
+    def __init__(self, *args, activation: str = "identity", **kwargs):
+        params = {k: kwargs.pop(k) for k in list(kwargs) if k in get(activation).params}
+        super().__init__(*args, **kwargs)
+        self._set_activation(activation, params)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self._check_input_dim(x)
+        factor = 0.0 if self.momentum is None else self.momentum
+        if self.training and self.track_running_stats and self.num_batches_tracked is not None:
+            self.num_batches_tracked.add_(1)
+            factor = 1.0 / float(self.num_batches_tracked) if self.momentum is None else self.momentum
+        batch_stats = self.training or (self.running_mean is None and self.running_var is None)
+        keep = not self.training or self.track_running_stats
+        return batch_norm_act(
+            x,
+            self.running_mean if keep else None,
+            self.running_var if keep else None,
+            self.weight,
+            self.bias,
+            batch_stats,
+            factor,
+            self.eps,
+            self.activation,
+            **self.activation_params,
+        )
+
+    def extra_repr(self) -> str:
+        return super().extra_repr() + self._activation_repr()
+
+
+class BatchNorm1d(_BatchNormAct, nn.BatchNorm1d):
+    """``activation(torch.nn.BatchNorm1d(...)(x))`` in one pass after the statistics."""
+
+
+class BatchNorm2d(_BatchNormAct, nn.BatchNorm2d):
+    """``activation(torch.nn.BatchNorm2d(...)(x))`` in one pass after the statistics."""
+
+
+class BatchNorm3d(_BatchNormAct, nn.BatchNorm3d):
+    """``activation(torch.nn.BatchNorm3d(...)(x))`` in one pass after the statistics."""
 
 
 class GLU(nn.Module):

@@ -24,7 +24,7 @@ from torch import nn
 
 from . import functional as _functional
 from . import layers
-from .layers import GLU, BiasAct, Conv2d, GeGLU, Linear, ReGLU, SwiGLU  # noqa: F401
+from .layers import GLU, BatchNorm1d, BatchNorm2d, BatchNorm3d, BiasAct, Conv2d, GeGLU, Linear, ReGLU, SwiGLU  # noqa: F401
 from .memory import memory_modes, resolve_memory
 from .ops import activation_op
 from .registry import ACTIVATIONS, get, kernel_args

@@ -74,25 +74,38 @@ def test_a_kernel_for_every_activation_kind_form_and_dtype(sass):
             tag = f"{len(functor)}{functor}"
             found = [k for k in sass if tag in k and f"elementwise_kernelI{code}" in k]
             # forward, backward and double backward per form; bias forward, bias backward
-            # (input form only: the output form reuses the plain backward); gated forward and backward
-            expected = 1 + 2 * forms + 1 + (saved in ("input", "either")) + 2
+            # (input form only: the output form reuses the plain backward); gated forward and backward;
+            # batch_norm_act's forward and backward (AffineForwardOp, AffineBackwardOp)
+            expected = 1 + 2 * forms + 1 + (saved in ("input", "either")) + 2 + 2
             assert len(found) == expected, (name, DTYPES[code], found)
-            # bias_act's backward with the bias gradient: row and column sum kernels, packets and
-            # scalar, for each form it has (BiasBackwardOp, and BackwardOp through the output)
+            # Row and column sum kernels, packets and scalar: bias_act's backward with the bias
+            # gradient, for each form it has (BiasBackwardOp, and BackwardOp through the output), and
+            # batch_norm_act's backward sums (AffineGradSumsOp, reduce-only)
             sums = [k for k in sass if tag in k and re.search(rf"(row|column)_sum_kernelILi\d+E{code}", k)]
-            assert len(sums) == 4 * ((saved != "input") + (saved in ("input", "either"))), (name, DTYPES[code], sums)
+            bias_forms = (saved != "input") + (saved in ("input", "either"))
+            assert len(sums) == 4 * (bias_forms + 1), (name, DTYPES[code], sums)
+    # batch_norm_act's statistics, the same for every activation (ChannelStatsOp, in identity's
+    # objects, no functor in the name): the four sum kernels per dtype
+    for code in DTYPES:
+        stats = [k for k in sass if "ChannelStatsOp" in k and re.search(rf"(row|column)_sum_kernelILi\d+E{code}", k)]
+        assert len(stats) == 4, (DTYPES[code], stats)
 
 
 def test_packet_path_uses_128_bit_accesses(sass):
     """The elementwise and mask kernels stream whole 16-byte packets, and so do the softmax row
     kernels instantiated for packets (their template's last argument, the packet width, > 1).
-    The softmax columns kernel walks rows with a stride and is not expected to, nor the bias
-    gradient's scalar sum kernels (first template argument 1) and second pass."""
+    The softmax columns kernel walks rows with a stride and is not expected to, nor the scalar
+    sum kernels (first template argument 1) and second pass. The reduce-only sum kernels
+    (batch_norm_act's statistics and backward sums: Operands<S, N, 0>, no stored output) store
+    only their partial sums, one value per warp or column, so only their loads are checked."""
     packed_rows = 0
     for name, lines in sass.items():
         text = "\n".join(lines)
-        m = re.search(r"(row|column)_sum_kernelILi(\d+)E", name)
+        m = re.search(r"(row|column)_sum_kernelILi(\d+)E(?:f|d|N3c104HalfE|N3c108BFloat16E)Li\d+ELi(\d+)E", name)
         if "channel_total_kernel" in name or (m and m.group(2) == "1"):
+            continue
+        if m and m.group(3) == "0":
+            assert "LDG.E.128" in text, name
             continue
         if "softmax" in name:
             m = re.search(r"softmax_rows_kernel.*?EEE(\w+?)Li(\d+)ELi(\d+)EEEv", name)

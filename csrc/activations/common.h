@@ -49,13 +49,25 @@ enum class Kind : int {
   kBiasBackward = 4,    // (g, x, b)      -> g * f'(x + b)    (input form; the output form is kBackward)
   kGatedForward = 5,    // (a, u)         -> f(a) * u
   kGatedBackward = 6,   // (g, a, u)      -> (g * u * f'(a), g * f(a))
+  // Batch norm + activation (csrc/ops/batch_norm_ops.cpp), z = x * scale + shift per channel:
+  kAffineForward = 7,   // (x, scale, shift)                 -> f(z)
+  kAffineGradSums = 8,  // (g, x, scale, shift)              -> sums per channel of (dz, dz * x), dz = g * f'(z)
+  kAffineBackward = 9,  // (g, x, scale, shift, k0, k1)      -> scale * dz + k0 + k1 * x
+  kChannelStats = 10,   // (x, k)                            -> sums per channel of (x - k, (x - k)^2)
 };
 
 constexpr int num_inputs(Kind k) {
-  constexpr int n[] = {1, 2, 3, 2, 3, 2, 3};
+  constexpr int n[] = {1, 2, 3, 2, 3, 2, 3, 3, 4, 6, 2};
   return n[static_cast<int>(k)];
 }
-constexpr int num_outputs(Kind k) { return k == Kind::kGatedBackward ? 2 : 1; }
+constexpr int num_outputs(Kind k) {
+  return k == Kind::kGatedBackward || k == Kind::kAffineGradSums || k == Kind::kChannelStats ? 2 : 1;
+}
+// Kinds that store nothing: each output is summed per channel (ChannelSum) instead.
+constexpr bool reduces_only(Kind k) { return k == Kind::kAffineGradSums || k == Kind::kChannelStats; }
+
+// Most inputs of one launch (kAffineBackward's six).
+constexpr int kMaxInputs = 6;
 
 // Floating dtypes the kernels are instantiated for (mirrors c10::ScalarType without its header).
 enum class DType : int { kFloat = 0, kDouble = 1, kHalf = 2, kBFloat16 = 3 };

@@ -44,7 +44,7 @@ struct ElementwiseArgs {
   DType dtype;
   int64_t rows = 1;
   int64_t cols = 0;
-  Operand in[3];
+  Operand in[kMaxInputs];
   OutOperand out[2];
   double params[kMaxParams];
 
@@ -55,6 +55,8 @@ struct ElementwiseArgs {
 // sums[ch] += out0(r, c) over all elements, in the compute type, where ch = c when per_col
 // (channels are the columns) and ch = r % channels otherwise (a row per (n, channel)). sums
 // holds `channels` values of the compute type (float, or double for double).
+// Reduce-only ops (ReducesOnly below: batch norm's statistics and its backward's first pass)
+// store nothing and sum every output m into sums[m * channels + ch] instead.
 struct ChannelSum {
   void* sums;
   int64_t channels;
@@ -207,23 +209,116 @@ struct GatedBackwardOp {
   }
 };
 
-// The ops of bias_act's backward (input form: BiasBackwardOp; output form: the plain backward
-// through y), the only ones launched with a ChannelSum; no other op's sum code is compiled.
+// Batch norm + activation (fused_act::batch_norm_act). The normalisation is an affine map per
+// channel, z = x * scale + shift with scale = weight * invstd and shift = bias - mean * scale
+// (computed once per channel by the op front), so z exists only in registers: the forward reads x
+// and writes f(z), one pass after the statistics. Backward (training), with dz = g f'(z) and M
+// elements per channel:
+//   dx = scale (dz - mean(dz) - xhat mean(dz xhat)),  xhat = (x - mean) invstd,
+// which is scale * dz + k0 + k1 * x with k1 = -scale invstd^2 (sum(dz x) - mean sum(dz)) / M and
+// k0 = -scale sum(dz) / M - k1 mean: one pass for the two sums, one for dx (eval: k0 = k1 = 0).
+template <class Act, class C>
+struct AffineForwardOp {
+  static constexpr int kInputs = 3, kOutputs = 1;
+  Params<C> p;
+  template <class T>
+  FA_HD T operator()(T x, T scale, T shift) const {
+    return Act::forward(x * scale + shift, p);
+  }
+};
+
+template <class Act, class C>
+struct AffineGradSumsOp {
+  static constexpr int kInputs = 4, kOutputs = 2;
+  Params<C> p;
+  template <class T>
+  FA_HD Two<T> operator()(T g, T x, T scale, T shift) const {
+    const T dz = grad_at_input<Act>(g, x * scale + shift, p);
+    return {dz, dz * x};
+  }
+};
+
+template <class Act, class C>
+struct AffineBackwardOp {
+  static constexpr int kInputs = 6, kOutputs = 1;
+  Params<C> p;
+  template <class T>
+  FA_HD T operator()(T g, T x, T scale, T shift, T k0, T k1) const {
+    return grad_at_input<Act>(g, x * scale + shift, p) * scale + (k0 + k1 * x);
+  }
+};
+
+// The statistics: sums of x - k and its square per channel, k one value of the channel (its first
+// element), so that the variance S2 / M - (S1 / M)^2 does not cancel when |mean| >> std (the
+// shifted-data algorithm). Independent of the activation: instantiated in identity's objects only.
+template <class C>
+struct ChannelStatsOp {
+  static constexpr int kInputs = 2, kOutputs = 2;
+  template <class T>
+  FA_HD Two<T> operator()(T x, T k) const {
+    const T d = x - k;
+    return {d, d * d};
+  }
+};
+
+// Inputs from this index on are per-channel coefficients stored in the compute type (float for
+// half and bfloat16 tensors, so that scale = weight * invstd and shift = bias - mean * scale keep
+// float precision: rounded to bfloat16, shift would lose |mean| / 256 where z cancels), read as C
+// whether broadcast per row or laid out along the columns. kInputs: none.
 template <class Op>
-struct SumsChannels : std::false_type {};
+struct CoefficientInputs {
+  static constexpr int value = Op::kInputs;
+};
+template <class Act, class C>
+struct CoefficientInputs<AffineForwardOp<Act, C>> {
+  static constexpr int value = 1;
+};
+template <class Act, class C>
+struct CoefficientInputs<AffineGradSumsOp<Act, C>> {
+  static constexpr int value = 2;
+};
+template <class Act, class C>
+struct CoefficientInputs<AffineBackwardOp<Act, C>> {
+  static constexpr int value = 2;
+};
+template <class C>
+struct CoefficientInputs<ChannelStatsOp<C>> {
+  static constexpr int value = 1;
+};
+
+// The ops launched with a ChannelSum: bias_act's backward (input form: BiasBackwardOp; output
+// form: the plain backward through y), which sums output 0 beside storing it, and the reduce-only
+// ops; no other op's sum code is compiled.
+template <class Op>
+struct ReducesOnly : std::false_type {};
+template <class Act, class C>
+struct ReducesOnly<AffineGradSumsOp<Act, C>> : std::true_type {};
+template <class C>
+struct ReducesOnly<ChannelStatsOp<C>> : std::true_type {};
+
+template <class Op>
+struct SumsChannels : ReducesOnly<Op> {};
 template <class Act, class C>
 struct SumsChannels<BiasBackwardOp<Act, C>> : std::true_type {};
 template <class Act, class C>
 struct SumsChannels<BackwardOp<Act, true, C>> : std::true_type {};
 
-// The ops with an operand that may be per_row (bias_act's bias on NCHW rows); the others' loops
-// carry no broadcast test.
+// The ops with an operand that may be per_row (a per-channel value on NCHW rows); the others'
+// loops carry no broadcast test.
 template <class Op>
 struct BroadcastsRows : std::false_type {};
 template <class Act, class C>
 struct BroadcastsRows<BiasForwardOp<Act, C>> : std::true_type {};
 template <class Act, class C>
 struct BroadcastsRows<BiasBackwardOp<Act, C>> : std::true_type {};
+template <class Act, class C>
+struct BroadcastsRows<AffineForwardOp<Act, C>> : std::true_type {};
+template <class Act, class C>
+struct BroadcastsRows<AffineGradSumsOp<Act, C>> : std::true_type {};
+template <class Act, class C>
+struct BroadcastsRows<AffineBackwardOp<Act, C>> : std::true_type {};
+template <class C>
+struct BroadcastsRows<ChannelStatsOp<C>> : std::true_type {};
 
 // Calls f(op) with the op object of activation Act for (kind, from_output) in compute type C.
 // Only the derivative forms a functor defines are instantiated; the op front never asks for
@@ -246,6 +341,18 @@ inline void visit_elementwise_op(const ElementwiseArgs& a, F&& f) {
       return;
     case Kind::kGatedBackward:
       f(GatedBackwardOp<Act, C>{p});
+      return;
+    case Kind::kAffineForward:
+      f(AffineForwardOp<Act, C>{p});
+      return;
+    case Kind::kAffineGradSums:
+      f(AffineGradSumsOp<Act, C>{p});
+      return;
+    case Kind::kAffineBackward:
+      f(AffineBackwardOp<Act, C>{p});
+      return;
+    case Kind::kChannelStats:  // the front launches it as identity's
+      if constexpr (std::is_same_v<Act, act::Identity>) f(ChannelStatsOp<C>{});
       return;
     case Kind::kBackward:
     case Kind::kDoubleBackward:

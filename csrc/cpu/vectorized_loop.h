@@ -116,7 +116,8 @@ constexpr bool kScalarLoop = false;
 #endif
 
 // out_m(r, c) = op(in_0(r, c), ..., in_{N-1}(r, c)) over the launch's rows x cols (see Operand),
-// in scalar_t storage, computed in opmath; optionally fused with a per-channel sum of output 0.
+// in scalar_t storage, computed in opmath; optionally fused with a per-channel sum of output 0, or,
+// for a reduce-only op, storing nothing and summing every output per channel (ChannelSum).
 // kMayStream: the op's loop is memory-bound (cpu/activation_kernels.cpp, kStreams); see
 // `streaming` below.
 template <class scalar_t, bool kMayStream, class Op>
@@ -134,7 +135,13 @@ void vectorized_map(const ElementwiseArgs& a, const Op& op, const ChannelSum* su
   // test neither.
   constexpr bool kBroadcasts = BroadcastsRows<Op>::value;
   constexpr bool kSums = SumsChannels<Op>::value;
+  constexpr bool kReduceOnly = ReducesOnly<Op>::value;
+  // Inputs [kCoef, N) hold compute-type values (CoefficientInputs).
+  constexpr int kCoef = CoefficientInputs<Op>::value;
+  // Outputs summed per channel: output 0, or every output of a reduce-only op.
+  constexpr int kSummed = kReduceOnly ? M : 1;
   TORCH_INTERNAL_ASSERT(kSums || sum == nullptr, "vectorized_map: this op cannot sum per channel");
+  TORCH_INTERNAL_ASSERT(!kReduceOnly || sum != nullptr, "vectorized_map: a reduce-only op needs its sums");
   bool per_row[N];
   for (int k = 0; k < N; ++k) {
     per_row[k] = a.in[k].per_row;
@@ -153,7 +160,7 @@ void vectorized_map(const ElementwiseArgs& a, const Op& op, const ChannelSum* su
   // gelu 0.88 -> 1.05 ms, tanh 1.24 -> 1.42; stores that trickle out between long computations
   // cost less left to the cache). Only aligned full blocks stream; masked tails store normally.
   bool streaming = false;
-  if constexpr (kMayStream && L::kCanStream) {
+  if constexpr (kMayStream && L::kCanStream && !kReduceOnly) {
     const int64_t bytes = numel * static_cast<int64_t>(sizeof(scalar_t));
     int64_t moved = M * bytes;
     bool in_place = false;
@@ -166,9 +173,10 @@ void vectorized_map(const ElementwiseArgs& a, const Op& op, const ChannelSum* su
     streaming = !in_place && stream_outputs(moved, outs, M, bytes);
   }
 
-  // Columns [c0, c1) of row r; returns the sum of output 0 there (when summing per row) and
-  // adds it column by column into col_sums (when summing per column).
-  auto segment = [&](int64_t r, int64_t c0, int64_t c1, C* col_sums) -> C {
+  // Columns [c0, c1) of row r; writes the sums of the summed outputs there into row_sums (when
+  // summing per row) or adds them column by column into col_sums, output m's at m * cols (when
+  // summing per column).
+  auto segment = [&](int64_t r, int64_t c0, int64_t c1, C* col_sums, C* row_sums) {
     // Flags as the segment's own locals, which stay in registers. Read through the captures
     // (their addresses escape into parallel_for) GCC reloaded them after every vector store
     // (the intrinsics' stores may alias anything): a load, a test and a branch per vector, 15%
@@ -181,43 +189,57 @@ void vectorized_map(const ElementwiseArgs& a, const Op& op, const ChannelSum* su
     for (int k = 0; k < N; ++k) {
       const Operand& o = a.in[k];
       const int64_t row = o.period > 0 ? r % o.period : r;
-      in[k] = static_cast<const scalar_t*>(o.ptr) + row * o.row_stride;
+      // a coefficient input's strides count compute-type values
+      in[k] = k >= kCoef ? reinterpret_cast<const scalar_t*>(static_cast<const C*>(o.ptr) + row * o.row_stride)
+                         : static_cast<const scalar_t*>(o.ptr) + row * o.row_stride;
     }
-    scalar_t* out[M];
+    scalar_t* out[M] = {};
     bool stream = streaming;
-    for (int m = 0; m < M; ++m) {
-      out[m] = static_cast<scalar_t*>(a.out[m].ptr) + r * a.out[m].row_stride;
-      stream = stream && reinterpret_cast<uintptr_t>(out[m] + c0) % L::kStreamAlign == 0;
+    if constexpr (!kReduceOnly) {
+      for (int m = 0; m < M; ++m) {
+        out[m] = static_cast<scalar_t*>(a.out[m].ptr) + r * a.out[m].row_stride;
+        stream = stream && reinterpret_cast<uintptr_t>(out[m] + c0) % L::kStreamAlign == 0;
+      }
     }
     if constexpr (kScalarLoop) {
-      C row_sum = 0;
+      C acc[kSummed] = {};
       for (int64_t c = c0; c < c1; ++c) {
         std::array<C, N> args;
-        for (int k = 0; k < N; ++k) args[k] = static_cast<C>(in[k][bcast_row[k] ? 0 : c]);
-        C first;
+        for (int k = 0; k < N; ++k) {
+          const int64_t at = bcast_row[k] ? 0 : c;
+          args[k] = k >= kCoef ? reinterpret_cast<const C*>(in[k])[at] : static_cast<C>(in[k][at]);
+        }
+        C res[M];
         if constexpr (M == 2) {
           const auto r2 = apply(op, args, std::make_index_sequence<N>{});
-          first = r2.first;
-          out[1][c] = static_cast<scalar_t>(r2.second);
+          res[0] = r2.first;
+          res[1] = r2.second;
         } else {
-          first = apply(op, args, std::make_index_sequence<N>{});
+          res[0] = apply(op, args, std::make_index_sequence<N>{});
         }
-        out[0][c] = static_cast<scalar_t>(first);
+        if constexpr (!kReduceOnly) {
+          for (int m = 0; m < M; ++m) out[m][c] = static_cast<scalar_t>(res[m]);
+        }
         if (summing) {
-          if (per_col) {
-            col_sums[c] += first;
-          } else {
-            row_sum += first;
+          for (int m = 0; m < kSummed; ++m) {
+            if (per_col) {
+              col_sums[m * cols + c] += res[m];
+            } else {
+              acc[m] += res[m];
+            }
           }
         }
       }
-      return row_sum;
+      if (summing && !per_col) {
+        for (int m = 0; m < kSummed; ++m) row_sums[m] = acc[m];
+      }
     } else {
       V bcast[N];
       for (int k = 0; k < N; ++k) {
-        if (bcast_row[k]) bcast[k] = V(static_cast<C>(*in[k]));
+        if (bcast_row[k]) bcast[k] = V(k >= kCoef ? *reinterpret_cast<const C*>(in[k]) : static_cast<C>(*in[k]));
       }
-      V row_acc(C(0));
+      V row_acc[kSummed];
+      for (int m = 0; m < kSummed; ++m) row_acc[m] = V(C(0));
       // One block of W elements at column c; kFull: all W are in the row (no masked loads).
       // always_inline: GCC otherwise keeps it out of line (three call sites, large op bodies),
       // passing every vector through memory: 2-4x slower in cache.
@@ -229,6 +251,11 @@ void vectorized_map(const ElementwiseArgs& a, const Op& op, const ChannelSum* su
         for (int k = 0; k < N; ++k) {
           if (kBroadcasts && bcast_row[k]) {
             for (int l = 0; l < L::kVecs; ++l) v[k][l] = bcast[k];
+          } else if (k >= kCoef) {
+            const C* p = reinterpret_cast<const C*>(in[k]) + c;
+            for (int l = 0; l < L::kVecs; ++l) {
+              v[k][l] = kFull ? V::loadu(p + l * kV) : V::loadu(p + l * kV, std::clamp<int64_t>(count - l * kV, 0, kV));
+            }
           } else if constexpr (kFull) {
             L::load(in[k] + c, v[k]);
           } else {
@@ -247,7 +274,7 @@ void vectorized_map(const ElementwiseArgs& a, const Op& op, const ChannelSum* su
             res[0][l] = apply(op, args, std::make_index_sequence<N>{});
           }
         }
-        for (int m = 0; m < M; ++m) {
+        for (int m = 0; m < M && !kReduceOnly; ++m) {
           if constexpr (kFull) {
             if (stream_now) {
               L::stream(out[m] + c, res[m]);
@@ -259,16 +286,18 @@ void vectorized_map(const ElementwiseArgs& a, const Op& op, const ChannelSum* su
           }
         }
         if (kSums && sum_now) {
-          for (int l = 0; l < L::kVecs; ++l) {
-            const int64_t lanes = std::min(kV, count - l * kV);
-            if (lanes <= 0) break;
-            // lanes past the end were computed from zero-filled loads: keep them out of the sum
-            const V part = lanes == kV ? res[0][l] : V::set(V(C(0)), res[0][l], lanes);
-            if (per_col) {
-              C* dst = col_sums + c + l * kV;
-              (V::loadu(dst, lanes) + part).store(dst, lanes);
-            } else {
-              row_acc = row_acc + part;
+          for (int m = 0; m < kSummed; ++m) {
+            for (int l = 0; l < L::kVecs; ++l) {
+              const int64_t lanes = std::min(kV, count - l * kV);
+              if (lanes <= 0) break;
+              // lanes past the end were computed from zero-filled loads: keep them out of the sum
+              const V part = lanes == kV ? res[m][l] : V::set(V(C(0)), res[m][l], lanes);
+              if (per_col) {
+                C* dst = col_sums + m * cols + c + l * kV;
+                (V::loadu(dst, lanes) + part).store(dst, lanes);
+              } else {
+                row_acc[m] = row_acc[m] + part;
+              }
             }
           }
         }
@@ -304,6 +333,10 @@ void vectorized_map(const ElementwiseArgs& a, const Op& op, const ChannelSum* su
         }
       };
       auto full_blocks_summing = [&]<bool kStream>() __attribute__((always_inline)) {
+        if constexpr (kReduceOnly) {  // always sums, never stores: one loop
+          full_blocks.template operator()<false, true>();
+          return;
+        }
         if constexpr (kSums) {
           if (summing) {
             full_blocks.template operator()<kStream, true>();
@@ -312,7 +345,7 @@ void vectorized_map(const ElementwiseArgs& a, const Op& op, const ChannelSum* su
         }
         full_blocks.template operator()<kStream, false>();
       };
-      if constexpr (kMayStream && L::kCanStream) {
+      if constexpr (kMayStream && L::kCanStream && !kReduceOnly) {
         if (stream) {
           full_blocks_summing.template operator()<true>();
         } else {
@@ -325,18 +358,25 @@ void vectorized_map(const ElementwiseArgs& a, const Op& op, const ChannelSum* su
 #if defined(CPU_CAPABILITY_AVX512) || defined(CPU_CAPABILITY_AVX2)
       if (stream) _mm_sfence();  // order the non-temporal stores before the launch's end
 #endif
-      if (!summing || per_col) return C(0);
-      return at::vec::vec_reduce_all<C>([](V x, V y) { return x + y; }, row_acc);
+      if (summing && !per_col) {
+        for (int m = 0; m < kSummed; ++m) {
+          row_sums[m] = at::vec::vec_reduce_all<C>([](V x, V y) { return x + y; }, row_acc[m]);
+        }
+      }
     }
   };
 
-  // Elements [begin, end) in row-major order, cut at row ends.
+  // Elements [begin, end) in row-major order, cut at row ends. partial: the chunk's sums, output
+  // m's at m * channels (channels = cols when per_col).
   auto range = [&](int64_t begin, int64_t end, C* partial) {
     int64_t r = begin / cols, c = begin % cols;
     for (int64_t i = begin; i < end; ++r, c = 0) {
       const int64_t c1 = std::min(cols, c + (end - i));
-      const C s = segment(r, c, c1, partial);
-      if (partial != nullptr && !sum->per_col) partial[r % sum->channels] += s;
+      C row_sums[kSummed];
+      segment(r, c, c1, partial, row_sums);
+      if (partial != nullptr && !sum->per_col) {
+        for (int m = 0; m < kSummed; ++m) partial[m * sum->channels + r % sum->channels] += row_sums[m];
+      }
       i += c1 - c;
     }
   };
@@ -355,7 +395,7 @@ void vectorized_map(const ElementwiseArgs& a, const Op& op, const ChannelSum* su
     return;
   }
   const int64_t chunks = std::clamp<int64_t>(numel / kGrainSize, 1, kMaxSumChunks);
-  const int64_t ch = sum->channels;
+  const int64_t ch = kSummed * sum->channels;
   std::vector<C> partials(static_cast<size_t>(chunks * ch), C(0));
   at::parallel_for(0, chunks, 1, [&](int64_t b, int64_t e) {
     for (int64_t k = b; k < e; ++k) range(numel * k / chunks, numel * (k + 1) / chunks, partials.data() + k * ch);

@@ -77,10 +77,13 @@ __global__ void __launch_bounds__(kFlatThreads) flat_kernel(Operands<S, N, M> t,
   flat_thread<kPacketElems<S>>(tid, nthreads, t, op);
 }
 
+// The sum kernels write the partials of each summed output m (kSummedOutputs) from m *
+// SumPlan::partials(rows, cols) on.
 template <int W, class S, int N, int M, class Op>
 __global__ void __launch_bounds__(kSumThreads)
     row_sum_kernel(Operands<S, N, M> t, Op op, SumPlan p, opmath_t<S>* partials) {
   using C = opmath_t<S>;
+  constexpr int K = kSummedOutputs<Op>;
   constexpr int kWarps = kSumThreads / kWarpSize;
   const int lane = threadIdx.x % kWarpSize;
   const int64_t segments = t.rows * p.groups;
@@ -88,9 +91,14 @@ __global__ void __launch_bounds__(kSumThreads)
   for (int64_t w = static_cast<int64_t>(blockIdx.x) * kWarps + threadIdx.x / kWarpSize; w < segments;
        w += static_cast<int64_t>(gridDim.x) * kWarps) {
     const int64_t r = w / p.groups;
-    C acc = row_segment_thread<W>(lane, t, op, p, r, w - r * p.groups);
-    for (int offset = kWarpSize / 2; offset > 0; offset /= 2) acc += __shfl_xor_sync(0xffffffffu, acc, offset);
-    if (lane == 0) partials[w] = acc;
+    C acc[K];
+    row_segment_thread<W>(lane, t, op, p, r, w - r * p.groups, acc);
+    for (int m = 0; m < K; ++m) {
+      for (int offset = kWarpSize / 2; offset > 0; offset /= 2) {
+        acc[m] += __shfl_xor_sync(0xffffffffu, acc[m], offset);
+      }
+      if (lane == 0) partials[m * segments + w] = acc[m];
+    }
   }
 }
 
@@ -98,19 +106,22 @@ template <int W, class S, int N, int M, class Op>
 __global__ void __launch_bounds__(kSumThreads)
     column_sum_kernel(Operands<S, N, M> t, Op op, SumPlan p, opmath_t<S>* partials) {
   using C = opmath_t<S>;
-  __shared__ C shared[kSumThreads * W];
+  constexpr int K = kSummedOutputs<Op>;
+  __shared__ C shared[kSumThreads * K * W];
   const int64_t q = static_cast<int64_t>(blockIdx.x) * p.block_x + threadIdx.x;
-  C* mine = shared + (threadIdx.y * p.block_x + threadIdx.x) * W;
+  C* mine = shared + (threadIdx.y * p.block_x + threadIdx.x) * K * W;
   for (int64_t chunk = blockIdx.y; chunk < p.groups; chunk += gridDim.y) {
-    C acc[W];
+    C acc[K * W];
     column_chunk_thread<W>(q, threadIdx.y, t, op, p, chunk, acc);
-    for (int j = 0; j < W; ++j) mine[j] = acc[j];
+    for (int i = 0; i < K * W; ++i) mine[i] = acc[i];
     __syncthreads();
     if (threadIdx.y == 0 && q < p.items) {
-      for (int j = 0; j < W; ++j) {
-        C total(0);
-        for (int y = 0; y < p.block_y; ++y) total += shared[(y * p.block_x + threadIdx.x) * W + j];
-        partials[chunk * t.cols + q * W + j] = total;
+      for (int m = 0; m < K; ++m) {
+        for (int j = 0; j < W; ++j) {
+          C total(0);
+          for (int y = 0; y < p.block_y; ++y) total += shared[(y * p.block_x + threadIdx.x) * K * W + m * W + j];
+          partials[(m * p.groups + chunk) * t.cols + q * W + j] = total;
+        }
       }
     }
     __syncthreads();  // shared is reused by the next chunk
@@ -119,23 +130,24 @@ __global__ void __launch_bounds__(kSumThreads)
 
 namespace {  // the same in every activation's object: internal, so that each keeps its own
 
-template <class C>
+template <int K, class C>
 __global__ void __launch_bounds__(kSumThreads)
     channel_total_kernel(const C* partials, SumPlan p, int64_t rows, int64_t channels, C* sums) {
   const int64_t ch = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
-  if (ch < channels) channel_total_thread(ch, partials, p, rows, channels, sums);
+  if (ch < channels) channel_total_thread<K>(ch, partials, p, rows, channels, sums);
 }
 
 }  // namespace
 
-// grad_x and the bias gradient in two launches around a workspace of partial sums.
+// The outputs and their sums per channel in two launches around a workspace of partial sums.
 template <class S, int N, int M, class Op>
-void launch_bias_sum(const Operands<S, N, M>& t, const Op& op, const ChannelSum& sum, Scratch& scratch,
-                     cudaStream_t stream, int sm_count) {
+void launch_channel_sum(const Operands<S, N, M>& t, const Op& op, const ChannelSum& sum, Scratch& scratch,
+                        cudaStream_t stream, int sm_count) {
   using C = opmath_t<S>;
   constexpr int W = kPacketElems<S>;
-  const SumPlan p = plan_bias_sum(t, sum.per_col, sm_count);
-  C* partials = static_cast<C*>(scratch.get(p.partials(t.rows, t.cols) * sizeof(C)));
+  constexpr int K = kSummedOutputs<Op>;
+  const SumPlan p = plan_channel_sum<Op>(t, sum.per_col, sm_count);
+  C* partials = static_cast<C*>(scratch.get(K * p.partials(t.rows, t.cols) * sizeof(C)));
   const dim3 grid(static_cast<unsigned>(p.grid_x), static_cast<unsigned>(p.grid_y));
   const dim3 block(p.block_x, p.block_y);
   if (sum.per_col) {
@@ -150,7 +162,7 @@ void launch_bias_sum(const Operands<S, N, M>& t, const Op& op, const ChannelSum&
     row_sum_kernel<1, S, N, M, Op><<<grid, block, 0, stream>>>(t, op, p, partials);
   }
   C10_CUDA_KERNEL_LAUNCH_CHECK();
-  channel_total_kernel<C><<<static_cast<unsigned>(ceil_div(sum.channels, kSumThreads)), kSumThreads, 0, stream>>>(
+  channel_total_kernel<K, C><<<static_cast<unsigned>(ceil_div(sum.channels, kSumThreads)), kSumThreads, 0, stream>>>(
       partials, p, t.rows, sum.channels, static_cast<C*>(sum.sums));
   C10_CUDA_KERNEL_LAUNCH_CHECK();
 }
@@ -171,25 +183,30 @@ void ActivationKernels<Act, R>::elementwise(const ElementwiseArgs& a, const Chan
     using S = decltype(storage);
     visit_elementwise_op<Act, opmath_t<S>>(a, [&](const auto& op) {
       using Op = std::decay_t<decltype(op)>;
-      constexpr int N = Op::kInputs, M = Op::kOutputs;
+      constexpr int N = Op::kInputs, M = kStoredOutputs<Op>;
       const Operands<S, N, M> t = make_operands<S, N, M>(a);
       if constexpr (SumsChannels<Op>::value) {
         if (sum != nullptr) {
-          launch_bias_sum(t, op, *sum, scratch, stream, sm_count);
+          launch_channel_sum(t, op, *sum, scratch, stream, sm_count);
           return;
         }
       }
       TORCH_INTERNAL_ASSERT(sum == nullptr, "a channel sum for an op that has none");
-      const bool vectorized = can_vectorize(t);
-      const Items it = plan_items(t, vectorized);
-      if (it.flat) {
-        const auto blocks = static_cast<unsigned>(flat_grid_size<S>(t.cols));
-        flat_kernel<S, N, M, Op><<<blocks, kFlatThreads, 0, stream>>>(t, op);
-      } else {
-        const auto blocks = static_cast<unsigned>(grid_size(it.total, sm_count));
-        elementwise_kernel<S, N, M, Op><<<blocks, kThreads, 0, stream>>>(t, op, vectorized, it);
+      // A reduce-only op stores nothing, so without its sums there is nothing to launch (and no
+      // plain kernel is instantiated for it).
+      TORCH_INTERNAL_ASSERT(!ReducesOnly<Op>::value, "a reduce-only op needs its sums");
+      if constexpr (!ReducesOnly<Op>::value) {
+        const bool vectorized = can_vectorize<Op>(t);
+        const Items it = plan_items(t, vectorized);
+        if (it.flat) {
+          const auto blocks = static_cast<unsigned>(flat_grid_size<S>(t.cols));
+          flat_kernel<S, N, M, Op><<<blocks, kFlatThreads, 0, stream>>>(t, op);
+        } else {
+          const auto blocks = static_cast<unsigned>(grid_size(it.total, sm_count));
+          elementwise_kernel<S, N, M, Op><<<blocks, kThreads, 0, stream>>>(t, op, vectorized, it);
+        }
+        C10_CUDA_KERNEL_LAUNCH_CHECK();
       }
-      C10_CUDA_KERNEL_LAUNCH_CHECK();
     });
   });
 }

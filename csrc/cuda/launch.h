@@ -12,7 +12,7 @@
 
 namespace fused_act::cuda {
 
-// Device scratch memory for one launch (the bias gradient's partial sums): ops_cuda.cpp hands out
+// Device scratch memory for one launch (the partial sums per channel): ops_cuda.cpp hands out
 // torch's caching allocator's memory and holds it until the runner returns (stream-ordered, so the
 // launches queued before that may use it). Not allocated here: CUDACachingAllocator.h cost every
 // kernel object ~4 s of compile time (7.3 s against 3.2 s for a one-line kernel with it).
@@ -28,7 +28,8 @@ struct Scratch {
 // __logf for exp and log (activations/math.h), where rounding to the output type hides their error.
 template <class Act, bool kReduced>
 struct ActivationKernels {
-  // With `sum` (bias_act's backward), also sum output 0 per channel into sum->sums.
+  // With `sum`, also write the sums per channel into sum->sums: output 0's (bias_act's backward),
+  // or every output's of a reduce-only op, which stores nothing (ChannelSum, elementwise.h).
   static void elementwise(const ElementwiseArgs& a, const ChannelSum* sum, Scratch& scratch, cudaStream_t stream,
                           int sm_count);
   // Only called for maskable activations (the front checks).

@@ -2,6 +2,7 @@
 // device-independent: cpu and cuda register them with their own Runner (register.h).
 #pragma once
 
+#include <array>
 #include <string_view>
 
 #include <ATen/core/Tensor.h>
@@ -35,5 +36,16 @@ at::Tensor gated(const at::Tensor& a, const at::Tensor& u, std::string_view act,
                  Runner run);
 std::tuple<at::Tensor, at::Tensor> gated_backward(const at::Tensor& grad, const at::Tensor& a, const at::Tensor& u,
                                                   std::string_view act, c10::ArrayRef<double> params, Runner run);
+
+// batch_norm_act, batch_norm_act_backward (batch_norm_ops.cpp): act(batch_norm(x)), channels along
+// dim 1; returns (y, save_mean, save_invstd) and updates the running statistics in training.
+std::tuple<at::Tensor, at::Tensor, at::Tensor> batch_norm_act(
+    const at::Tensor& x, const c10::optional<at::Tensor>& weight, const c10::optional<at::Tensor>& bias,
+    const c10::optional<at::Tensor>& running_mean, const c10::optional<at::Tensor>& running_var, bool training,
+    double momentum, double eps, std::string_view act, c10::ArrayRef<double> params, Runner run);
+std::tuple<at::Tensor, at::Tensor, at::Tensor> batch_norm_act_backward(
+    const at::Tensor& grad, const at::Tensor& x, const c10::optional<at::Tensor>& weight,
+    const c10::optional<at::Tensor>& bias, const at::Tensor& save_mean, const at::Tensor& save_invstd, bool training,
+    std::string_view act, c10::ArrayRef<double> params, std::array<bool, 3> output_mask, Runner run);
 
 }  // namespace fused_act

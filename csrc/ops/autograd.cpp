@@ -29,21 +29,12 @@ using torch::autograd::AutogradContext;
 using torch::autograd::variable_list;
 
 // The ops, called through the dispatcher (below Autograd when a guard says so).
-Tensor activation_op(const Tensor& x, string_view act, ArrayRef<double> p) {
-  static const auto h = op_handle<Tensor(const Tensor&, string_view, ArrayRef<double>)>("fused_act::activation");
-  return h.call(x, act, p);
-}
 
 void activation_inplace_op(Tensor& x, string_view act, ArrayRef<double> p) {
   static const auto h = op_handle<void(Tensor&, string_view, ArrayRef<double>)>("fused_act::activation_");
   h.call(x, act, p);
 }
 
-Tensor activation_backward_op(const Tensor& g, const Tensor& s, string_view act, ArrayRef<double> p, bool out) {
-  static const auto h = op_handle<Tensor(const Tensor&, const Tensor&, string_view, ArrayRef<double>, bool)>(
-      "fused_act::activation_backward");
-  return h.call(g, s, act, p, out);
-}
 
 Tensor activation_double_backward_op(const Tensor& gg, const Tensor& g, const Tensor& s, string_view act,
                                      ArrayRef<double> p, bool out) {

@@ -24,6 +24,13 @@ at::Tensor eager_glu(const at::Tensor& x, int64_t dim, bool gate_first, c10::str
                      c10::ArrayRef<double> params);
 at::Tensor eager_gated(const at::Tensor& a, const at::Tensor& u, c10::string_view act, c10::ArrayRef<double> params);
 
+// fused_act::batch_norm_act's output y (with autograd when an input requires grad); updates the
+// running statistics in training.
+at::Tensor eager_batch_norm_act(const at::Tensor& x, const c10::optional<at::Tensor>& weight,
+                                const c10::optional<at::Tensor>& bias, const c10::optional<at::Tensor>& running_mean,
+                                const c10::optional<at::Tensor>& running_var, bool training, double momentum,
+                                double eps, c10::string_view act, c10::ArrayRef<double> params);
+
 // fused_act::activation_ on x, returning x; under autograd a node whose backward reads the
 // output (or a copy of the input, where backward needs it), with autograd's in-place checks.
 at::Tensor eager_activation_inplace(at::Tensor& x, c10::string_view act, c10::ArrayRef<double> params);

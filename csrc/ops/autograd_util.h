@@ -24,6 +24,21 @@ c10::TypedOperatorHandle<Sig> op_handle(const char* name) {
   return c10::Dispatcher::singleton().findSchemaOrThrow(name, "").typed<Sig>();
 }
 
+// The plain activation ops, which several autograd kernels call (below Autograd when a guard says so).
+inline at::Tensor activation_op(const at::Tensor& x, c10::string_view act, c10::ArrayRef<double> p) {
+  static const auto h =
+      op_handle<at::Tensor(const at::Tensor&, c10::string_view, c10::ArrayRef<double>)>("fused_act::activation");
+  return h.call(x, act, p);
+}
+
+inline at::Tensor activation_backward_op(const at::Tensor& g, const at::Tensor& s, c10::string_view act,
+                                         c10::ArrayRef<double> p, bool out) {
+  static const auto h =
+      op_handle<at::Tensor(const at::Tensor&, const at::Tensor&, c10::string_view, c10::ArrayRef<double>, bool)>(
+          "fused_act::activation_backward");
+  return h.call(g, s, act, p, out);
+}
+
 // Whether a call must record a graph node; otherwise the autograd kernels go straight to the
 // backend (torch::autograd::Function would still fill a context it then drops: a few us per
 // call, most of a small activation's time, and every first backward runs without grad mode).

@@ -38,6 +38,13 @@ TORCH_LIBRARY(fused_act, m) {
   m.def("glu_backward(Tensor grad, Tensor x, int dim, bool gate_first, str act, float[] params) -> Tensor");
   m.def("gated(Tensor a, Tensor u, str act, float[] params) -> Tensor");
   m.def("gated_backward(Tensor grad, Tensor a, Tensor u, str act, float[] params) -> (Tensor, Tensor)");
+  // Returns (y, save_mean, save_invstd); in training, updates the running statistics in place.
+  m.def(
+      "batch_norm_act(Tensor x, Tensor? weight, Tensor? bias, Tensor(a!)? running_mean, Tensor(b!)? running_var, "
+      "bool training, float momentum, float eps, str act, float[] params) -> (Tensor, Tensor, Tensor)");
+  m.def(
+      "batch_norm_act_backward(Tensor grad, Tensor x, Tensor? weight, Tensor? bias, Tensor save_mean, "
+      "Tensor save_invstd, bool training, str act, float[] params, bool[3] output_mask) -> (Tensor, Tensor, Tensor)");
 }
 
 TORCH_LIBRARY_IMPL(fused_act, CPU, m) { register_impls<&run_cpu>(m); }

@@ -42,6 +42,19 @@ void register_impls(torch::Library& m) {
   });
   m.impl("gated_backward", [](const Tensor& grad, const Tensor& a, const Tensor& u, string_view act,
                               ArrayRef<double> params) { return gated_backward(grad, a, u, act, params, run); });
+  using OptTensor = c10::optional<Tensor>;
+  m.impl("batch_norm_act", [](const Tensor& x, const OptTensor& weight, const OptTensor& bias,
+                              const OptTensor& running_mean, const OptTensor& running_var, bool training,
+                              double momentum, double eps, string_view act, ArrayRef<double> params) {
+    return batch_norm_act(x, weight, bias, running_mean, running_var, training, momentum, eps, act, params, run);
+  });
+  m.impl("batch_norm_act_backward",
+         [](const Tensor& grad, const Tensor& x, const OptTensor& weight, const OptTensor& bias,
+            const Tensor& save_mean, const Tensor& save_invstd, bool training, string_view act, ArrayRef<double> params,
+            std::array<bool, 3> output_mask) {
+           return batch_norm_act_backward(grad, x, weight, bias, save_mean, save_invstd, training, act, params,
+                                          output_mask, run);
+         });
 }
 
 }  // namespace fused_act

@@ -19,16 +19,20 @@ namespace {
 template <int W, class S, int N, int M, class Op>
 void row_sums(const cuda::Operands<S, N, M>& t, const Op& op, const cuda::SumPlan& p, opmath_t<S>* partials) {
   using C = opmath_t<S>;
-  for (int64_t w = 0; w < t.rows * p.groups; ++w) {
+  constexpr int K = cuda::kSummedOutputs<Op>;
+  const int64_t segments = t.rows * p.groups;
+  for (int64_t w = 0; w < segments; ++w) {
     const int64_t r = w / p.groups;
-    C lanes[cuda::kWarpSize];
+    C lanes[cuda::kWarpSize][K];
     for (int lane = 0; lane < cuda::kWarpSize; ++lane) {
-      lanes[lane] = cuda::row_segment_thread<W>(lane, t, op, p, r, w - r * p.groups);
+      cuda::row_segment_thread<W>(lane, t, op, p, r, w - r * p.groups, lanes[lane]);
     }
-    for (int offset = cuda::kWarpSize / 2; offset > 0; offset /= 2) {
-      for (int lane = 0; lane < offset; ++lane) lanes[lane] += lanes[lane + offset];
+    for (int m = 0; m < K; ++m) {
+      for (int offset = cuda::kWarpSize / 2; offset > 0; offset /= 2) {
+        for (int lane = 0; lane < offset; ++lane) lanes[lane][m] += lanes[lane + offset][m];
+      }
+      partials[m * segments + w] = lanes[0][m];
     }
-    partials[w] = lanes[0];
   }
 }
 
@@ -36,33 +40,38 @@ void row_sums(const cuda::Operands<S, N, M>& t, const Op& op, const cuda::SumPla
 template <int W, class S, int N, int M, class Op>
 void column_sums(const cuda::Operands<S, N, M>& t, const Op& op, const cuda::SumPlan& p, opmath_t<S>* partials) {
   using C = opmath_t<S>;
+  constexpr int K = cuda::kSummedOutputs<Op>;
   for (int64_t chunk = 0; chunk < p.groups; ++chunk) {
     for (int64_t q = 0; q < p.grid_x * p.block_x; ++q) {
-      C total[W] = {};
+      C total[K * W] = {};
       for (int y = 0; y < p.block_y; ++y) {
-        C acc[W];
+        C acc[K * W];
         cuda::column_chunk_thread<W>(q, y, t, op, p, chunk, acc);
-        for (int j = 0; j < W; ++j) total[j] += acc[j];
+        for (int i = 0; i < K * W; ++i) total[i] += acc[i];
       }
-      for (int j = 0; j < W && q < p.items; ++j) partials[chunk * t.cols + q * W + j] = total[j];
+      if (q >= p.items) continue;
+      for (int m = 0; m < K; ++m) {
+        for (int j = 0; j < W; ++j) partials[(m * p.groups + chunk) * t.cols + q * W + j] = total[m * W + j];
+      }
     }
   }
 }
 
 // Returns whether the packet path was taken.
 template <class S, int N, int M, class Op>
-bool bias_sum(const cuda::Operands<S, N, M>& t, const Op& op, const ChannelSum& sum) {
+bool channel_sum(const cuda::Operands<S, N, M>& t, const Op& op, const ChannelSum& sum) {
   using C = opmath_t<S>;
   constexpr int W = cuda::kPacketElems<S>;
-  const cuda::SumPlan p = cuda::plan_bias_sum(t, sum.per_col, kSimulatedSms);
-  std::vector<C> partials(p.partials(t.rows, t.cols));
+  constexpr int K = cuda::kSummedOutputs<Op>;
+  const cuda::SumPlan p = cuda::plan_channel_sum<Op>(t, sum.per_col, kSimulatedSms);
+  std::vector<C> partials(K * p.partials(t.rows, t.cols));
   if (sum.per_col) {
     p.vectorized ? column_sums<W>(t, op, p, partials.data()) : column_sums<1>(t, op, p, partials.data());
   } else {
     p.vectorized ? row_sums<W>(t, op, p, partials.data()) : row_sums<1>(t, op, p, partials.data());
   }
   for (int64_t ch = 0; ch < sum.channels; ++ch) {
-    cuda::channel_total_thread(ch, partials.data(), p, t.rows, sum.channels, static_cast<C*>(sum.sums));
+    cuda::channel_total_thread<K>(ch, partials.data(), p, t.rows, sum.channels, static_cast<C*>(sum.sums));
   }
   return p.vectorized;
 }
@@ -77,18 +86,21 @@ bool SimulatedThreads<Act>::elementwise(const ElementwiseArgs& a, int64_t nthrea
     using S = decltype(storage);
     visit_elementwise_op<Act, opmath_t<S>>(a, [&](const auto& op) {
       using Op = std::decay_t<decltype(op)>;
-      const auto t = cuda::make_operands<S, Op::kInputs, Op::kOutputs>(a);
+      const auto t = cuda::make_operands<S, Op::kInputs, cuda::kStoredOutputs<Op>>(a);
       if constexpr (SumsChannels<Op>::value) {
         if (sum != nullptr) {
-          vectorized = bias_sum(t, op, *sum);
+          vectorized = channel_sum(t, op, *sum);
           return;
         }
       }
       TORCH_INTERNAL_ASSERT(sum == nullptr, "a channel sum for an op that has none");
-      vectorized = cuda::can_vectorize(t);
-      const cuda::Items it = cuda::plan_items(t, vectorized);
-      for (int64_t tid = 0; tid < nthreads; ++tid) {
-        if (only_thread < 0 || tid == only_thread) cuda::elementwise_body(tid, nthreads, t, op, vectorized, it);
+      TORCH_INTERNAL_ASSERT(!ReducesOnly<Op>::value, "a reduce-only op needs its sums");
+      if constexpr (!ReducesOnly<Op>::value) {
+        vectorized = cuda::can_vectorize<Op>(t);
+        const cuda::Items it = cuda::plan_items(t, vectorized);
+        for (int64_t tid = 0; tid < nthreads; ++tid) {
+          if (only_thread < 0 || tid == only_thread) cuda::elementwise_body(tid, nthreads, t, op, vectorized, it);
+        }
       }
     });
   });

@@ -16,8 +16,9 @@ template <class Act>
 struct SimulatedThreads {
   // Threads [0, nthreads) of the elementwise kernel's grid for this launch, or only thread
   // `only_thread` when it is >= 0. Returns whether the 128-bit packet path was taken.
-  // With `sum`, the bias-gradient kernels instead: every warp / block of the launch a GPU with
-  // kSimulatedSms SMs would run (nthreads and only_thread do not apply), then the second pass.
+  // With `sum`, the channel-sum kernels instead: every warp / block of the launch a GPU with
+  // kSimulatedSms SMs would run (nthreads and only_thread do not apply), then the second pass,
+  // which writes sum->sums as on the GPU (sums[m * channels + ch] for a reduce-only op).
   static bool elementwise(const ElementwiseArgs& a, int64_t nthreads, int64_t only_thread, const ChannelSum* sum);
   // The mask kernel's grid (maskable activations only). Returns whether packets were used.
   static bool mask(const MaskArgs& a, int64_t nthreads);
@@ -27,7 +28,7 @@ struct SimulatedThreads {
 bool simulate_cuda_launch(const ElementwiseArgs& a, int64_t nthreads, int64_t only_thread = -1,
                           const ChannelSum* sum = nullptr);
 
-// The SM count the simulated bias-gradient launches plan for: small, so that the tests' small
+// The SM count the simulated channel-sum launches plan for: small, so that the tests' small
 // tensors already split rows into segments and columns into chunks of rows.
 constexpr int kSimulatedSms = 1;
 bool simulate_cuda_mask(const MaskArgs& a, int64_t nthreads);

@@ -1,6 +1,7 @@
 """Folding ``Linear/Conv2d -> activation`` into one ``fused_act.nn.Linear`` / ``Conv2d`` with that
 activation: adjacent children of an ``nn.Sequential`` (``convert``) and ``act(self.fc(x))`` in a
-traced graph (``convert_functional``)."""
+traced graph (``convert_functional``); and ``BatchNorm -> activation`` into one
+``fused_act.nn.BatchNorm1d/2d/3d`` (adjacent children of an ``nn.Sequential``)."""
 
 from __future__ import annotations
 
@@ -15,11 +16,12 @@ from .tables import _FUSED_FUNCTIONS, _fused_params, _fused_spec, _hashable
 
 # Exact types: a subclass may change forward (MultiheadAttention's out_proj is one).
 _FOLDABLE = (nn.Linear, nn.Conv2d)
+_NORMS = {nn.BatchNorm1d: _fnn.BatchNorm1d, nn.BatchNorm2d: _fnn.BatchNorm2d, nn.BatchNorm3d: _fnn.BatchNorm3d}
 
 
 def _foldable_layer(m) -> str | None:
-    """None if the Linear/Conv2d ``m`` can absorb the activation after it, else why not."""
-    if m.bias is None:
+    """None if the Linear/Conv2d/BatchNorm ``m`` can absorb the activation after it, else why not."""
+    if type(m) in _FOLDABLE and m.bias is None:
         return "has no bias: nothing to fuse into the activation"
     if _has_hooks(m):
         return "has hooks registered on it (they would be lost)"
@@ -37,7 +39,21 @@ def _activation_of(m) -> tuple[ActivationSpec, dict] | None:
 def _folded(layer: nn.Module, spec: ActivationSpec, params: dict) -> nn.Module:
     """``layer`` as a fused_act.nn.Linear/Conv2d with ``spec``: built on the meta device (no
     initialisation work), then given ``layer``'s own Parameter objects, so optimisers and tied
-    weights keep pointing at them."""
+    weights keep pointing at them (and a batch norm its own buffers)."""
+    if type(layer) in _NORMS:
+        new = _NORMS[type(layer)](
+            layer.num_features,
+            layer.eps,
+            layer.momentum,
+            layer.affine,
+            layer.track_running_stats,
+            device="meta",
+            activation=spec.name,
+            **params,
+        )
+        for name in ("weight", "bias", "running_mean", "running_var", "num_batches_tracked"):
+            setattr(new, name, getattr(layer, name))
+        return new.train(layer.training)
     if type(layer) is nn.Linear:
         new = _fnn.Linear(
             layer.in_features,
@@ -68,9 +84,10 @@ def _folded(layer: nn.Module, spec: ActivationSpec, params: dict) -> nn.Module:
     return new.train(layer.training)
 
 
-def _fold_sequential(model: nn.Module, include, exclude, report: ConvertReport) -> None:
-    """Folds ``Linear/Conv2d -> activation`` pairs that are adjacent in an ``nn.Sequential``
-    (whose forward feeds each child's output only to the next child) into one fused layer.
+def _fold_sequential(model: nn.Module, include, exclude, report: ConvertReport, layers: tuple[type, ...]) -> None:
+    """Folds ``layer -> activation`` pairs, ``layer`` of one of the exact types ``layers``
+    (``_FOLDABLE``, ``_NORMS``), that are adjacent in an ``nn.Sequential`` (whose forward feeds
+    each child's output only to the next child) into one fused layer.
 
     The activation's slot gets an ``nn.Identity``, so the indices and ``state_dict`` keys of
     later children do not move. A pair is skipped when either module is registered anywhere
@@ -86,7 +103,7 @@ def _fold_sequential(model: nn.Module, include, exclude, report: ConvertReport) 
         for k_layer, k_act in zip(keys, keys[1:]):
             layer, act = seq._modules[k_layer], seq._modules[k_act]
             found = _activation_of(act)
-            if found is None or type(layer) not in _FOLDABLE:
+            if found is None or type(layer) not in layers:
                 continue
             spec, params = found
             names = (*paths[id(layer)], *paths[id(act)])

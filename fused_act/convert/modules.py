@@ -12,12 +12,15 @@ from torch import nn
 from .. import functional as _ffn
 from .. import nn as _fnn
 from ..registry import ACTIVATIONS, ActivationSpec, get
-from .fold import _fold_sequential
+from .fold import _FOLDABLE, _NORMS, _fold_sequential
 from .fx_rewrite import convert_functional
 from .report import ConvertReport, Left, Replaced, _describe, _fn_name
 from .selection import Selector, _as_list, _has_hooks, _selected
 from .tables import _FUNCTIONS, _NO_EQUIVALENT, _TORCH_MODULES, _fused_params, _fused_spec
 from .target import _Target
+
+# fused layers that carry an activation (what folding makes)
+_FOLDED = (_fnn.Linear, _fnn.Conv2d, *_NORMS.values())
 
 
 def convert(
@@ -30,6 +33,7 @@ def convert(
     functional: bool = False,
     keep_inplace: bool = True,
     fold: bool = False,
+    fold_norm: bool = False,
     **params,
 ) -> tuple[nn.Module, ConvertReport]:
     """Replaces the activations of ``model`` with fused_act ones; returns ``(model, report)``.
@@ -59,6 +63,12 @@ def convert(
             ``_fold_sequential``; with ``functional=True`` also in the traced graph). Off by
             default: eager's ``addmm`` adds the bias inside the matrix product, and the folded
             layer's bias-free product ran slower than it here (docs/convert.md, "Folding").
+        fold_norm: fold an ``nn.BatchNorm1d/2d/3d`` that a ``Sequential`` runs right before a
+            (converted) activation into ``fused_act.nn.BatchNorm1d/2d/3d`` with that
+            ``activation`` (the same parameters and buffers), and put an ``nn.Identity`` where the
+            activation was: batch norm's output then never reaches memory. Off by default: it
+            pays on large feature maps, but on mobilenet_v3_small's small ones (batch 8, 64 x 64
+            images) a training step was not faster (docs/convert.md, "Folding batch norm").
 
     Module names, parameters, buffers and ``state_dict`` keys are unchanged: fused modules
     hold no state, so checkpoints load into the converted model and vice versa.
@@ -118,7 +128,7 @@ def convert(
                     report.left.append(Left(qn, _describe(m), why))
                     continue
                 repl = target.module(inpl and keep_inplace)
-        elif cls in (_fnn.Linear, _fnn.Conv2d) and m.activation != "identity":
+        elif cls in _FOLDED and m.activation != "identity":
             # A folded layer (from an earlier convert, or built so): to= changes its activation.
             spec_m = get(m.activation)
             if target is None or target.same_as(spec_m, m.activation_params):
@@ -160,8 +170,9 @@ def convert(
     if id(model) in new:
         model = new[id(model)]
 
-    if fold:
-        _fold_sequential(model, include, exclude, report)
+    layers = (_FOLDABLE if fold else ()) + (tuple(_NORMS) if fold_norm else ())
+    if layers:
+        _fold_sequential(model, include, exclude, report, layers)
     _transformer_note(objs.values(), report)
     if functional:
         model, freport = convert_functional(
