@@ -35,7 +35,6 @@ void activation_inplace_op(Tensor& x, string_view act, ArrayRef<double> p) {
   h.call(x, act, p);
 }
 
-
 Tensor activation_double_backward_op(const Tensor& gg, const Tensor& g, const Tensor& s, string_view act,
                                      ArrayRef<double> p, bool out) {
   static const auto h =

@@ -41,8 +41,6 @@ std::tuple<Tensor, Tensor, Tensor> batch_norm_act_backward_op(const Tensor& g, c
   return h.call(g, x, w, b, mean, invstd, training, act, p, mask);
 }
 
-
-
 OptTensor opt(const Tensor& t) { return t.defined() ? OptTensor(t) : OptTensor(); }
 
 // needs_input_grad's index of each of `args`: Function::apply gives an absent optional no edge.
