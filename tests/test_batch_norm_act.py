@@ -226,6 +226,16 @@ def test_convert_folds_batch_norm(act):
         torch.testing.assert_close(converted.get_buffer(n), buf, atol=1e-12, rtol=1e-10)
 
 
+def test_convert_fold_norm_with_functional():
+    """functional=True traces the model after folding: the fused batch norm stays one node."""
+    torch.manual_seed(0)
+    original = _conv_bn_act(nn.ReLU()).double()
+    converted, _ = fused_act.convert(copy.deepcopy(original), fold_norm=True, functional=True)
+    assert any(isinstance(m, fused_act.nn.BatchNorm2d) for m in converted.modules())
+    x = torch.randn(2, 3, 6, 6, dtype=torch.float64)
+    torch.testing.assert_close(converted(x), original(x), atol=1e-10, rtol=1e-8)
+
+
 def test_convert_fold_norm_off_and_mobilenet():
     torchvision = pytest.importorskip("torchvision")
     model = torchvision.models.mobilenet_v3_small()

@@ -37,6 +37,9 @@ def _bind(params: tuple[str, ...], inplace_variant: bool, args: tuple, kwargs: d
     return b.arguments["input"], vals, bool(inplace_variant or b.arguments.get("inplace", False))
 
 
+_FUSED_NORMS = (_fnn.BatchNorm1d, _fnn.BatchNorm2d, _fnn.BatchNorm3d)
+
+
 class _Tracer(fx.Tracer):
     """symbolic_trace, with fused_act modules and functions kept as single nodes: tracing into
     them would hit the in-place branch (``x.requires_grad`` on a Proxy)."""
@@ -45,7 +48,13 @@ class _Tracer(fx.Tracer):
         super().__init__(autowrap_functions=tuple(_FUSED_FUNCTIONS))
 
     def is_leaf_module(self, m: nn.Module, qualname: str) -> bool:
-        return type(m) in _FUSED_MODULES or isinstance(m, _fnn.Activation) or super().is_leaf_module(m, qualname)
+        # the fused batch norms (fold_norm) too: like torch's, their forward tests x.dim()
+        return (
+            type(m) in _FUSED_MODULES
+            or type(m) in _FUSED_NORMS
+            or isinstance(m, _fnn.Activation)
+            or super().is_leaf_module(m, qualname)
+        )
 
 
 def convert_functional(
