@@ -213,3 +213,54 @@ def test_cuda_more_than_2_31_elements():
     del y
     p = fused_act.softmax(x.view(-1, 1024), -1)  # rows past element 2^31
     torch.testing.assert_close(p[-1].float(), torch.softmax(x[-1024:].float(), -1), atol=1e-2, rtol=1e-2)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+@pytest.mark.parametrize("training", [True, False], ids=["train", "eval"])
+@pytest.mark.parametrize(
+    "shape,channels_last",
+    # NCHW rows, short rows (the expanded per-column shape), channels-last with a channel count
+    # that keeps float coefficient packets aligned and one that does not, a Linear output
+    [((8, 24, 16, 16), False), ((8, 96, 4, 4), False), ((4, 32, 7, 7), True), ((4, 30, 7, 7), True), ((64, 19), False)],
+)
+def test_cuda_batch_norm_act(shape, channels_last, training, dtype):
+    """batch_norm_act on CUDA (the statistics and the backward's sums in the reduce-only sum
+    kernels, coefficients in float) against torch in float64 and against the CPU kernels."""
+    c = shape[1]
+    g0 = torch.Generator().manual_seed(0)
+    x = (torch.randn(shape, generator=g0, dtype=torch.float64) * 1.5 + 0.7).to(dtype)
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    w = (torch.rand(c, generator=g0, dtype=torch.float64) + 0.5).to(dtype)
+    b = (torch.rand(c, generator=g0, dtype=torch.float64) - 0.5).to(dtype)
+    grad = (torch.rand(shape, generator=g0, dtype=torch.float64) * 2 - 1).to(dtype)
+    results = {}
+    for device in ("cpu", "cuda"):
+        xs, ws, bs = (t.to(device).requires_grad_() for t in (x, w, b))
+        rm, rv = torch.zeros(c, dtype=dtype, device=device), torch.ones(c, dtype=dtype, device=device)
+        y = fused_act.batch_norm_act(xs, rm, rv, ws, bs, training, 0.1, 1e-5, "silu")
+        grads = torch.autograd.grad(y, (xs, ws, bs), grad.to(device))
+        results[device] = [t.cpu() for t in (y, rm, rv, *grads)]
+    leaves = [t.double().requires_grad_() for t in (x, w, b)]
+    rm, rv = torch.zeros(c, dtype=torch.float64), torch.ones(c, dtype=torch.float64)
+    ref = torch.nn.functional.silu(torch.nn.functional.batch_norm(leaves[0], rm, rv, leaves[1], leaves[2], training))
+    expected = [ref.detach(), rm, rv, *torch.autograd.grad(ref, leaves, grad.double())]
+    tol = {torch.float64: 1e-8, torch.float32: 2e-5, torch.float16: 4e-3, torch.bfloat16: 3e-2}[dtype]
+    for what, ours, cpu, exp in zip(
+        ("y", "running_mean", "running_var", "dx", "dw", "db"), results["cuda"], results["cpu"], expected
+    ):
+        scale = exp.abs().max().item() + 1.0
+        torch.testing.assert_close(
+            ours.double() / scale,
+            exp.to(ours.dtype).double() / scale,
+            atol=tol,
+            rtol=tol,
+            msg=lambda m, what=what: f"cuda {what}: {m}",
+        )
+        torch.testing.assert_close(
+            ours.double() / scale,
+            cpu.double() / scale,
+            atol=tol,
+            rtol=tol,
+            msg=lambda m, what=what: f"cuda vs cpu {what}: {m}",
+        )
