@@ -206,10 +206,14 @@ def _conv_bn_act(act):
 def test_convert_folds_batch_norm(act):
     torch.manual_seed(0)
     original = _conv_bn_act(act).double()  # float64: a check of the math, not of float32 rounding
-    converted, report = fused_act.convert(copy.deepcopy(original), fold_norm=True)
+    copied = copy.deepcopy(original)
+    bn = copied[1]
+    converted, report = fused_act.convert(copied, fold_norm=True)
     assert isinstance(converted[1], fused_act.nn.BatchNorm2d) and isinstance(converted[2], nn.Identity)
     assert type(converted[4]) is nn.BatchNorm2d  # no activation after it: left alone
-    assert converted[1].running_mean is converted[1].running_mean  # buffers are the originals' objects
+    # the folded module holds the batch norm's own parameter and buffer objects
+    for name in ("weight", "bias", "running_mean", "running_var", "num_batches_tracked"):
+        assert getattr(converted[1], name) is getattr(bn, name)
     assert any(r.kind == "fold" for r in report.replaced)
     assert converted.state_dict().keys() == original.state_dict().keys()
     x = torch.randn(4, 3, 9, 9, dtype=torch.float64)

@@ -197,6 +197,16 @@ struct Checked {
   DType dtype;
 };
 
+// A per-channel vector argument (weight, bias, running statistics), when given.
+void check_channel_vector(const c10::optional<Tensor>& t, const char* what, const Tensor& x, const std::string& op) {
+  if (!present(t)) return;
+  TORCH_CHECK(t->device() == x.device(), op, ": ", what, " is on ", t->device(), ", expected ", x.device());
+  TORCH_CHECK_TYPE(at::isFloatingType(t->scalar_type()), op, ": ", what, " must be floating point, got ",
+                   t->scalar_type());
+  TORCH_CHECK(t->dim() == 1 && t->size(0) == x.size(1), op, ": ", what, " must be 1-D with x.size(1) = ", x.size(1),
+              " elements, got shape ", t->sizes());
+}
+
 Checked check_args(const Tensor& x, const c10::optional<Tensor>& weight, const c10::optional<Tensor>& bias,
                    std::string_view act, c10::ArrayRef<double> params) {
   const ActivationInfo& info = checked_activation(act, params);
@@ -204,25 +214,9 @@ Checked check_args(const Tensor& x, const c10::optional<Tensor>& weight, const c
   check_device(x, op);
   const DType dtype = checked_dtype(x, op);
   TORCH_CHECK(x.dim() >= 2, op, ": expected x with at least 2 dimensions (N, C, ...), got shape ", x.sizes());
-  for (const auto& [t, what] : {std::pair{&weight, "weight"}, std::pair{&bias, "bias"}}) {
-    if (!t->has_value() || !(*t)->defined()) continue;
-    const Tensor& v = **t;
-    TORCH_CHECK(v.device() == x.device(), op, ": ", what, " is on ", v.device(), ", expected ", x.device());
-    TORCH_CHECK_TYPE(at::isFloatingType(v.scalar_type()), op, ": ", what, " must be floating point, got ",
-                     v.scalar_type());
-    TORCH_CHECK(v.dim() == 1 && v.size(0) == x.size(1), op, ": ", what, " must be 1-D with x.size(1) = ", x.size(1),
-                " elements, got shape ", v.sizes());
-  }
+  check_channel_vector(weight, "weight", x, op);
+  check_channel_vector(bias, "bias", x, op);
   return {std::move(op), &info, dtype};
-}
-
-void check_running(const c10::optional<Tensor>& t, const char* what, const Tensor& x, const std::string& op) {
-  if (!t.has_value() || !t->defined()) return;
-  TORCH_CHECK(t->device() == x.device(), op, ": ", what, " is on ", t->device(), ", expected ", x.device());
-  TORCH_CHECK_TYPE(at::isFloatingType(t->scalar_type()), op, ": ", what, " must be floating point, got ",
-                   t->scalar_type());
-  TORCH_CHECK(t->dim() == 1 && t->size(0) == x.size(1), op, ": ", what, " must be 1-D with x.size(1) = ", x.size(1),
-              " elements, got shape ", t->sizes());
 }
 
 // Each channel's first element of xl (laid out as l): the statistics' shift, as doubles (CPU).
@@ -249,8 +243,8 @@ std::tuple<Tensor, Tensor, Tensor> batch_norm_act(const Tensor& x, const c10::op
                                                   double momentum, double eps, std::string_view act,
                                                   c10::ArrayRef<double> params, Runner run) {
   const Checked ck = check_args(x, weight, bias, act, params);
-  check_running(running_mean, "running_mean", x, ck.op);
-  check_running(running_var, "running_var", x, ck.op);
+  check_channel_vector(running_mean, "running_mean", x, ck.op);
+  check_channel_vector(running_var, "running_var", x, ck.op);
   TORCH_CHECK(present(running_mean) == present(running_var), ck.op,
               ": running_mean and running_var must be given together");
   TORCH_CHECK(training || present(running_mean), ck.op,
