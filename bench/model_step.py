@@ -116,6 +116,12 @@ def variants(name: str, mode: str, fold_norm: bool = False):
     model, x, y, opt = make(name)
     conv, report = convert(copy.deepcopy(model), keep_inplace=(mode == "eager"), fold_norm=fold_norm)
     what = {k: sum(r.kind == k for r in report.replaced) for k in ("module", "fold")}
+    if mode == "compile":
+        # Inductor's on-disk caches key a graph by its ops, not by how fused_act registered them:
+        # a graph compiled by an earlier build (other op tags, so other layouts and copies around
+        # our ops) would be reused, and this build never measured.
+        torch._inductor.config.fx_graph_cache = False
+        torch._functorch.config.enable_autograd_cache = False
     out = {}
     for label, m in (("original", model), ("converted", conv)):
         fwd = torch.compile(m, fullgraph=True) if mode == "compile" else m

@@ -72,8 +72,10 @@ at::Tensor softmax_backward(const at::Tensor& grad, const at::Tensor& y, int64_t
 
 TORCH_LIBRARY_FRAGMENT(fused_act, m) {
   // log selects log_softmax; backward works from the forward's output y alone.
-  m.def("softmax(Tensor x, int dim, bool log) -> Tensor");
-  m.def("softmax_backward(Tensor grad, Tensor y, int dim, bool log) -> Tensor");
+  // Any input layout is read (through a contiguous copy) and the output is contiguous, so inductor
+  // may hand them its own layouts, as the elementwise ops (library.cpp).
+  m.def("softmax(Tensor x, int dim, bool log) -> Tensor", {at::Tag::flexible_layout});
+  m.def("softmax_backward(Tensor grad, Tensor y, int dim, bool log) -> Tensor", {at::Tag::flexible_layout});
 }
 
 TORCH_LIBRARY_IMPL(fused_act, CPU, m) { register_softmax_impls<&cpu::run_softmax>(m); }

@@ -1,0 +1,170 @@
+"""Every op but the mask ones is registered with torch.Tag.flexible_layout (csrc/ops/library.cpp),
+so torch.compile may hand it inputs in layouts eager never produced (channels-last where the
+model is NCHW, permuted, strided, expanded views), in any mix. That is only sound if, for every
+such input, (1) the kernel reads each input through its own strides: the values equal the op's
+on contiguous copies, checked against float64 torch elsewhere, and (2) the outputs get the
+strides the fake kernel (fused_act/ops/) promised, which inductor's generated code indexes with
+(it checks sizes and the strides of dimensions longer than 1). The mask ops keep exact strides
+(test_every_flexible_op_is_covered): their mask follows the forward's memory order."""
+
+from __future__ import annotations
+
+import copy
+import itertools
+
+import pytest
+import torch
+from torch._subclasses.fake_tensor import FakeTensorMode
+
+ops = torch.ops.fused_act
+
+SHAPE = (2, 6, 3, 5)
+
+
+def laid_out(shape, layout: str, seed: int) -> torch.Tensor:
+    """A float64 tensor of `shape` in one of the layouts inductor may choose."""
+    g = torch.Generator().manual_seed(seed)
+    n, c, h, w = shape
+    if layout == "contiguous":
+        return torch.randn(shape, generator=g, dtype=torch.float64)
+    if layout == "channels_last":
+        return torch.randn(shape, generator=g, dtype=torch.float64).to(memory_format=torch.channels_last)
+    if layout == "permuted":  # dense, neither contiguous nor channels-last
+        return torch.randn(h, n, w, c, generator=g, dtype=torch.float64).permute(1, 3, 0, 2)
+    if layout == "strided":  # not dense
+        return torch.randn(n, c, h, 2 * w, generator=g, dtype=torch.float64)[..., ::2]
+    if layout == "expanded":  # stride 0
+        return torch.randn(n, c, h, 1, generator=g, dtype=torch.float64).expand(shape)
+    raise ValueError(layout)
+
+
+LAYOUTS = ["contiguous", "channels_last", "permuted", "strided", "expanded"]
+PAIRS = list(itertools.product(LAYOUTS, repeat=2))
+
+
+def channel_vector(seed: int) -> torch.Tensor:
+    return torch.rand(SHAPE[1], generator=torch.Generator().manual_seed(seed), dtype=torch.float64) + 0.5
+
+
+def half_channels(layout: str, seed: int) -> torch.Tensor:
+    return laid_out((SHAPE[0], SHAPE[1] // 2, *SHAPE[2:]), layout, seed)
+
+
+# name -> (op, arguments for the layouts (a, b)): the tensors in layout a or b, the rest fixed.
+def calls(a: str, b: str):
+    x, y, z = laid_out(SHAPE, a, 0), laid_out(SHAPE, b, 1), laid_out(SHAPE, a, 2)
+    s = torch.sigmoid(laid_out(SHAPE, b, 3))  # a sigmoid output, for the output-form backward
+    bias = channel_vector(4)
+    mean, invstd = channel_vector(5) - 1.0, channel_vector(6)
+    return {
+        "activation": (ops.activation, (x, "gelu", [])),
+        "activation_backward": (ops.activation_backward, (x, y, "gelu", [], False)),
+        "activation_backward (from output)": (ops.activation_backward, (x, s, "sigmoid", [], True)),
+        "activation_double_backward": (ops.activation_double_backward, (x, y, z, "gelu", [], False)),
+        "bias_act": (ops.bias_act, (x, bias, 1, "silu", [])),
+        "bias_act_backward": (ops.bias_act_backward, (x, y, bias, 1, "silu", [], False)),
+        "glu": (ops.glu, (x, 1, True, "gelu", [])),
+        "glu_backward": (ops.glu_backward, (half_channels(a, 7), y, 1, True, "gelu", [])),
+        "gated": (ops.gated, (x, y, "silu", [])),
+        "gated_backward": (ops.gated_backward, (x, y, z, "silu", [])),
+        "batch_norm_act": (
+            ops.batch_norm_act,
+            (
+                x,
+                bias,
+                bias - 1.0,
+                torch.zeros(SHAPE[1], dtype=torch.float64),
+                torch.ones(SHAPE[1], dtype=torch.float64),
+                True,
+                0.1,
+                1e-5,
+                "hardswish",
+                [],
+            ),
+        ),
+        "batch_norm_act_backward": (
+            ops.batch_norm_act_backward,
+            (x, y, bias, bias - 1.0, mean, invstd, True, "hardswish", [], [True, True, True]),
+        ),
+        "softmax": (ops.softmax, (x, 1, False)),
+        "softmax_backward": (ops.softmax_backward, (x, s, 1, True)),
+    }
+
+
+NAMES = list(calls("contiguous", "contiguous"))
+
+
+def _tensors(out):
+    return [t for t in (out if isinstance(out, tuple) else (out,)) if t is not None]
+
+
+def _contiguous_copies(args):
+    return tuple(a.contiguous() if isinstance(a, torch.Tensor) else a for a in args)
+
+
+def test_every_flexible_op_is_covered():
+    names = {s.name.split("::")[1] for s in torch._C._jit_get_all_schemas() if s.name.startswith("fused_act::")}
+    flexible = {n for n in names if torch.Tag.flexible_layout in getattr(ops, n).default.tags}
+    assert flexible == {name.split(" ")[0] for name in NAMES} | {"activation_"}
+    public = {n for n in names if not n.startswith("_")}
+    assert public - flexible == {"activation_mask", "activation_mask_", "activation_mask_backward"}
+
+
+@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("a,b", PAIRS, ids=[f"{a}-{b}" for a, b in PAIRS])
+def test_any_layout_gives_contiguous_values_and_fake_strides(name, a, b):
+    op, args = calls(a, b)[name]
+    assert torch.Tag.flexible_layout in op.default.tags
+    out = _tensors(op(*args))
+    # running statistics are updated in place: the reference call gets fresh ones
+    expected = _tensors(op(*[a.clone() if isinstance(a, torch.Tensor) else a for a in _contiguous_copies(args)]))
+    for got, want in zip(out, expected, strict=True):
+        torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-12)
+    with FakeTensorMode() as mode:
+        fake_args = [mode.from_tensor(t) if isinstance(t, torch.Tensor) else t for t in args]
+        fake = _tensors(op(*fake_args))
+    for got, promised in zip(out, fake, strict=True):
+        assert got.shape == promised.shape and got.dtype == promised.dtype
+        long = [d for d in range(got.dim()) if got.size(d) > 1]
+        assert [got.stride(d) for d in long] == [promised.stride(d) for d in long], (name, a, b)
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_inplace_activation_any_layout(layout):
+    x = laid_out(SHAPE, layout, 0)
+    if layout == "expanded":
+        x = x.clone()  # in place needs distinct elements; clone keeps expand's values, dense
+    want = torch.nn.functional.gelu(x)
+    ops.activation_(x, "gelu", [])
+    torch.testing.assert_close(x, want, rtol=1e-12, atol=1e-12)
+
+
+def test_inductor_channels_last_model_matches_eager():
+    """The case the tag is for: inductor runs a CPU model's convolutions channels-last and hands
+    our ops its channels-last buffers, forward and backward."""
+    import fused_act
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(
+        torch.nn.Conv2d(3, 8, 3, padding=1),
+        torch.nn.BatchNorm2d(8),
+        torch.nn.Hardswish(),
+        torch.nn.Conv2d(8, 8, 3, padding=1, groups=8),
+        torch.nn.BatchNorm2d(8),
+        torch.nn.ReLU(),
+        torch.nn.Conv2d(8, 4, 1),
+        torch.nn.SiLU(),
+    ).double()
+    converted, _ = fused_act.convert(model, keep_inplace=False, fold_norm=True)
+    reference = copy.deepcopy(converted)
+    x = torch.randn(4, 3, 12, 12, dtype=torch.float64)
+    torch._dynamo.reset()
+    compiled = torch.compile(converted, fullgraph=True)
+    out, want = compiled(x), reference(x)
+    torch.testing.assert_close(out, want)
+    out.square().sum().backward()
+    want.square().sum().backward()
+    for p, q in zip(converted.parameters(), reference.parameters(), strict=True):
+        torch.testing.assert_close(p.grad, q.grad)
+    for b, c in zip(converted.buffers(), reference.buffers(), strict=True):
+        torch.testing.assert_close(b, c)
