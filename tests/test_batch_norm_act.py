@@ -30,11 +30,13 @@ TOL = {
 }
 
 # (shape, channels-last): NCHW rows (per-row coefficients), channels innermost (per-column
-# vectors: a Linear output and a channels-last image), rows shorter than a vector, a 3-D volume,
-# and a row length that is not a multiple of any vector width.
+# vectors: a Linear output and a channels-last image; with few channels, 16 rows of 20 taken as
+# one of 320), rows shorter than a vector, a 3-D volume, and a row length that is not a multiple
+# of any vector width.
 LAYOUTS = {
     "nchw": ((4, 3, 5, 7), False),
     "nhwc": ((4, 3, 5, 7), True),
+    "nhwc-narrow": ((4, 20, 12, 12), True),
     "linear": ((33, 19), False),
     "tiny-rows": ((8, 5, 2, 2), False),
     "ncdhw": ((2, 3, 4, 3, 5), False),
@@ -318,7 +320,7 @@ def test_errors():
         fused_act.nn.BatchNorm2d(3, activation="celu", alpha=0.0)(torch.randn(2, 3, 2, 2))
 
 
-@pytest.mark.parametrize("layout", ["nchw", "nhwc", "linear", "long-rows"])
+@pytest.mark.parametrize("layout", ["nchw", "nhwc", "nhwc-narrow", "linear", "long-rows"])
 @pytest.mark.parametrize("threads", [1, 7, 64])
 def test_cuda_thread_bodies_simulated(layout, threads):
     shape, channels_last = LAYOUTS[layout]

@@ -104,18 +104,26 @@ class Values {
   double fill_ = 0.0;
 };
 
-// How this op's launches see a tensor: channel_layout.h's two shapes, and a third for contiguous
-// tensors whose rows (H * W) are short: rows = N, cols = C * H * W, every per-channel array
-// expanded to one value per column (each value repeated H * W times) and the sums taken per
-// column, then added up per channel. Row by row, each (n, c) row of 4 floats (2 x 2 images)
-// cost a masked block and a row's set-up per pass: forward + backward of (8, 576, 2, 2) took
-// 400 us against eager's 210.
+// How this op's launches see a tensor: channel_layout.h's two shapes, with short rows widened.
+// Every row costs a set-up per pass (pointers, a masked tail), so rows of a few floats are slow:
+//   contiguous with short rows (H * W): rows = N, cols = C * H * W, every per-channel array
+//     expanded to one value per column (each value repeated H * W times). Row by row, each (n, c)
+//     row of 4 floats (2 x 2 images) cost a masked block and a row's set-up per pass: forward +
+//     backward of (8, 576, 2, 2) took 400 us against eager's 210;
+//   channels innermost with few channels (channels-last images, which inductor hands the op
+//     under torch.compile): `tiles` consecutive rows as one, every per-channel array repeated
+//     `tiles` times. (8, 16, 32, 32) channels-last, rows of 16 floats: forward 112 and backward
+//     221 us against 49 and 83 for the same tensor contiguous.
+// The sums of reduce-only launches are then taken per column and added up per channel.
 class Launch {
  public:
   explicit Launch(const Tensor& out) : l_(layout_of(out, 1)), real_(l_), channels_(l_.channels) {
     if (!l_.per_col && l_.cols < kShortRows) {
-      hw_ = l_.cols;
-      l_ = {l_.rows / l_.channels, l_.channels * l_.cols, l_.channels * l_.cols, true};
+      repeat_ = l_.cols;
+      l_ = {l_.rows / l_.channels, width(), width(), true};
+    } else if (l_.per_col && l_.cols < kShortRows) {
+      tiles_ = tiles_for(l_.rows, l_.cols);
+      l_ = {l_.rows / tiles_, width(), width(), true};
     }
   }
 
@@ -128,36 +136,34 @@ class Launch {
   OutOperand output(Tensor& t) const { return OutOperand{t.data_ptr(), l_.cols}; }
 
   // `count` per-channel arrays of the compute type, as the kernels read them (expanded for
-  // short rows): set(j, c, v) writes array j's channel c.
+  // widened rows): set(j, c, v) writes array j's channel c.
   class Arrays {
    public:
     Arrays(const Launch& l, const Tensor& like, int count)
         : storage_(at::empty({count * l.width()}, like.options().dtype(acc_type(like)))),
           values_(storage_),
-          width_(l.width()),
-          hw_(l.hw_),
           launch_(&l) {}
     // On a device: from per-channel tensors, expanded there.
     Arrays(const Launch& l, const std::vector<Tensor>& vectors)
         : storage_(at::stack(vectors)
-                       .unsqueeze(2)
-                       .expand({static_cast<int64_t>(vectors.size()), l.channels_, l.hw_})
+                       .view({static_cast<int64_t>(vectors.size()), 1, l.channels_, 1})
+                       .expand({static_cast<int64_t>(vectors.size()), l.tiles_, l.channels_, l.repeat_})
                        .contiguous()),
-          width_(l.width()),
-          hw_(l.hw_),
           launch_(&l) {}
     void set(int j, int64_t c, double v) const {
-      for (int64_t i = 0; i < hw_; ++i) values_.set(j * width_ + c * hw_ + i, v);
+      const Launch& l = *launch_;
+      for (int64_t t = 0; t < l.tiles_; ++t) {
+        for (int64_t i = 0; i < l.repeat_; ++i) values_.set(l.index(j, t, c, i), v);
+      }
     }
     Operand operand(int j) const {
       const auto* base = static_cast<const char*>(storage_.const_data_ptr());
-      return channel_operand_at(base + j * width_ * storage_.element_size(), launch_->l_);
+      return channel_operand_at(base + j * launch_->width() * storage_.element_size(), launch_->l_);
     }
 
    private:
     Tensor storage_;
     Values values_;
-    int64_t width_, hw_;
     const Launch* launch_;
   };
 
@@ -174,21 +180,42 @@ class Launch {
   // Sum j of channel c, from sums() of a CPU launch.
   double fold(const Values& sums, int j, int64_t c) const {
     double total = 0;
-    for (int64_t i = 0; i < hw_; ++i) total += sums[j * l_.channels + c * hw_ + i];
+    for (int64_t t = 0; t < tiles_; ++t) {
+      for (int64_t i = 0; i < repeat_; ++i) total += sums[index(j, t, c, i)];
+    }
     return total;
   }
   // sums() of a device launch as (2, C) tensors.
-  Tensor fold(const Tensor& sums) const { return hw_ > 1 ? sums.view({2, channels_, hw_}).sum(2) : sums; }
+  Tensor fold(const Tensor& sums) const {
+    return width() > channels_ ? sums.view({2, tiles_, channels_, repeat_}).sum({1, 3}) : sums;
+  }
 
  private:
-  // Below this row length, the expanded shape. Forward + backward (hardswish, 2 threads) with the
-  // bound at 65, 257 and 1025: (8, 88, 8, 8) expanded took 51-54 + 74-76 us against 43 + 67 by
-  // rows, and (8, 72, 16, 16) and (8, 16, 32, 32) 3-5x longer (two per-column sums per element).
+  // Below this row length, a widened shape. Contiguous, forward + backward (hardswish, 2 threads)
+  // with the bound at 65, 257 and 1025: (8, 88, 8, 8) expanded took 51-54 + 74-76 us against
+  // 43 + 67 by rows, and (8, 72, 16, 16) and (8, 16, 32, 32) 3-5x longer (two per-column sums
+  // per element).
   static constexpr int64_t kShortRows = 64;
-  int64_t width() const { return channels_ * hw_; }
+  // Channels-last rows below kShortRows are widened to at least kWideRows floats, keeping at
+  // least kMinRows rows for the threads to share. The forward and backward ops at 2 threads,
+  // widened to 16 (not at all) / 64 / 256 / 1024: (8, 16, 32, 32) 108 + 227 / 61 + 128 / 58 + 107
+  // / 64 + 116 us; (8, 96, 4, 4), rows of 96, 21 + 29 us as they are, 27 + 47 widened to 1024.
+  static constexpr int64_t kWideRows = 256;
+  static constexpr int64_t kMinRows = 16;
+  // The fewest rows that, taken together, are kWideRows wide and divide `rows`; 1 when none does.
+  static int64_t tiles_for(int64_t rows, int64_t cols) {
+    for (int64_t k = (kWideRows + cols - 1) / cols; k * kMinRows <= rows; ++k) {
+      if (rows % k == 0) return k;
+    }
+    return 1;
+  }
+  int64_t width() const { return tiles_ * channels_ * repeat_; }
+  int64_t index(int j, int64_t t, int64_t c, int64_t i) const {
+    return j * width() + (t * channels_ + c) * repeat_ + i;
+  }
   ChannelLayout l_, real_;
   int64_t channels_;
-  int64_t hw_ = 1;
+  int64_t repeat_ = 1, tiles_ = 1;
 };
 
 struct Checked {
