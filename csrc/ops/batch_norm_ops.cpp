@@ -202,9 +202,11 @@ class Launch {
   // / 64 + 116 us; (8, 96, 4, 4), rows of 96, 21 + 29 us as they are, 27 + 47 widened to 1024.
   static constexpr int64_t kWideRows = 256;
   static constexpr int64_t kMinRows = 16;
-  // The fewest rows that, taken together, are kWideRows wide and divide `rows`; 1 when none does.
+  // The fewest rows that, taken together, are kWideRows wide (up to 4x that) and divide `rows`;
+  // 1 when none does.
   static int64_t tiles_for(int64_t rows, int64_t cols) {
-    for (int64_t k = (kWideRows + cols - 1) / cols; k * kMinRows <= rows; ++k) {
+    const int64_t fewest = (kWideRows + cols - 1) / cols;
+    for (int64_t k = fewest; k <= 4 * fewest && k * kMinRows <= rows; ++k) {
       if (rows % k == 0) return k;
     }
     return 1;
