@@ -220,8 +220,17 @@ def test_cuda_more_than_2_31_elements():
 @pytest.mark.parametrize(
     "shape,channels_last",
     # NCHW rows, short rows (the expanded per-column shape), channels-last with a channel count
-    # that keeps float coefficient packets aligned and one that does not, a Linear output
-    [((8, 24, 16, 16), False), ((8, 96, 4, 4), False), ((4, 32, 7, 7), True), ((4, 30, 7, 7), True), ((64, 19), False)],
+    # that keeps float coefficient packets aligned and one that does not, narrow channels-last
+    # rows (16 taken as one: the device branch's repeated coefficients and folded sums), a Linear
+    # output
+    [
+        ((8, 24, 16, 16), False),
+        ((8, 96, 4, 4), False),
+        ((4, 32, 7, 7), True),
+        ((4, 30, 7, 7), True),
+        ((8, 16, 16, 16), True),
+        ((64, 19), False),
+    ],
 )
 def test_cuda_batch_norm_act(shape, channels_last, training, dtype):
     """batch_norm_act on CUDA (the statistics and the backward's sums in the reduce-only sum
