@@ -226,7 +226,7 @@ def _specs() -> list[ActivationSpec]:
             True,
             lambda alpha: [0.0],
             "Barron 2017",
-            test_params=({"alpha": 2.0}, {"alpha": 0.5}),
+            test_params=({"alpha": 2.0}, {"alpha": 0.5}, {"alpha": -1.5}),
             torch_functions=("F.celu", "torch.celu"),
             torch_inplace_functions=("F.celu_", "torch.celu_"),
         ),

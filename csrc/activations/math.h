@@ -45,7 +45,7 @@ FA_HD double abs(double x) { return ::fabs(x); }
 // AVX2 skips the overflow handling its exp needs (below).
 FA_HD float exp_nonpos(float x) { return exp(x); }
 FA_HD double exp_nonpos(double x) { return exp(x); }
-// expm1(x) for x <= 0 or NaN (elu, selu, SIMD tanh, softplus's and logsigmoid's derivatives from
+// expm1(x) for x <= 0 or NaN (elu, selu, softplus's and logsigmoid's derivatives from
 // the output); CPU SIMD float has a form with one polynomial (below).
 FA_HD float expm1_nonpos(float x) { return expm1(x); }
 FA_HD double expm1_nonpos(double x) { return expm1(x); }
@@ -352,8 +352,8 @@ inline Vec<float> expm1(const Vec<float>& x) {
 // one polynomial (exp's, without its 1) and one rounding in the FMA, where expm1 above
 // evaluates both its Taylor series and exp. 2^n - 1 is exact for n >= -24; below x = -30
 // expm1 is -1 in float (from -17.33 on), so the clamp keeps 2^n normal (n >= -44).
-// softplus's and logsigmoid's derivatives from their outputs, -expm1(-beta y) and -expm1(y), tanh
-// (below), and elu's and selu's forwards (where() drops the positive lanes): their forwards at
+// softplus's and logsigmoid's derivatives from their outputs, -expm1(-beta y) and -expm1(y),
+// and elu's, selu's and celu's forwards (where() drops the positive lanes): elu's and selu's at
 // 2^20 floats, Zen 4, 1.22x and 1.56x faster than on expm1 (bench/results/avx512/expm1_nonpos).
 inline Vec<float> expm1_nonpos(const Vec<float>& x) {
   using V = Vec<float>;
@@ -422,14 +422,31 @@ inline Vec<float> log1p_unit(const Vec<float>& u) {
   return log_reduced(f, where(upper, V(1.f), V(0.f)));
 }
 
-// tanh(x) = sign(x) |e / (e + 2)| with e = expm1(-2|x|) in [-1, 0], on expm1_nonpos: e + 2 is in
-// [1, 2], so nothing cancels or overflows (e = -1 from |x| = 8.7 on gives 1, no select), and the
-// sign bit is x's (tanh(-0) = -0, NaN passes). Against e = expm1(2x), which needed expm1's
-// Taylor series and exp both and a select for large x: see docs/math.md.
+// tanh(x) = x P(x^2) / Q(x^2), P and Q of degree 4 fitted toward the minimax relative error on [0,
+// 8.5] (`python -m bench.fit_rational tanh`: 2.4e-8 with float coefficients), x clamped to [-8.5,
+// 8.5], where the float32 evaluation gives exactly 1, and the result clamped to [-1, 1] (rounded in
+// float32, x P / Q exceeds 1 at 2,421 of 8M points of [8.17, 8.5], by up to 2 ulp). XNNPACK's
+// rational form with one more degree in Q: 8 FMAs, 2 multiplies, a division and 4 mins / maxes,
+// where the exp-based form (sign(x) |e / (e + 2)|, e = expm1(-2|x|), 2.50 ulp) needed 20 operations
+// and the division: in L1, one thread, 0.295 -> 0.196 ns per element on AVX-512, 0.401 -> 0.274 on
+// AVX2 (Intel Xeon, both forms in one binary). Max error 5.16 ulp over all floats, 3.1e-7 absolute,
+// at |x| = 7.14 where tanh is 1 - 1.3e-6 and the ulp below 1 is 6e-8 (docs/math.md). Odd and NaN-
+// preserving: -0 gives -0, the clamps return NaN.
 inline Vec<float> tanh(const Vec<float>& x) {
   using V = Vec<float>;
-  const V e = expm1_nonpos(V(-2.f) * x.abs());
-  return (e / (e + V(2.f))).abs() | (x & V(-0.f));
+  const V xc = at::vec::clamp(x, V(-8.5f), V(8.5f));
+  const V w = xc * xc;
+  V p = V(1.42687524e-08f);
+  p = at::vec::fmadd(p, w, V(2.12507603e-05f));
+  p = at::vec::fmadd(p, w, V(0.00353401224f));
+  p = at::vec::fmadd(p, w, V(0.134132355f));
+  p = at::vec::fmadd(p, w, V(1.f));
+  V q = V(8.14494683e-07f);
+  q = at::vec::fmadd(q, w, V(0.000334883895f));
+  q = at::vec::fmadd(q, w, V(0.0260226987f));
+  q = at::vec::fmadd(q, w, V(0.46746558f));
+  q = at::vec::fmadd(q, w, V(1.f));
+  return at::vec::clamp(xc * p / q, V(-1.f), V(1.f));
 }
 
 // Phi and phi (see the scalar std_normal) by Abramowitz & Stegun 7.1.26, the erf of ATen's
@@ -460,7 +477,7 @@ inline Normal<Vec<double>> std_normal(const Vec<double>& x) {
 
 // Phi alone (gelu's forward), without exp: (1 + erf(z)) / 2, z = x / sqrt 2 clamped to
 // [-4.1, 4.1], erf(z) = z P(z^2) / Q(z^2) with P and Q of degree 5 fitted by
-// `python -m bench.fit_normcdf` (relative error 5.4e-8 with the coefficients rounded to float).
+// `python -m bench.fit_rational erf` (relative error 5.4e-8 with the coefficients rounded to float).
 // At the clamp it evaluates to exactly 1, so Phi is exactly 0 and 1 in the tails: gelu(-1e30) is
 // -0, gelu(1e30) 1e30. 10 FMAs and a division, where std_normal's Phi spends an exp (13
 // instructions), the division and 5 FMAs: gelu's forward at 2^20 floats, one thread, 0.45 ->
