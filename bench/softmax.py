@@ -4,6 +4,7 @@ medians. Prints a markdown table; ``--out FILE`` also writes it.
 
     python -m bench.softmax                          # CPU (CUDA when available), float32 + bfloat16
     python -m bench.softmax --threads 1 --rounds 5 --out bench/results/softmax.md
+    python -m bench.softmax --dtypes float32 --shapes 0 1 2   # the first three shapes only
 """
 
 from __future__ import annotations
@@ -17,8 +18,16 @@ import fused_act
 
 from .timing import Runner, measure
 
-# (shape, dim): short and long last-dim rows (inner == 1), and a middle dim (inner > 1).
-SHAPES = [((4096, 256), -1), ((256, 4096), -1), ((16, 65536), -1), ((64, 128, 128), 1)]
+# (shape, dim): last-dim rows (inner == 1) of a classifier's 10 classes, 32 (short attention),
+# 256, 4096 and 65536, and a middle dim (inner > 1).
+SHAPES = [
+    ((65536, 10), -1),
+    ((16384, 32), -1),
+    ((4096, 256), -1),
+    ((256, 4096), -1),
+    ((16, 65536), -1),
+    ((64, 128, 128), 1),
+]
 OPS = {"softmax": (fused_act.softmax, torch.softmax), "log_softmax": (fused_act.log_softmax, torch.log_softmax)}
 
 
@@ -47,6 +56,7 @@ def main(argv=None) -> None:
         help="CPU threads (default: torch's); on a shared "
         "machine 1 avoids timing the wait for a descheduled second thread",
     )
+    p.add_argument("--shapes", nargs="+", type=int, default=None, help="indices into SHAPES (default: all)")
     p.add_argument("--out", type=Path, default=None)
     args = p.parse_args(argv)
     if args.threads:
@@ -61,7 +71,7 @@ def main(argv=None) -> None:
     ]
     print("\n".join(lines), flush=True)
     for dtype in args.dtypes:
-        for shape, dim in SHAPES:
+        for shape, dim in [SHAPES[i] for i in args.shapes] if args.shapes is not None else SHAPES:
             x = torch.randn(shape, device=args.device).to(getattr(torch, dtype))
             for name in OPS:
                 for mode in ("fwd", "fwdbwd"):

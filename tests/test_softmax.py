@@ -23,10 +23,17 @@ TOL = {
     torch.bfloat16: (1.6e-2, 1.6e-2),
 }
 
-# (shape, dim): last dim (inner == 1), first, middle (inner > 1: unrolled blocks of rows, single
-# SIMD chunks and scalar tails, under AVX2 and AVX-512), rows of length 1, a 0-dim tensor.
+# (shape, dim): last dim (inner == 1: rows shorter than a vector, a vector long, with a partial
+# chunk, in groups of 16 rows with a shorter last group, long rows one by one), first, middle
+# (inner > 1: unrolled blocks of rows, single SIMD chunks and scalar tails, under AVX2 and
+# AVX-512), rows of length 1, a 0-dim tensor.
 SHAPES = [
     ((7, 33), -1),
+    ((21, 10), -1),
+    ((18, 3), -1),
+    ((17, 16), -1),
+    ((5, 47), -1),
+    ((3, 700), -1),
     ((7, 33), 0),
     ((7, 33), 1),
     ((3, 5, 19), 1),
@@ -99,16 +106,18 @@ def test_long_rows(name, dtype):
 @pytest.mark.parametrize("dtype", DTYPES, ids=str)
 @pytest.mark.parametrize("name", FUNCS)
 @pytest.mark.parametrize("dim", [-1, 0])
-def test_infinities_match_torch(name, dim, dtype):
+@pytest.mark.parametrize("n", [40, 10])
+def test_infinities_match_torch(name, dim, dtype, n):
     """-inf entries give 0 (-inf for log); a row of only -inf gives NaN like torch; +inf and
-    NaN give NaN rows. The backward at those rows matches torch too."""
+    NaN give NaN rows. The backward at those rows matches torch too. Rows of 40 and of 10
+    (shorter than a vector: one partial chunk)."""
     ours, ref = FUNCS[name]
-    x = sample((6, 40), torch.float64, "cpu")
+    x = sample((6, n), torch.float64, "cpu")
     x[0, ::3] = -torch.inf
     x[1, :] = -torch.inf
     x[2, 5] = torch.inf
     x[3, 7] = torch.nan
-    x[4, :39] = -torch.inf
+    x[4, : n - 1] = -torch.inf
     x = x.to(dtype)
     if dim == 0:
         x = x.t().contiguous()
@@ -293,14 +302,16 @@ def test_cuda_plan():
 
 @pytest.mark.parametrize("isa", ISAS)
 def test_every_cpu_instruction_set(isa):
-    """Each per-ISA build of the softmax kernels, forced in a fresh process."""
+    """Each per-ISA build of the softmax kernels, forced in a fresh process: last-dim rows long
+    and short (grouped, shorter than a vector, partial chunks), strided rows."""
     script = r"""
 import torch, fused_act, sys
 torch.manual_seed(0)
 bad = []
 # Reduced types: backward reads y rounded to the dtype, so dx carries ~1 ulp of |g| (std-normal g).
 for dtype, tol in [(torch.float32, 2e-5), (torch.bfloat16, 3e-2), (torch.float64, 1e-10), (torch.float16, 4e-3)]:
-    for shape, dim in [((9, 1000), -1), ((6, 50, 37), 1), ((3, 40), 1), ((4, 5), 0)]:
+    for shape, dim in [((9, 1000), -1), ((37, 10), -1), ((20, 3), -1), ((19, 32), -1),
+                       ((6, 50, 37), 1), ((3, 40), 1), ((4, 5), 0)]:
         for ours, ref in [(fused_act.softmax, torch.softmax), (fused_act.log_softmax, torch.log_softmax)]:
             x = (torch.randn(shape, dtype=torch.float64) * 4).to(dtype).requires_grad_()
             g = torch.randn(shape, dtype=torch.float64).to(dtype)

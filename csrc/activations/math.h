@@ -397,8 +397,9 @@ inline Vec<float> log(const Vec<float>& w) {
   e = where(small, e - V(1.f), e);
   const V f = where(small, m + m, m) - V(1.f);
   const V r = log_reduced(f, e);
-  // subnormal w (not normalised above) falls back to the exact path: never from log1p's w >= 2^-24
-  return where(eq(w, V(0.f)), V(-INFINITY), where(lt(w, V(0.f)), V(NAN), where(eq(w, V(INFINITY)), w, r)));
+  // subnormal w (not normalised above) falls back to the exact path: never from log1p's w >= 2^-24.
+  // ge is false for NaN, so NaN gives NaN (its bits alone would give a finite r)
+  return where(eq(w, V(0.f)), V(-INFINITY), where(ge(w, V(0.f)), where(eq(w, V(INFINITY)), w, r), V(NAN)));
 }
 
 // Goldberg's log1p(u) = log(w) * u / (w - 1) with w = 1 + u: the rounding of w cancels.

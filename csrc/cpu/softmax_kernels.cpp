@@ -47,8 +47,32 @@ struct Chunk {
       from_float<S>(v[0], v[1]).store(p);
     }
   }
+
+  // The first `count` elements at p (0 < count < kStep), the lanes past them set to `fill`.
+  static void load_partial(const S* p, int64_t count, V* v, C fill) {
+    if constexpr (kSame) {
+      v[0] = V::set(V(fill), V::loadu(p, count), count);
+    } else {
+      std::tie(v[0], v[1]) = at::vec::convert_to_float<S>(at::vec::Vectorized<S>::loadu(p, count));
+      for (int k = 0; k < kParts; ++k) v[k] = V::set(V(fill), v[k], lanes(count, k));
+    }
+  }
+
+  static void store_partial(S* p, const V* v, int64_t count) {
+    if constexpr (kSame) {
+      v[0].store(p, count);
+    } else {
+      from_float<S>(v[0], v[1]).store(p, count);
+    }
+  }
+
+  // How many of the first `count` elements of a chunk fall in its part k.
+  static int64_t lanes(int64_t count, int k) { return std::clamp<int64_t>(count - k * V::size(), 0, V::size()); }
 };
 
+// The max (NaN-propagating) and the sum of a vector's lanes. float on AVX2 / AVX-512: ATen's
+// shuffle tree, log2(lanes) steps in registers, where a store and a loop over the lanes (a chain
+// of 16 dependent adds under AVX-512) cost a short row more than its exps.
 template <class C>
 C reduce_lanes(const at::vec::Vectorized<C>& v, C init, C (*combine)(C, C)) {
   C buf[at::vec::Vectorized<C>::size()];
@@ -58,96 +82,158 @@ C reduce_lanes(const at::vec::Vectorized<C>& v, C init, C (*combine)(C, C)) {
   return r;
 }
 
+#if defined(CPU_CAPABILITY_AVX2) || defined(CPU_CAPABILITY_AVX512)
+constexpr bool kShuffleTree = true;
+#else
+constexpr bool kShuffleTree = false;
+#endif
+
+template <class C>
+C lanes_max(const at::vec::Vectorized<C>& v) {
+  if constexpr (kShuffleTree && std::is_same_v<C, float>) {
+    return at::vec::vec_reduce_all<float>([](const auto& a, const auto& b) { return at::vec::maximum(a, b); }, v);
+  } else {
+    return reduce_lanes<C>(v, -INFINITY, &combine_max<C>);
+  }
+}
+
+template <class C>
+C lanes_sum(const at::vec::Vectorized<C>& v) {
+  if constexpr (kShuffleTree && std::is_same_v<C, float>) {
+    return at::vec::vec_reduce_all<float>([](const auto& a, const auto& b) { return a + b; }, v);
+  } else {
+    return reduce_lanes<C>(v, C(0), &combine_sum<C>);
+  }
+}
+
 // Sums of SIMD vectors: kSumBlock steps plainly, in a register (a latency chain of one add per
 // step), then each block's total into a compensated sum. Kahan on every step would chain four
 // dependent operations per step and make the backward latency-bound (1.5x torch's time).
 constexpr int64_t kSumBlock = 64;
 
-// inner == 1: one row of n contiguous elements, SIMD along the row, scalar tail.
+// Short rows (inner == 1): up to kMaxGroup rows of up to kShortRow elements per group.
+constexpr int64_t kMaxGroup = 16;
+constexpr int64_t kShortRow = 256;
+
+// inner == 1: one row of n contiguous elements, SIMD along the row, in three phases (max, sum,
+// output) around the row constant. The last n % kStep elements are one more chunk, loaded and
+// stored partially (padding lanes: -inf for the max, 0 in the sum), so a row shorter than a
+// vector is SIMD too, and lanes are reduced by shuffles (lanes_max). Short rows go through the
+// phases G at a time (run): each row's chain of max, exp, sum and log then overlaps the others'.
+// Forward at (16384, 32) float32, 2 threads, Intel AVX-512 (python -m bench.softmax,
+// bench/results/intel_avx512/softmax_rows): one row at a time with a scalar tail, softmax 0.480
+// ms and log_softmax 0.551 (eager 0.243, 0.227); now 0.190 and 0.200. (65536, 10): 2.64 -> 0.63-0.73 ms.
 template <class Op, class S>
-void contiguous_row(const SoftmaxRow<S>& r) {
+struct ContiguousRow {
   using K = Chunk<S>;
   using C = opmath_t<S>;
   using V = typename K::V;
-  constexpr int P = K::kParts;
-  constexpr bool kReuse = Op::kOutIsScaledSummand && K::kSame;
-  // Half / bfloat16 keep exp(x - m) in float in a per-thread row buffer instead of in out, so
-  // that exp runs once and the output is still rounded once.
-  constexpr bool kScratch = Op::kOutIsScaledSummand && !K::kSame;
-  const int64_t full = r.n / K::kStep * K::kStep;
-  V x[P], g[P], y[P];
-  const V zero(C(0));
-  C* scratch = nullptr;
-  if constexpr (kScratch) {
-    thread_local std::vector<C> buffer;
-    if (static_cast<int64_t>(buffer.size()) < r.n) buffer.resize(r.n);
-    scratch = buffer.data();
-  }
+  static constexpr int P = K::kParts;
+  static constexpr bool kReuse = Op::kOutIsScaledSummand && K::kSame;
+  // Half / bfloat16 keep exp(x - m) in float in a row buffer (scratch, n + kStep floats) instead
+  // of in out, so that exp runs once and the output is still rounded once.
+  static constexpr bool kScratch = Op::kOutIsScaledSummand && !K::kSame;
 
-  C m = 0;
-  if constexpr (Op::kNeedsMax) {
-    V vm(-INFINITY);
+  static C max(const SoftmaxRow<S>& r) {
+    const int64_t full = r.n / K::kStep * K::kStep;
+    V x[P], vm(-INFINITY);
     for (int64_t i = 0; i < full; i += K::kStep) {
       K::load(r.in + i, x);
       for (int k = 0; k < P; ++k) vm = at::vec::maximum(vm, x[k]);  // propagates NaN
     }
-    m = reduce_lanes<C>(vm, -INFINITY, &combine_max<C>);
-    for (int64_t i = full; i < r.n; ++i) m = combine_max(m, static_cast<C>(r.in[i]));
+    if (full < r.n) {
+      K::load_partial(r.in + full, r.n - full, x, -INFINITY);
+      for (int k = 0; k < P; ++k) vm = at::vec::maximum(vm, x[k]);
+    }
+    return lanes_max<C>(vm);
   }
 
-  const V vm(m);
-  CompensatedSum<V> total;
-  for (int64_t i = 0; i < full;) {
-    V block = zero;
-    for (const int64_t end = std::min(full, i + kSumBlock * K::kStep); i < end; i += K::kStep) {
-      K::load(r.in + i, x);
-      if constexpr (!Op::kNeedsMax) K::load(r.grad + i, g);
-      for (int k = 0; k < P; ++k) {
-        y[k] = Op::summand(x[k], Op::kNeedsMax ? zero : g[k], vm);
-        block = block + y[k];
+  // The summands' total; kReuse stores them in out, kScratch in scratch.
+  static C sum(const SoftmaxRow<S>& r, C m, C* scratch) {
+    const int64_t full = r.n / K::kStep * K::kStep;
+    const V vm(m), zero(C(0));
+    V x[P], g[P], y[P];
+    CompensatedSum<V> total;
+    const auto stash = [&](int64_t i, int64_t count) {
+      if constexpr (kReuse) {
+        count == K::kStep ? K::store(r.out + i, y) : K::store_partial(r.out + i, y, count);
       }
-      if constexpr (kReuse) K::store(r.out + i, y);
       if constexpr (kScratch) {
         for (int k = 0; k < P; ++k) y[k].store(scratch + i + k * V::size());
       }
+    };
+    for (int64_t i = 0; i < full;) {
+      V block = zero;
+      for (const int64_t end = std::min(full, i + kSumBlock * K::kStep); i < end; i += K::kStep) {
+        K::load(r.in + i, x);
+        if constexpr (!Op::kNeedsMax) K::load(r.grad + i, g);
+        for (int k = 0; k < P; ++k) {
+          y[k] = Op::summand(x[k], Op::kNeedsMax ? zero : g[k], vm);
+          block = block + y[k];
+        }
+        stash(i, K::kStep);
+      }
+      total.add(block);
     }
-    total.add(block);
-  }
-  C s = reduce_lanes<C>(total.sum, C(0), &combine_sum<C>);
-  for (int64_t i = full; i < r.n; ++i) {
-    const C gi = Op::kNeedsMax ? C(0) : static_cast<C>(r.grad[i]);
-    const C e = Op::summand(static_cast<C>(r.in[i]), gi, m);
-    if constexpr (kReuse) r.out[i] = e;
-    if constexpr (kScratch) scratch[i] = e;
-    s += e;
+    if (const int64_t tail = r.n - full; tail > 0) {
+      K::load_partial(r.in + full, tail, x, C(0));
+      if constexpr (!Op::kNeedsMax) K::load_partial(r.grad + full, tail, g, C(0));
+      V block = zero;
+      for (int k = 0; k < P; ++k) {
+        y[k] = V::set(zero, Op::summand(x[k], Op::kNeedsMax ? zero : g[k], vm), K::lanes(tail, k));
+        block = block + y[k];
+      }
+      stash(full, tail);
+      total.add(block);
+    }
+    return lanes_sum<C>(total.sum);
   }
 
-  const C c = Op::row_constant(s);
-  const V vc(c);
-  if constexpr (kReuse) {
-    for (int64_t i = 0; i < full; i += K::kStep) (V::loadu(r.out + i) * vc).store(r.out + i);
-    for (int64_t i = full; i < r.n; ++i) r.out[i] = r.out[i] * c;
-    return;
+  static void out(const SoftmaxRow<S>& r, C m, C c, const C* scratch) {
+    const int64_t full = r.n / K::kStep * K::kStep;
+    const V vm(m), vc(c), zero(C(0));
+    V x[P], g[P], y[P];
+    // the chunk at i of count elements (kStep, or the tail)
+    const auto chunk = [&](int64_t i, int64_t count) {
+      if constexpr (kReuse) {
+        y[0] = V::loadu(r.out + i, count) * vc;
+      } else if constexpr (kScratch) {
+        for (int k = 0; k < P; ++k) y[k] = V::loadu(scratch + i + k * V::size()) * vc;
+      } else {
+        if (count == K::kStep) {
+          K::load(r.in + i, x);
+          if constexpr (!Op::kNeedsMax) K::load(r.grad + i, g);
+        } else {
+          K::load_partial(r.in + i, count, x, C(0));
+          if constexpr (!Op::kNeedsMax) K::load_partial(r.grad + i, count, g, C(0));
+        }
+        for (int k = 0; k < P; ++k) y[k] = Op::out(x[k], Op::kNeedsMax ? zero : g[k], vm, vc);
+      }
+      count == K::kStep ? K::store(r.out + i, y) : K::store_partial(r.out + i, y, count);
+    };
+    for (int64_t i = 0; i < full; i += K::kStep) chunk(i, K::kStep);
+    if (full < r.n) chunk(full, r.n - full);
   }
-  if constexpr (kScratch) {
-    for (int64_t i = 0; i < full; i += K::kStep) {
-      for (int k = 0; k < P; ++k) y[k] = V::loadu(scratch + i + k * V::size()) * vc;
-      K::store(r.out + i, y);
+
+  // Rows [begin, end) of a, G at a time (G = 1: one after another).
+  static void rows(const SoftmaxArgs& a, int64_t begin, int64_t end, int64_t G) {
+    thread_local std::vector<C> buffer;
+    const int64_t stride = kScratch ? (a.dim / K::kStep + 1) * K::kStep : 0;
+    if (static_cast<int64_t>(buffer.size()) < G * stride) buffer.resize(G * stride);
+    C m[kMaxGroup], c[kMaxGroup];
+    for (int64_t o = begin; o < end; o += G) {
+      const int64_t count = std::min(G, end - o);
+      for (int64_t j = 0; j < count; ++j) m[j] = Op::kNeedsMax ? max(softmax_row<S>(a, o + j, 0)) : C(0);
+      for (int64_t j = 0; j < count; ++j) c[j] = sum(softmax_row<S>(a, o + j, 0), m[j], buffer.data() + j * stride);
+      // the group's logs or reciprocals as vectors: inline SIMD math, not a libm call per row
+      for (int64_t j = 0; j < count; j += V::size()) {
+        const int64_t n = std::min<int64_t>(V::size(), count - j);
+        Op::row_constant(V::loadu(c + j, n)).store(c + j, n);
+      }
+      for (int64_t j = 0; j < count; ++j) out(softmax_row<S>(a, o + j, 0), m[j], c[j], buffer.data() + j * stride);
     }
-    for (int64_t i = full; i < r.n; ++i) r.out[i] = static_cast<S>(scratch[i] * c);
-    return;
   }
-  for (int64_t i = 0; i < full; i += K::kStep) {
-    K::load(r.in + i, x);
-    if constexpr (!Op::kNeedsMax) K::load(r.grad + i, g);
-    for (int k = 0; k < P; ++k) y[k] = Op::out(x[k], Op::kNeedsMax ? zero : g[k], vm, vc);
-    K::store(r.out + i, y);
-  }
-  for (int64_t i = full; i < r.n; ++i) {
-    const C gi = Op::kNeedsMax ? C(0) : static_cast<C>(r.grad[i]);
-    r.out[i] = static_cast<S>(Op::out(static_cast<C>(r.in[i]), gi, m, c));
-  }
-}
+};
 
 // inner > 1: U * kStep neighbouring rows at once (they are contiguous along inner), each SIMD
 // lane its own row, so no horizontal reductions. U > 1 uses whole cache lines per strided step.
@@ -214,10 +300,12 @@ constexpr int kUnroll = Chunk<S>::kSame ? 4 : 2;
 template <class Op, class S>
 void run(const SoftmaxArgs& a) {
   if (a.inner == 1) {
+    // Rows of up to kShortRow elements go kMaxGroup at a time, so that G rows' data (16 KB of
+    // float) stays in L1 between the phases.
+    const int64_t G = a.dim <= kShortRow ? kMaxGroup : 1;
     const int64_t grain = std::max<int64_t>(1, kGrainSize / std::max<int64_t>(a.dim, 1));
-    at::parallel_for(0, a.outer, grain, [&](int64_t begin, int64_t end) {
-      for (int64_t o = begin; o < end; ++o) contiguous_row<Op>(softmax_row<S>(a, o, 0));
-    });
+    at::parallel_for(0, a.outer, grain,
+                     [&](int64_t begin, int64_t end) { ContiguousRow<Op, S>::rows(a, begin, end, G); });
     return;
   }
   // Work units: ranges of up to kUnroll * kStep rows of one outer index. The last, shorter range
