@@ -346,7 +346,7 @@ def test_fit_rational_reproduces_the_coefficients_in_math_h(function):
     p, q = fit_rational.fit(f, *degrees, c)
     p32, q32 = p.astype(np.float32), q.astype(np.float32)
     source = (Path(__file__).resolve().parents[1] / "csrc" / "activations" / "math.h").read_text()
-    constants = {np.float32(m) for m in re.findall(r"V\(([-0-9.e]+)f\)", source)}
+    constants = {np.float32(m) for m in re.findall(r"(-?\d[\d.]*(?:e[-+]?\d+)?)f\b", source)}
     assert {np.float32(v) for v in [*p32, *q32[1:]]} <= constants
     assert fit_rational.float32_eval(p32.astype(np.float64), q32.astype(np.float64), c, [c])[0] == 1.0
     ulp, _ = fit_rational.float32_max_ulp(f, p32.astype(np.float64), q32.astype(np.float64), c)

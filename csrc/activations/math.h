@@ -251,16 +251,22 @@ inline auto ne(const Vec<S>& a, const Vec<S>& b) {
 // (`python -m bench.math_accuracy`); tests/test_activations.py holds every activation to its
 // float32 tolerance against torch in float64. double keeps SLEEF's routines.
 
+// c[0] x^(N-1) + c[1] x^(N-2) + ... + c[N-1] by Horner's rule, one FMA per coefficient after the
+// first (highest degree first). N is a constant, so the loop unrolls into the FMA chain.
+template <size_t N>
+inline Vec<float> horner(const Vec<float>& x, const float (&c)[N]) {
+  Vec<float> p(c[0]);
+  for (size_t k = 1; k < N; ++k) p = at::vec::fmadd(p, x, Vec<float>(c[k]));
+  return p;
+}
+
 // exp(r) - 1 for r = xc - n ln2, the part of exp shared with exp_nonpos and expm1_nonpos (see exp).
 inline Vec<float> expm1_reduced(const Vec<float>& xc, const Vec<float>& n) {
   using V = Vec<float>;
   V r = at::vec::fmadd(n, V(-0.693145751953125f), xc);
   r = at::vec::fmadd(n, V(-1.428606765330187045e-06f), r);
-  V q = V(0.0013751621590927243f);
-  q = at::vec::fmadd(q, r, V(0.008368915878236294f));
-  q = at::vec::fmadd(q, r, V(0.04166952893137932f));
-  q = at::vec::fmadd(q, r, V(0.166665181517601f));
-  q = at::vec::fmadd(q, r, V(0.49999988079071045f));
+  const V q = horner(r, {0.0013751621590927243f, 0.008368915878236294f, 0.04166952893137932f, 0.166665181517601f,
+                         0.49999988079071045f});
   return at::vec::fmadd(q * r, r, r);
 }
 inline Vec<float> exp_reduced(const Vec<float>& xc, const Vec<float>& n) {
@@ -336,15 +342,7 @@ inline Vec<float> sigmoid(const Vec<float>& x) {
 // where the subtraction loses at most ~2 ulp.
 inline Vec<float> expm1(const Vec<float>& x) {
   using V = Vec<float>;
-  V p(1.f / 362880);
-  p = at::vec::fmadd(p, x, V(1.f / 40320));
-  p = at::vec::fmadd(p, x, V(1.f / 5040));
-  p = at::vec::fmadd(p, x, V(1.f / 720));
-  p = at::vec::fmadd(p, x, V(1.f / 120));
-  p = at::vec::fmadd(p, x, V(1.f / 24));
-  p = at::vec::fmadd(p, x, V(1.f / 6));
-  p = at::vec::fmadd(p, x, V(0.5f));
-  p = at::vec::fmadd(p, x, V(1.f));
+  const V p = horner(x, {1.f / 362880, 1.f / 40320, 1.f / 5040, 1.f / 720, 1.f / 120, 1.f / 24, 1.f / 6, 0.5f, 1.f});
   return where(lt(x.abs(), V(0.5f)), p * x, exp(x) - V(1.f));
 }
 
@@ -369,15 +367,8 @@ inline Vec<float> expm1_nonpos(const Vec<float>& x) {
 inline Vec<float> log_reduced(const Vec<float>& f, const Vec<float>& e) {
   using V = Vec<float>;
   const V z = f * f;
-  V y = V(7.0376836292e-2f);
-  y = at::vec::fmadd(y, f, V(-1.1514610310e-1f));
-  y = at::vec::fmadd(y, f, V(1.1676998740e-1f));
-  y = at::vec::fmadd(y, f, V(-1.2420140846e-1f));
-  y = at::vec::fmadd(y, f, V(1.4249322787e-1f));
-  y = at::vec::fmadd(y, f, V(-1.6668057665e-1f));
-  y = at::vec::fmadd(y, f, V(2.0000714765e-1f));
-  y = at::vec::fmadd(y, f, V(-2.4999993993e-1f));
-  y = at::vec::fmadd(y, f, V(3.3333331174e-1f));
+  V y = horner(f, {7.0376836292e-2f, -1.1514610310e-1f, 1.1676998740e-1f, -1.2420140846e-1f, 1.4249322787e-1f,
+                   -1.6668057665e-1f, 2.0000714765e-1f, -2.4999993993e-1f, 3.3333331174e-1f});
   y = y * f * z;
   y = at::vec::fmadd(e, V(-2.12194440e-4f), y);
   y = at::vec::fmadd(z, V(-0.5f), y);
@@ -437,16 +428,8 @@ inline Vec<float> tanh(const Vec<float>& x) {
   using V = Vec<float>;
   const V xc = at::vec::clamp(x, V(-8.5f), V(8.5f));
   const V w = xc * xc;
-  V p = V(1.42687524e-08f);
-  p = at::vec::fmadd(p, w, V(2.12507603e-05f));
-  p = at::vec::fmadd(p, w, V(0.00353401224f));
-  p = at::vec::fmadd(p, w, V(0.134132355f));
-  p = at::vec::fmadd(p, w, V(1.f));
-  V q = V(8.14494683e-07f);
-  q = at::vec::fmadd(q, w, V(0.000334883895f));
-  q = at::vec::fmadd(q, w, V(0.0260226987f));
-  q = at::vec::fmadd(q, w, V(0.46746558f));
-  q = at::vec::fmadd(q, w, V(1.f));
+  const V p = horner(w, {1.42687524e-08f, 2.12507603e-05f, 0.00353401224f, 0.134132355f, 1.f});
+  const V q = horner(w, {8.14494683e-07f, 0.000334883895f, 0.0260226987f, 0.46746558f, 1.f});
   return at::vec::clamp(xc * p / q, V(-1.f), V(1.f));
 }
 
@@ -459,11 +442,7 @@ inline Vec<float> tanh(const Vec<float>& x) {
 inline Normal<Vec<float>> std_normal(const Vec<float>& x) {
   using V = Vec<float>;
   const V t = V(1.f) / at::vec::fmadd(V(0.2316418882663604f), x.abs(), V(1.f));
-  V poly = V(0.5307027145f);
-  poly = at::vec::fmadd(poly, t, V(-0.7265760135f));
-  poly = at::vec::fmadd(poly, t, V(0.7107068705f));
-  poly = at::vec::fmadd(poly, t, V(-0.142248368f));
-  poly = at::vec::fmadd(poly, t, V(0.127414796f));
+  const V poly = horner(t, {0.5307027145f, -0.7265760135f, 0.7107068705f, -0.142248368f, 0.127414796f});
   const V e = exp_nonpos(V(-0.5f) * x * x);
   const V q = poly * t * e;
   return {where(lt(x, V(0.f)), q, V(1.f) - q), e * V(float(kInvSqrt2Pi))};
@@ -488,18 +467,8 @@ inline Vec<float> normcdf(const Vec<float>& x) {
   using V = Vec<float>;
   const V z = at::vec::clamp(x * V(float(kSqrt1_2)), V(-4.1f), V(4.1f));
   const V w = z * z;
-  V p = V(1.91340882e-06f);
-  p = at::vec::fmadd(p, w, V(0.000285108428f));
-  p = at::vec::fmadd(p, w, V(0.00404923037f));
-  p = at::vec::fmadd(p, w, V(0.0536093451f));
-  p = at::vec::fmadd(p, w, V(0.197848022f));
-  p = at::vec::fmadd(p, w, V(1.12837911f));
-  V q = V(3.66844688e-05f);
-  q = at::vec::fmadd(q, w, V(0.00121969357f));
-  q = at::vec::fmadd(q, w, V(0.0155443652f));
-  q = at::vec::fmadd(q, w, V(0.117072284f));
-  q = at::vec::fmadd(q, w, V(0.508670509f));
-  q = at::vec::fmadd(q, w, V(1.f));
+  const V p = horner(w, {1.91340882e-06f, 0.000285108428f, 0.00404923037f, 0.0536093451f, 0.197848022f, 1.12837911f});
+  const V q = horner(w, {3.66844688e-05f, 0.00121969357f, 0.0155443652f, 0.117072284f, 0.508670509f, 1.f});
   return at::vec::fmadd(z * p / q, V(0.5f), V(0.5f));
 }
 
