@@ -419,7 +419,7 @@ inline Vec<float> log1p_unit(const Vec<float>& u) {
 // 8.5], where the float32 evaluation gives exactly 1, and the result clamped to [-1, 1] (rounded in
 // float32, x P / Q exceeds 1 at 2,421 of 8M points of [8.17, 8.5], by up to 2 ulp). XNNPACK's
 // rational form with one more degree in Q: 8 FMAs, 2 multiplies, a division and 4 mins / maxes,
-// where the exp-based form (sign(x) |e / (e + 2)|, e = expm1(-2|x|), 2.50 ulp) needed 20 operations
+// where the exp-based form (sign(x) |e / (e + 2)|, e = expm1(-2|x|), 2.50 ulp) needed 23 operations
 // and the division: in L1, one thread, 0.295 -> 0.196 ns per element on AVX-512, 0.401 -> 0.274 on
 // AVX2 (Intel Xeon, both forms in one binary). Max error 5.16 ulp over all floats, 3.1e-7 absolute,
 // at |x| = 7.14 where tanh is 1 - 1.3e-6 and the ulp below 1 is 6e-8 (docs/math.md). Odd and NaN-

@@ -71,8 +71,8 @@ struct Chunk {
 };
 
 // The max (NaN-propagating) and the sum of a vector's lanes. float on AVX2 / AVX-512: ATen's
-// shuffle tree, log2(lanes) steps in registers, where a store and a loop over the lanes (a chain
-// of 16 dependent adds under AVX-512) cost a short row more than its exps.
+// shuffle tree, log2(lanes) steps in registers, where a store and a loop over the lanes is a chain
+// of 16 dependent adds under AVX-512, paid once per row.
 template <class C>
 C reduce_lanes(const at::vec::Vectorized<C>& v, C init, C (*combine)(C, C)) {
   C buf[at::vec::Vectorized<C>::size()];
