@@ -24,7 +24,9 @@ namespace fused_act {
 //   row_constant(s)    computed once per row
 //   out(v, g, m, c)    the result for each element
 // v is x (forward) or y (backward). Forward subtracts the row max before exp so that no
-// summand exceeds 1 (torch does the same); a row of all -inf then gives NaN, as in torch.
+// summand exceeds 1 (torch does the same); a row of all -inf then gives NaN, as in torch. exp's
+// argument is then never positive: exp_nonpos, which skips exp's overflow handling on AVX2
+// ((256, 4096) float32 forward, 1 thread, AVX2 build on Intel: 0.96 -> 0.64 ms, eager 0.90).
 //   softmax          y = exp(x - m) / s,          s = sum exp(x - m)
 //   log_softmax      y = (x - m) - log(s)         (not x - (m + log s): m + log s rounds at |m|)
 //   softmax bwd      dx = y * (g - s),            s = sum g * y
@@ -41,7 +43,7 @@ struct SoftmaxOp {
     if constexpr (kBackward) {
       return kLog ? g : g * v;
     } else {
-      return math::exp(v - m);
+      return math::exp_nonpos(v - m);  // m is the row's max: v - m <= 0, or NaN
     }
   }
 
@@ -67,7 +69,7 @@ struct SoftmaxOp {
     } else if constexpr (kLog) {
       return (v - m) - c;
     } else {
-      return math::exp(v - m) * c;
+      return math::exp_nonpos(v - m) * c;
     }
   }
 };
