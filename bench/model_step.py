@@ -109,12 +109,13 @@ def make(name: str):
     return model.train(), x, y, opt
 
 
-def variants(name: str, mode: str, fold_norm: bool = False):
+def variants(name: str, mode: str, fold_norm: bool = False, fold: bool = False):
     """({'original': (model, compiled or model, optimizer), 'converted': ...}, x, y, what convert
     did: {'module': activations swapped, 'fold': layers folded}), from the same initial weights.
-    fold_norm: convert's option (BatchNorm -> activation folded into one fused_act.nn.BatchNorm2d)."""
+    fold_norm, fold: convert's options (BatchNorm -> activation folded into one
+    fused_act.nn.BatchNorm2d; Linear / Conv2d -> activation into one fused_act.nn.Linear / Conv2d)."""
     model, x, y, opt = make(name)
-    conv, report = convert(copy.deepcopy(model), keep_inplace=(mode == "eager"), fold_norm=fold_norm)
+    conv, report = convert(copy.deepcopy(model), keep_inplace=(mode == "eager"), fold_norm=fold_norm, fold=fold)
     what = {k: sum(r.kind == k for r in report.replaced) for k in ("module", "fold")}
     if mode == "compile":
         # Inductor's on-disk caches key a graph by its ops, not by how fused_act registered them:
@@ -201,8 +202,8 @@ def fused_act_calls(fwd, opt, x, y) -> int:
     return sum(e.count for e in prof.key_averages() if e.key.startswith("fused_act::") and "Backward" not in e.key)
 
 
-def time_steps(name: str, mode: str, warmup: int, repeats: int, fold_norm: bool = False) -> dict:
-    vs, x, y, what = variants(name, mode, fold_norm)
+def time_steps(name: str, mode: str, warmup: int, repeats: int, fold_norm: bool = False, fold: bool = False) -> dict:
+    vs, x, y, what = variants(name, mode, fold_norm, fold)
     kernels = {}
     for label, (m, fwd, opt) in vs.items():
         torch._inductor.metrics.reset()
@@ -263,6 +264,7 @@ def write(results: list[dict], machine: dict, args) -> None:
     lines = [
         "# One training step: fused_act.convert(model"
         + (", fold_norm=True" if getattr(args, "fold_norm", False) else "")
+        + (", fold=True" if getattr(args, "fold", False) else "")
         + ") vs the original",
         "",
         f"{machine.get('cpu_model', '?')}, {machine.get('torch_threads', '?')} threads, torch "
@@ -332,6 +334,7 @@ def main(argv=None):
     p.add_argument("--repeats", type=int, default=15)
     p.add_argument("--no-rss", action="store_true", help="skip the peak-RSS subprocesses")
     p.add_argument("--fold-norm", action="store_true", help="convert(..., fold_norm=True): BatchNorm + act fused")
+    p.add_argument("--fold", action="store_true", help="convert(..., fold=True): Linear / Conv2d + act fused")
     p.add_argument("--rss-child", nargs=2, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.rss_child:
@@ -341,7 +344,7 @@ def main(argv=None):
     for name in args.models.split(","):
         for mode in args.modes.split(","):
             print(f"{name} {mode} ...", file=sys.stderr, flush=True)
-            r = time_steps(name, mode, args.warmup, args.repeats, args.fold_norm)
+            r = time_steps(name, mode, args.warmup, args.repeats, args.fold_norm, args.fold)
             if mode == "eager" and not args.no_rss:
                 for label in ("original", "converted"):
                     r[label]["peak_rss"] = peak_rss(name, label)
