@@ -4,10 +4,12 @@ saves for backward.
     python -m bench.fusions                        # all cases, writes bench/results/fusions.{md,json}
     python -m bench.fusions --acts relu gelu --size 1024 --compile --out /tmp/f
     python -m bench.fusions --only batch_norm_act --compile   # batch norm + activation alone
+    python -m bench.fusions --only bias_act --acts gelu --bn-acts gelu   # bias_act alone
 
 Cases (float32, fwd+bwd = forward, then autograd.grad of every input, a fresh graph per call):
   * ``bias_act/<act>``: ``fused_act.bias_act(x, b, act)`` vs ``act(x + b)`` for every registered
-    activation, x of (size, size), b of size (the issue's target: 1.5x at 4096 x 4096);
+    activation, x of (size, size), b of size (the issue's target: 1.5x at 4096 x 4096), and for the
+    ``--bn-acts`` on NCHW convolution outputs (``BIAS_IMAGE_SHAPES``, the bias along dim 1);
   * ``swiglu``, ``geglu``: ``fused_act.glu`` on x of (size, 2 size) vs ``F.silu(a) * b`` on the
     halves (views, no copy), and ``gated`` on two separate (size, size) tensors;
   * ``batch_norm_act/<act> <shape>``: ``fused_act.batch_norm_act`` in training vs
@@ -47,13 +49,18 @@ def fwd_bwd(fn: Callable[..., torch.Tensor], inputs: list[torch.Tensor], grad: t
     return run
 
 
-def bias_act_case(name: str, size: int):
+# (N, C, H, W) convolution outputs: few pixels per channel late in a network (2 x 2, 3 x 3), then more.
+BIAS_IMAGE_SHAPES = [(64, 512, 2, 2), (8, 256, 3, 3), (32, 64, 7, 7), (8, 64, 14, 14)]
+
+
+def bias_act_case(name: str, shape: tuple[int, ...]):
     spec = ACTIVATIONS[name]
-    x = torch.randn(size, size, requires_grad=True)
-    b = torch.randn(size, requires_grad=True)
-    g = torch.randn(size, size)
+    x = torch.randn(shape, requires_grad=True)
+    b = torch.randn(shape[1], requires_grad=True)
+    g = torch.randn(shape)
+    view = [1, -1] + [1] * (len(shape) - 2)
     fused = lambda x, b: fused_act.bias_act(x, b, name, dim=1)  # noqa: E731
-    eager = lambda x, b: spec.reference(x + b, **spec.params)  # noqa: E731
+    eager = lambda x, b: spec.reference(x + b.view(view), **spec.params)  # noqa: E731
     return {"fused": fused, "eager": eager}, [x, b], g
 
 
@@ -100,15 +107,19 @@ def batch_norm_case(name: str, shape: tuple[int, ...]):
 
 
 def cases(acts: list[str], size: int, bn_acts: list[str], only: str | None):
-    if only == "batch_norm_act":
-        acts = []
-    for name in bn_acts:
-        for shape in BN_SHAPES:
-            yield f"batch_norm_act/{name} {tuple(shape)}", lambda name=name, shape=shape: batch_norm_case(name, shape)
+    if only in (None, "batch_norm_act"):
+        for name in bn_acts:
+            for shape in BN_SHAPES:
+                yield f"batch_norm_act/{name} {shape}", lambda name=name, shape=shape: batch_norm_case(name, shape)
     if only == "batch_norm_act":
         return
     for name in acts:
-        yield f"bias_act/{name}", lambda name=name: bias_act_case(name, size)
+        yield f"bias_act/{name}", lambda name=name: bias_act_case(name, (size, size))
+    for name in bn_acts:
+        for shape in BIAS_IMAGE_SHAPES:
+            yield f"bias_act/{name} {shape}", lambda name=name, shape=shape: bias_act_case(name, shape)
+    if only == "bias_act":
+        return
     yield "swiglu (halves of one x)", lambda: glu_case("silu", size, {}, False)
     yield "swiglu (gated, two tensors)", lambda: glu_case("silu", size, {}, True)
     yield "geglu (halves of one x)", lambda: glu_case("gelu", size, {"approximate": "none"}, False)
@@ -156,9 +167,9 @@ def write(rows: list[dict], out: Path, args) -> None:
         "|" + "---|" * (head.count("|") - 1),
     ]
     for r in rows:
-        cells = [r["case"], f"{r['fused_s'] * 1e3:.1f}", f"{r['eager_s'] * 1e3:.1f}", f"{r['speedup_vs_eager']:.2f}x"]
+        cells = [r["case"], f"{r['fused_s'] * 1e3:.3f}", f"{r['eager_s'] * 1e3:.3f}", f"{r['speedup_vs_eager']:.2f}x"]
         if compiled:
-            cells += [f"{r['compile_s'] * 1e3:.1f}", f"{r['speedup_vs_compile']:.2f}x"]
+            cells += [f"{r['compile_s'] * 1e3:.3f}", f"{r['speedup_vs_compile']:.2f}x"]
         cells += [f"{r['fused_saved_bytes'] / 2**20:.0f}", f"{r['eager_saved_bytes'] / 2**20:.0f}"]
         lines.append("| " + " | ".join(cells) + " |")
     (out / "fusions.md").write_text("\n".join(lines) + "\n")
@@ -171,7 +182,7 @@ def main(argv=None) -> None:
     p.add_argument("--size", type=int, default=4096, help="x is (size, size); default 4096")
     p.add_argument("--compile", action="store_true", help="also torch.compile (inductor) of the eager composition")
     p.add_argument("--bn-acts", nargs="+", default=["relu", "hardswish"], choices=list(ACTIVATIONS))
-    p.add_argument("--only", choices=["batch_norm_act"], help="run only these cases")
+    p.add_argument("--only", choices=["batch_norm_act", "bias_act"], help="run only these cases")
     p.add_argument("--rounds", type=int, default=7)
     p.add_argument("--out", type=Path, default=RESULTS)
     args = p.parse_args(argv)

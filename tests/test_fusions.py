@@ -56,6 +56,9 @@ BIAS_LAYOUTS = {
     # Long enough that the CUDA bias-gradient kernels split the work (simulated with one SM): rows
     # of 256 into two warp segments; 40 rows of whole packets into two chunks.
     "nchw-long": ((2, 3, 16, 16), 1, False),
+    # Rows of few pixels, many of them: the CPU front expands the bias to (channel, pixel) columns.
+    "nchw-few-pixels": ((4, 300, 2, 3), 1, False),
+    "few-pixels-dim2": ((4, 2, 150, 5), 2, False),
     "linear-wide": ((40, 32), -1, False),
 }
 
@@ -264,7 +267,7 @@ import torch.nn.functional as F
 isa = fused_act.info()["cpu_isa"]
 bad = []
 for dtype, tol in [(torch.float32, 1e-4), (torch.bfloat16, 5e-2), (torch.float64, 1e-9)]:
-    for shape, dim in [((6, 70, 3, 5), 1), ((9, 333), 1), ((40000, 8), 1)]:
+    for shape, dim in [((6, 70, 3, 5), 1), ((8, 160, 3, 3), 1), ((9, 333), 1), ((40000, 8), 1)]:
         x = torch.randn(shape, dtype=torch.float64).to(dtype).requires_grad_()
         b = torch.randn(shape[dim], dtype=torch.float64).to(dtype).requires_grad_()
         g = torch.randn(shape, dtype=torch.float64).to(dtype)
