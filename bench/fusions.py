@@ -9,7 +9,8 @@ saves for backward.
 Cases (float32, fwd+bwd = forward, then autograd.grad of every input, a fresh graph per call):
   * ``bias_act/<act>``: ``fused_act.bias_act(x, b, act)`` vs ``act(x + b)`` for every registered
     activation, x of (size, size), b of size (the issue's target: 1.5x at 4096 x 4096), and for the
-    ``--bn-acts`` on NCHW convolution outputs (``BIAS_IMAGE_SHAPES``, the bias along dim 1);
+    ``--bn-acts`` on the shapes of ``BIAS_SHAPES`` (convolution outputs and Linear outputs with
+    few features, the bias along dim 1);
   * ``swiglu``, ``geglu``: ``fused_act.glu`` on x of (size, 2 size) vs ``F.silu(a) * b`` on the
     halves (views, no copy), and ``gated`` on two separate (size, size) tensors;
   * ``batch_norm_act/<act> <shape>``: ``fused_act.batch_norm_act`` in training vs
@@ -49,8 +50,9 @@ def fwd_bwd(fn: Callable[..., torch.Tensor], inputs: list[torch.Tensor], grad: t
     return run
 
 
-# (N, C, H, W) convolution outputs: few pixels per channel late in a network (2 x 2, 3 x 3), then more.
-BIAS_IMAGE_SHAPES = [(64, 512, 2, 2), (8, 256, 3, 3), (32, 64, 7, 7), (8, 64, 14, 14)]
+# Rows the CPU front widens (docs/fusions.md), and longer ones: (N, C, H, W) convolution outputs with
+# few pixels per channel late in a network (2 x 2, 3 x 3), then more; Linear outputs with few features.
+BIAS_SHAPES = [(64, 512, 2, 2), (8, 256, 3, 3), (32, 64, 7, 7), (8, 64, 14, 14), (65536, 10), (4096, 3)]
 
 
 def bias_act_case(name: str, shape: tuple[int, ...]):
@@ -116,7 +118,7 @@ def cases(acts: list[str], size: int, bn_acts: list[str], only: str | None):
     for name in acts:
         yield f"bias_act/{name}", lambda name=name: bias_act_case(name, (size, size))
     for name in bn_acts:
-        for shape in BIAS_IMAGE_SHAPES:
+        for shape in BIAS_SHAPES:
             yield f"bias_act/{name} {shape}", lambda name=name, shape=shape: bias_act_case(name, shape)
     if only == "bias_act":
         return

@@ -56,9 +56,12 @@ BIAS_LAYOUTS = {
     # Long enough that the CUDA bias-gradient kernels split the work (simulated with one SM): rows
     # of 256 into two warp segments; 40 rows of whole packets into two chunks.
     "nchw-long": ((2, 3, 16, 16), 1, False),
-    # Rows of few pixels, many of them: the CPU front expands the bias to (channel, pixel) columns.
+    # Many short rows, which the CPU front widens: a few pixels per channel (the bias expanded to
+    # (channel, pixel) columns), a few channels innermost (the bias tiled along the row).
     "nchw-few-pixels": ((4, 300, 2, 3), 1, False),
     "few-pixels-dim2": ((4, 2, 150, 5), 2, False),
+    "linear-few-channels": ((2048, 10), 1, False),
+    "nhwc-few-channels": ((8, 3, 16, 16), 1, True),
     "linear-wide": ((40, 32), -1, False),
 }
 
@@ -267,7 +270,7 @@ import torch.nn.functional as F
 isa = fused_act.info()["cpu_isa"]
 bad = []
 for dtype, tol in [(torch.float32, 1e-4), (torch.bfloat16, 5e-2), (torch.float64, 1e-9)]:
-    for shape, dim in [((6, 70, 3, 5), 1), ((8, 160, 3, 3), 1), ((9, 333), 1), ((40000, 8), 1)]:
+    for shape, dim in [((6, 70, 3, 5), 1), ((8, 160, 3, 3), 1), ((9, 333), 1), ((40000, 8), 1), ((3000, 7), 1)]:
         x = torch.randn(shape, dtype=torch.float64).to(dtype).requires_grad_()
         b = torch.randn(shape[dim], dtype=torch.float64).to(dtype).requires_grad_()
         g = torch.randn(shape, dtype=torch.float64).to(dtype)

@@ -22,27 +22,6 @@ namespace {
 // ATen's elementwise grain (at::internal::GRAIN_SIZE), counted in elements touched.
 constexpr int64_t kGrainSize = 32768;
 
-#if defined(CPU_CAPABILITY_AVX2)
-// The first count (< 16) 16-bit elements at p, the rest 0. at::vec's partial loadu zero-fills a
-// stack buffer, copies into it and loads it back (a store-forwarding stall): three of them per
-// short row made bfloat16 rows of 10 2.7x slower in forward ((65536, 10), 2 threads, AVX2 build
-// on Intel: 1.9 ms against 0.7 with full loads in their place). AVX2 has no 16-bit masked load:
-// the pairs come from a masked 32-bit load, an odd last element from a broadcast blended into its
-// lane. Masked-off lanes touch no memory, so nothing past the row is read.
-inline __m256i load_first_16bit(const void* p, int64_t count) {
-  static const int32_t dwords[16] = {-1, -1, -1, -1, -1, -1, -1, -1, 0, 0, 0, 0, 0, 0, 0, 0};
-  static const int16_t words[32] = {0,  0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-                                    -1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0};
-  const __m256i pairs = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(dwords + 8 - count / 2));
-  __m256i v = _mm256_maskload_epi32(static_cast<const int*>(p), pairs);
-  if (count % 2 == 1) {
-    const __m256i last = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(words + 16 - (count - 1)));
-    v = _mm256_blendv_epi8(v, _mm256_set1_epi16(static_cast<const int16_t*>(p)[count - 1]), last);
-  }
-  return v;
-}
-#endif
-
 // kStep storage elements loaded as kParts compute vectors: one for float and double, two for
 // half and bfloat16 (one Vectorized<Half> widens to two Vectorized<float>).
 template <class S>
@@ -74,12 +53,7 @@ struct Chunk {
     if constexpr (kSame) {
       v[0] = V::set(V(fill), V::loadu(p, count), count);
     } else {
-#if defined(CPU_CAPABILITY_AVX2)
-      const at::vec::Vectorized<S> first(load_first_16bit(p, count));
-#else
-      const auto first = at::vec::Vectorized<S>::loadu(p, count);
-#endif
-      std::tie(v[0], v[1]) = at::vec::convert_to_float<S>(first);
+      std::tie(v[0], v[1]) = at::vec::convert_to_float<S>(load_first(p, count));
       for (int k = 0; k < kParts; ++k) v[k] = V::set(V(fill), v[k], lanes(count, k));
     }
   }
@@ -88,7 +62,7 @@ struct Chunk {
     if constexpr (kSame) {
       v[0].store(p, count);
     } else {
-      from_float<S>(v[0], v[1]).store(p, count);
+      store_first(p, from_float<S>(v[0], v[1]), count);
     }
   }
 

@@ -40,7 +40,7 @@ struct Lanes {
   // The first `count` elements (the rest zero); without count, a full kWidth.
   static void load(const S* p, int64_t count, V* v) {
     if constexpr (kReduced) {
-      std::tie(v[0], v[1]) = at::vec::convert_to_float<S>(at::vec::Vectorized<S>::loadu(p, count));
+      std::tie(v[0], v[1]) = at::vec::convert_to_float<S>(load_first(p, count));
     } else {
       v[0] = V::loadu(p, count);
     }
@@ -54,7 +54,7 @@ struct Lanes {
   }
   static void store(S* p, int64_t count, const V* v) {
     if constexpr (kReduced) {
-      from_float<S>(v[0], v[1]).store(p, count);
+      store_first(p, from_float<S>(v[0], v[1]), count);
     } else {
       v[0].store(p, count);
     }

@@ -25,31 +25,61 @@ const ActivationInfo& check_bias_args(const at::Tensor& x, const at::Tensor& bia
   return info;
 }
 
-// Contiguous images with few pixels per channel (late convolutions: 2x2, 3x3) are rows of `cols`
-// elements each with its own bias value, and the CPU loop pays a set-up and a partial SIMD block
-// per row (~10 ns). There the bias is expanded to one value per (channel, pixel) and the tensor
-// seen as rows of channels * cols elements, the bias a per-column operand (as for a Linear
-// output); the backward adds the per-column sums up per channel. CPU only: the CUDA kernels were
-// not measured this way. 2 cores, Intel AVX-512 build, 2026-12-07, eager / fused, forward and
-// forward + backward: gelu (64, 512, 2, 2) 0.50x-0.51x / 0.57x-0.59x -> 3.0x-3.2x / 2.1x-2.2x,
-// (8, 256, 3, 3) 1.6x-1.8x / 1.1x-1.2x -> 3.7x-3.9x / 1.8x; relu (64, 512, 2, 2) 0.57x-0.60x /
-// 0.88x-0.91x -> 3.7x-3.9x / 1.9x, (32, 256, 4, 4) 0.85x / 1.2x-1.3x -> 1.4x-1.7x / 1.2x-1.5x.
-// Longer rows lost: relu over 7 x 7 pixels 1.3x -> 1.0x forward + backward (a per-column sum
-// reads and writes its sums for every row, a per-row one keeps it in a register). The expansion
-// itself (repeat_interleave, the final sum) cost ~6 us per forward + backward at (4, 64, 7, 7),
-// hence at least 1024 rows and 4 images (the expanded bias at most a quarter of x).
+// Short rows cost the CPU loop a set-up and a partial SIMD block each (~10-25 ns a row), so the
+// CPU launch widens them when there are many (CPU only: the CUDA kernels were not measured this
+// way). Both forms cost a small copy of the bias and, in backward, a sum of the wider per-column
+// sums (~6 us per forward + backward at (4, 64, 7, 7)): hence at least 1024 rows.
+//   expanded: contiguous images with few pixels per channel (late convolutions: 2x2, 3x3), rows
+//     of `cols` elements with one bias value each, become rows of channels * cols with the bias
+//     repeated per pixel, a per-column operand (as for a Linear output); at least 4 images, so
+//     that the expanded bias is at most a quarter of x. Longer rows lost: relu over 7 x 7 pixels
+//     1.3x -> 1.0x eager forward + backward (a per-column sum reads and writes its sums for every
+//     row, a per-row one keeps it in a register).
+//   tiled: few channels innermost (Linear outputs (N, 10), channels-last images of 3 channels)
+//     become rows of k * channels with the bias tiled k times, k the largest divisor of the row
+//     count up to kTileTo / channels.
+// 2 cores, Intel AVX-512 build, 2026-12-07, eager / fused, forward and forward + backward: gelu
+// (64, 512, 2, 2) 0.50x-0.51x / 0.57x-0.59x -> 3.0x-3.2x / 2.1x-2.2x, (8, 256, 3, 3) 1.6x-1.8x /
+// 1.1x-1.2x -> 3.7x-3.9x / 1.8x; relu (64, 512, 2, 2) 0.57x-0.60x / 0.88x-0.91x -> 3.7x-3.9x /
+// 1.9x, (32, 256, 4, 4) 0.85x / 1.2x-1.3x -> 1.4x-1.7x / 1.2x-1.5x.
+constexpr int64_t kWidenRows = 1024;
 constexpr int64_t kExpandBelow = 32;
-constexpr int64_t kExpandRows = 1024;
 constexpr int64_t kExpandImages = 4;
+constexpr int64_t kTileBelow = 64;
+constexpr int64_t kTileTo = 256;
 
-bool expands(const at::Tensor& x, const ChannelLayout& l) {
-  return x.is_cpu() && !l.per_col && l.cols < kExpandBelow && l.rows >= kExpandRows &&
-         l.rows / l.channels >= kExpandImages;
+struct Widened {
+  ChannelLayout l;         // what the launch sees
+  int64_t interleave = 1;  // expanded: each bias value repeated this many times
+  int64_t tile = 1;        // tiled: the bias repeated this many times
+};
+
+Widened widen(const at::Tensor& x, const ChannelLayout& l) {
+  if (!x.is_cpu() || l.rows < kWidenRows) return {l};
+  if (!l.per_col && l.cols < kExpandBelow && l.rows / l.channels >= kExpandImages) {
+    const int64_t cols = l.channels * l.cols;
+    return {{l.rows / l.channels, cols, cols, true}, l.cols, 1};
+  }
+  if (l.per_col && l.cols < kTileBelow) {
+    for (int64_t k = kTileTo / l.cols; k >= 2; --k) {
+      if (l.rows % k == 0) return {{l.rows / k, k * l.cols, k * l.cols, true}, 1, k};
+    }
+  }
+  return {l};
 }
 
-ChannelLayout expanded(const ChannelLayout& l) {
-  const int64_t cols = l.channels * l.cols;
-  return {l.rows / l.channels, cols, cols, true};
+at::Tensor widened_bias(const at::Tensor& bias, const Widened& w) {
+  const at::Tensor b = bias.contiguous();
+  if (w.interleave > 1) return b.repeat_interleave(w.interleave);
+  if (w.tile > 1) return b.repeat({w.tile});
+  return b;
+}
+
+// The launch's per-column sums, added up per channel.
+at::Tensor channel_sums(const at::Tensor& sums, const Widened& w) {
+  if (w.interleave > 1) return sums.view({-1, w.interleave}).sum(1);
+  if (w.tile > 1) return sums.view({w.tile, -1}).sum(0);
+  return sums;
 }
 
 }  // namespace
@@ -62,12 +92,9 @@ at::Tensor bias_act(const at::Tensor& x, const at::Tensor& bias, int64_t dim, st
   at::Tensor out = channel_output(x, dim);
   if (out.numel() == 0) return out;
   const at::Tensor xl = with_layout_of(x, out);
-  ChannelLayout l = layout_of(out, dim);
-  at::Tensor b = bias.contiguous();
-  if (expands(x, l)) {
-    b = b.repeat_interleave(l.cols);
-    l = expanded(l);
-  }
+  const Widened w = widen(x, layout_of(out, dim));
+  const ChannelLayout& l = w.l;
+  const at::Tensor b = widened_bias(bias, w);
   ElementwiseArgs a = make_args(info, Kind::kBiasForward, checked_dtype(x, op), params);
   a.in[0] = row_operand(xl, l);
   a.in[1] = channel_operand(b, l);
@@ -89,10 +116,9 @@ std::tuple<at::Tensor, at::Tensor> bias_act_backward(const at::Tensor& grad, con
   if (grad_x.numel() == 0) return {grad_x, at::zeros_like(bias)};
   const at::Tensor g = with_layout_of(grad, grad_x);
   const at::Tensor s = with_layout_of(saved, grad_x);
-  const ChannelLayout per_channel = layout_of(grad_x, dim);
-  const bool expand = expands(saved, per_channel);
-  const ChannelLayout l = expand ? expanded(per_channel) : per_channel;
-  const at::Tensor b = expand ? bias.contiguous().repeat_interleave(per_channel.cols) : bias.contiguous();
+  const Widened w = widen(saved, layout_of(grad_x, dim));
+  const ChannelLayout& l = w.l;
+  const at::Tensor b = widened_bias(bias, w);
   // The runners sum the bias gradient in the launch that computes grad_x: the CPU loop adds into
   // `sums`, the CUDA kernels (and their simulation) write it, so only the CPU's needs clearing.
   at::Tensor sums = saved.is_cpu() ? at::zeros({l.channels}, saved.options().dtype(acc))
@@ -106,8 +132,7 @@ std::tuple<at::Tensor, at::Tensor> bias_act_backward(const at::Tensor& grad, con
   set_rows(a, l, grad_x);
   const ChannelSum channel_sum{sums.data_ptr(), l.channels, l.per_col};
   run(a, &channel_sum);
-  if (expand) sums = sums.view({per_channel.channels, per_channel.cols}).sum(1);
-  return {grad_x, sums.to(bias.scalar_type())};
+  return {grad_x, channel_sums(sums, w).to(bias.scalar_type())};
 }
 
 }  // namespace fused_act
