@@ -41,7 +41,9 @@ const ActivationInfo& check_bias_args(const at::Tensor& x, const at::Tensor& bia
 // 2 cores, Intel AVX-512 build, 2026-12-07, eager / fused, forward and forward + backward: gelu
 // (64, 512, 2, 2) 0.50x-0.51x / 0.57x-0.59x -> 3.0x-3.2x / 2.1x-2.2x, (8, 256, 3, 3) 1.6x-1.8x /
 // 1.1x-1.2x -> 3.7x-3.9x / 1.8x; relu (64, 512, 2, 2) 0.57x-0.60x / 0.88x-0.91x -> 3.7x-3.9x /
-// 1.9x, (32, 256, 4, 4) 0.85x / 1.2x-1.3x -> 1.4x-1.7x / 1.2x-1.5x.
+// 1.9x, (32, 256, 4, 4) 0.85x / 1.2x-1.3x -> 1.4x-1.7x / 1.2x-1.5x; tiled, forward + backward:
+// gelu (65536, 10) 0.97x -> 1.76x, (4096, 3) 0.69x -> 1.48x (bench/results/intel_avx512/
+// bias_act_images and bias_act_short_rows).
 constexpr int64_t kWidenRows = 1024;
 constexpr int64_t kExpandBelow = 32;
 constexpr int64_t kExpandImages = 4;
@@ -118,7 +120,6 @@ std::tuple<at::Tensor, at::Tensor> bias_act_backward(const at::Tensor& grad, con
   const at::Tensor s = with_layout_of(saved, grad_x);
   const Widened w = widen(saved, layout_of(grad_x, dim));
   const ChannelLayout& l = w.l;
-  const at::Tensor b = widened_bias(bias, w);
   // The runners sum the bias gradient in the launch that computes grad_x: the CPU loop adds into
   // `sums`, the CUDA kernels (and their simulation) write it, so only the CPU's needs clearing.
   at::Tensor sums = saved.is_cpu() ? at::zeros({l.channels}, saved.options().dtype(acc))
@@ -128,6 +129,7 @@ std::tuple<at::Tensor, at::Tensor> bias_act_backward(const at::Tensor& grad, con
                                 params, from_output);
   a.in[0] = row_operand(g, l);
   a.in[1] = row_operand(s, l);
+  const at::Tensor b = from_output ? at::Tensor() : widened_bias(bias, w);
   if (!from_output) a.in[2] = channel_operand(b, l);
   set_rows(a, l, grad_x);
   const ChannelSum channel_sum{sums.data_ptr(), l.channels, l.per_col};
