@@ -303,8 +303,8 @@ def test_cuda_plan():
 @pytest.mark.parametrize("isa", ISAS)
 def test_every_cpu_instruction_set(isa):
     """Each per-ISA build of the softmax kernels, forced in a fresh process: last-dim rows long
-    and short (grouped, shorter than a vector, partial chunks of even and odd length), strided rows (reduced types: with
-    the summands in float scratch, and 2100 long, too long for it)."""
+    and short (grouped, shorter than a vector, partial chunks of even and odd length), strided
+    rows (reduced types: with the summands in float scratch, and 2100 long, too long for it)."""
     script = r"""
 import torch, fused_act, sys
 torch.manual_seed(0)

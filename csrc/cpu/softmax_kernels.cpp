@@ -111,6 +111,15 @@ C lanes_sum(const at::vec::Vectorized<C>& v) {
 // dependent operations per step and make the backward latency-bound (1.5x torch's time).
 constexpr int64_t kSumBlock = 64;
 
+// This thread's float buffer of at least n values, for the summands of reduced types (kept
+// between calls: one allocation per thread).
+template <class C>
+C* thread_scratch(int64_t n) {
+  thread_local std::vector<C> buffer;
+  if (static_cast<int64_t>(buffer.size()) < n) buffer.resize(n);
+  return buffer.data();
+}
+
 // Short rows (inner == 1): up to kMaxGroup rows of up to kShortRow elements per group.
 constexpr int64_t kMaxGroup = 16;
 constexpr int64_t kShortRow = 256;
@@ -217,20 +226,19 @@ struct ContiguousRow {
 
   // Rows [begin, end) of a, G at a time (G = 1: one after another).
   static void rows(const SoftmaxArgs& a, int64_t begin, int64_t end, int64_t G) {
-    thread_local std::vector<C> buffer;
     const int64_t stride = kScratch ? (a.dim / K::kStep + 1) * K::kStep : 0;
-    if (static_cast<int64_t>(buffer.size()) < G * stride) buffer.resize(G * stride);
+    C* const scratch = thread_scratch<C>(G * stride);
     C m[kMaxGroup], c[kMaxGroup];
     for (int64_t o = begin; o < end; o += G) {
       const int64_t count = std::min(G, end - o);
       for (int64_t j = 0; j < count; ++j) m[j] = Op::kNeedsMax ? max(softmax_row<S>(a, o + j, 0)) : C(0);
-      for (int64_t j = 0; j < count; ++j) c[j] = sum(softmax_row<S>(a, o + j, 0), m[j], buffer.data() + j * stride);
+      for (int64_t j = 0; j < count; ++j) c[j] = sum(softmax_row<S>(a, o + j, 0), m[j], scratch + j * stride);
       // the group's logs or reciprocals as vectors: inline SIMD math, not a libm call per row
       for (int64_t j = 0; j < count; j += V::size()) {
         const int64_t n = std::min<int64_t>(V::size(), count - j);
         Op::row_constant(V::loadu(c + j, n)).store(c + j, n);
       }
-      for (int64_t j = 0; j < count; ++j) out(softmax_row<S>(a, o + j, 0), m[j], c[j], buffer.data() + j * stride);
+      for (int64_t j = 0; j < count; ++j) out(softmax_row<S>(a, o + j, 0), m[j], c[j], scratch + j * stride);
     }
   }
 };
@@ -335,9 +343,7 @@ void run(const SoftmaxArgs& a) {
   const int64_t scratch_size = Chunk<S>::kSame ? 0 : a.dim * UW;
   const bool with_scratch = scratch_size > 0 && scratch_size * int64_t(sizeof(C)) <= kScratchBytes;
   at::parallel_for(0, a.outer * units, grain, [&](int64_t begin, int64_t end) {
-    thread_local std::vector<C> buffer;
-    if (with_scratch && static_cast<int64_t>(buffer.size()) < scratch_size) buffer.resize(scratch_size);
-    C* scratch = with_scratch ? buffer.data() : nullptr;
+    C* const scratch = with_scratch ? thread_scratch<C>(scratch_size) : nullptr;
     for (int64_t u = begin; u < end; ++u) {
       const int64_t o = u / units;
       int64_t j = (u % units) * UW;
