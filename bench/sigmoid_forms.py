@@ -5,10 +5,11 @@ one thread, in L1, interleaved:
   sigmoid (the functor's)     csrc/activations/math.h's sigmoid, what the kernels run
   division form               1 / (1 + exp(-x))
   reflection form             n / (1 + exp_nonpos(-|x|)), n = 1 for x >= 0, else the exp
+  exp alone                   csrc/activations/math.h's exp
   exp(-x) + 1                 the division form without its division
   division alone              1 / (x + 2)
   eleven chained FMAs         as many FMAs as AVX-512's exp has instructions that may need the
-                              FMA pipes (two multiplies, seven FMAs, vrndscaleps, vscalefps)
+                              FMA pipes (nine FMAs, a subtraction, vscalefps)
 
 Where "exp(-x) + 1" takes the FMA chain's time, exp runs at the FMA pipes' throughput and only
 fewer of those instructions (a less accurate exp) make sigmoid faster; docs/math.md has the

@@ -323,6 +323,7 @@ def test_sigmoid_forms_times_every_form(capsys):
             "sigmoid (the functor's)",
             "division form",
             "reflection form",
+            "exp alone",
             "exp(-x) + 1 (no division)",
             "division alone",
             "eleven chained FMAs",
