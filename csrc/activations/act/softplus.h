@@ -26,10 +26,12 @@ struct Softplus {
   static constexpr Saved kSaved = Saved::kEither;
   static bool output_ok(const Params<double>& p) { return p[1] >= 25 * 0.69314718055994531; }
   static const char* invalid(const Params<double>& p) { return p[0] != 0 ? nullptr : "beta must not be 0"; }
+  // Times 1/beta, not divided by beta (vdivps alone takes 0.18 ns per float32 on the Intel Xeon,
+  // docs/math.md): forward at 65,536 floats 2.58x -> 2.72x eager's (bench.call_cost, two runs
+  // each, AVX-512). Exact for beta = 1 and powers of 2, one more rounding otherwise.
   FA_FN forward(T x, const P& p) {
-    const T beta(p[0]);
-    const T bx = beta * x;
-    const T soft = (where(gt(bx, T(0)), bx, T(0)) + log1p_unit(exp_nonpos(T(0) - abs(bx)))) / beta;
+    const T bx = T(p[0]) * x;
+    const T soft = (where(gt(bx, T(0)), bx, T(0)) + log1p_unit(exp_nonpos(T(0) - abs(bx)))) * T(1 / p[0]);
     return where(gt(bx, T(p[1])), x, soft);
   }
   FA_FN d_input(T x, const P& p) {
