@@ -101,18 +101,19 @@ std::tuple<double, double, double, double> run(const std::string& name, double l
   TORCH_CHECK(false, "unknown function ", name);
 }
 
-// Inputs x <= 0 (every float with the sign bit set and +0) where exp_nonpos's bits differ from
-// exp's (it claims the same results); a NaN input must give a NaN.
-int64_t exp_nonpos_mismatches() {
-  std::vector<int64_t> part(256, 0);
-  at::parallel_for(0, 256, 1, [&](int64_t c0, int64_t c1) {
+// Floats whose bit patterns are [first, first + count) (count a multiple of 2^23) where f's bits
+// differ from g's; NaN from both counts as equal.
+template <class F, class G>
+int64_t bit_mismatches(uint64_t first, uint64_t count, F f, G g) {
+  const int64_t chunks = static_cast<int64_t>(count >> 23);
+  std::vector<int64_t> part(chunks, 0);
+  at::parallel_for(0, chunks, 1, [&](int64_t c0, int64_t c1) {
     alignas(64) float in[V::size()], a[V::size()], b[V::size()];
     for (int64_t c = c0; c < c1; ++c) {
-      for (int64_t k = c * (int64_t(1) << 23); k < (c + 1) * (int64_t(1) << 23); k += V::size()) {
-        for (int j = 0; j < V::size(); ++j) in[j] = from_bits(static_cast<uint32_t>(0x80000000u + k + j));
-        if (k == 0) in[0] = 0.f;
-        fused_act::math::exp(V::loadu(in)).store(a);
-        fused_act::math::exp_nonpos(V::loadu(in)).store(b);
+      for (int64_t k = c << 23; k < (c + 1) << 23; k += V::size()) {
+        for (int j = 0; j < V::size(); ++j) in[j] = from_bits(static_cast<uint32_t>(first + k + j));
+        f(V::loadu(in)).store(a);
+        g(V::loadu(in)).store(b);
         for (int j = 0; j < V::size(); ++j)
           part[c] += std::memcmp(&a[j], &b[j], 4) != 0 && !(std::isnan(a[j]) && std::isnan(b[j]));
       }
@@ -123,9 +124,25 @@ int64_t exp_nonpos_mismatches() {
   return total;
 }
 
+// Inputs x <= 0 (every float with the sign bit set) where exp_nonpos's bits differ from exp's
+// (it claims the same results); a NaN input must give a NaN.
+int64_t exp_nonpos_mismatches() {
+  return bit_mismatches(
+      0x80000000u, uint64_t(1) << 31, [](const V& x) { return fused_act::math::exp(x); },
+      [](const V& x) { return fused_act::math::exp_nonpos(x); });
+}
+
+// Every float where exp_neg(x)'s bits differ from exp(0 - x)'s (it claims the same results).
+int64_t exp_neg_mismatches() {
+  return bit_mismatches(
+      0, uint64_t(1) << 32, [](const V& x) { return fused_act::math::exp(V(0.f) - x); },
+      [](const V& x) { return fused_act::math::exp_neg(x); });
+}
+
 }  // namespace
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("sweep", &run);
   m.def("exp_nonpos_mismatches", &exp_nonpos_mismatches);
+  m.def("exp_neg_mismatches", &exp_neg_mismatches);
 }

@@ -77,6 +77,9 @@ def main(argv=None) -> None:
     if "exp_nonpos" in args.functions:
         n = module.exp_nonpos_mismatches()
         print(f"\ninputs x <= 0 where exp_nonpos's bits differ from exp's (NaN: a NaN on both): {n}")
+    if "exp" in args.functions:
+        n = module.exp_neg_mismatches()
+        print(f"floats x where exp_neg(x)'s bits differ from exp(0 - x)'s (NaN: a NaN on both): {n}")
 
 
 if __name__ == "__main__":

@@ -10,7 +10,7 @@ struct Silu {
   static constexpr const char* kName = "silu";
   static constexpr const char* kParams = "";
   static constexpr Saved kSaved = Saved::kInput;
-  FA_FN forward(T x, const P&) { return x / (T(1) + exp(T(0) - x)); }
+  FA_FN forward(T x, const P&) { return x / (T(1) + exp_neg(x)); }
   FA_FN d_input(T x, const P&) {
     const T s = sigmoid(x);
     return s * (T(1) + x * (T(1) - s));

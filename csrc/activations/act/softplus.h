@@ -52,7 +52,7 @@ struct Softplus {
   FA_FN d2_output(T y, const P& p) {
     const T beta(p[0]);
     const T by = beta * y;
-    return where(gt(by, T(p[1])), T(0), beta * exp(T(0) - by));
+    return where(gt(by, T(p[1])), T(0), beta * exp_neg(by));
   }
 };
 
