@@ -29,8 +29,8 @@ const ActivationInfo& check_bias_args(const at::Tensor& x, const at::Tensor& bia
 // Short rows cost the CPU loop a set-up and a partial SIMD block each (~10-25 ns a row), so the
 // CPU launch widens them when there are many (CPU only: the CUDA kernels were not measured this
 // way). Both forms cost a small copy of the bias and, in backward, a sum of the wider per-column
-// sums: with ATen's repeat_interleave and sum, ~6 us per forward + backward at (4, 64, 7, 7),
-// hence at least 1024 rows.
+// sums (~6 us per forward + backward at (4, 64, 7, 7) when ATen's repeat_interleave and sum made
+// them, which set the minimum of 1024 rows; plain loops since, below).
 //   expanded: contiguous images with few pixels per channel (late convolutions: 2x2, 3x3), rows
 //     of `cols` elements with one bias value each, become rows of channels * cols with the bias
 //     repeated per pixel, a per-column operand (as for a Linear output); at least 4 images, so
@@ -76,6 +76,18 @@ Widened widen(const at::Tensor& x, const ChannelLayout& l) {
 // builds an expanded view and copies through TensorIterator), repeat_interleave ~3 us, a small
 // sum ~2 us, against the 45 us of eager's whole forward + backward at (4096, 3) (measured from
 // Python, 2026-12-07). Only CPU tensors are widened.
+// f(c, j) for the widened bias's columns j in order: `tile` copies of the channels c, each
+// repeated `interleave` times.
+template <class F>
+void for_each_column(const Widened& w, int64_t channels, F f) {
+  int64_t j = 0;
+  for (int64_t t = 0; t < w.tile; ++t) {
+    for (int64_t c = 0; c < channels; ++c) {
+      for (int64_t r = 0; r < w.interleave; ++r) f(c, j++);
+    }
+  }
+}
+
 at::Tensor widened_bias(const at::Tensor& bias, const Widened& w) {
   const at::Tensor b = bias.contiguous();
   if (w.interleave == 1 && w.tile == 1) return b;
@@ -83,11 +95,7 @@ at::Tensor widened_bias(const at::Tensor& bias, const Widened& w) {
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, b.scalar_type(), "fused_act.bias_act", [&] {
     const scalar_t* src = b.const_data_ptr<scalar_t>();
     scalar_t* dst = out.data_ptr<scalar_t>();
-    for (int64_t t = 0; t < w.tile; ++t) {
-      for (int64_t c = 0; c < b.numel(); ++c) {
-        for (int64_t r = 0; r < w.interleave; ++r) *dst++ = src[c];
-      }
-    }
+    for_each_column(w, b.numel(), [&](int64_t c, int64_t j) { dst[j] = src[c]; });
   });
   return out;
 }
@@ -100,11 +108,7 @@ at::Tensor channel_sums(const at::Tensor& sums, const Widened& w) {
   AT_DISPATCH_FLOATING_TYPES(sums.scalar_type(), "fused_act.bias_act", [&] {
     const scalar_t* src = sums.const_data_ptr<scalar_t>();
     scalar_t* dst = out.data_ptr<scalar_t>();
-    for (int64_t t = 0; t < w.tile; ++t) {
-      for (int64_t c = 0; c < channels; ++c) {
-        for (int64_t r = 0; r < w.interleave; ++r) dst[c] += *src++;
-      }
-    }
+    for_each_column(w, channels, [&](int64_t c, int64_t j) { dst[c] += src[j]; });
   });
   return out;
 }
