@@ -1,6 +1,7 @@
 // Times forms of float32 sigmoid in one binary, on the vectors of this machine's best instruction
 // set, and the two parts its time is made of (exp alone, the division alone) beside a chain of
-// FMAs: python -m bench.sigmoid_forms.
+// FMAs, and tanh's rational form, whose division is its only costly part: python -m
+// bench.sigmoid_forms.
 #define FUSED_ACT_CPU_VEC 1
 
 #include <algorithm>
@@ -26,6 +27,8 @@ V reflection(const V& x) {
 }
 
 V exp_alone(const V& x) { return m::exp(x); }
+
+V tanh_rational(const V& x) { return m::tanh(x); }
 
 V exp_plus_one(const V& x) { return V(1.f) + m::exp(V(0.f) - x); }
 
@@ -72,6 +75,7 @@ std::map<std::string, double> run(int64_t n, int64_t reps, int rounds) {
     all["exp(-x) + 1 (no division)"].push_back(ns_per_element<exp_plus_one>(x, y, reps));
     all["division alone"].push_back(ns_per_element<division_alone>(x, y, reps));
     all["eleven chained FMAs"].push_back(ns_per_element<eleven_fmas>(x, y, reps));
+    all["tanh (the functor's)"].push_back(ns_per_element<tanh_rational>(x, y, reps));
   }
   std::map<std::string, double> out;
   for (auto& [k, v] : all) {

@@ -1,6 +1,6 @@
-"""``python -m bench.sigmoid_forms``: what bounds float32 sigmoid's forward here. Times, in one
-binary compiled with the kernels' -O3 for this machine's best instruction set (AVX-512 or AVX2),
-one thread, in L1, interleaved:
+"""``python -m bench.sigmoid_forms``: what bounds float32 sigmoid's and tanh's forwards here.
+Times, in one binary compiled with the kernels' -O3 for this machine's best instruction set
+(AVX-512 or AVX2), one thread, in L1, interleaved:
 
   sigmoid (the functor's)     csrc/activations/math.h's sigmoid, what the kernels run
   division form               1 / (1 + exp(-x))
@@ -10,6 +10,8 @@ one thread, in L1, interleaved:
   division alone              1 / (x + 2)
   eleven chained FMAs         as many FMAs as AVX-512's exp has instructions that may need the
                               FMA pipes (nine FMAs, a subtraction, vscalefps)
+  tanh (the functor's)        csrc/activations/math.h's tanh, x P(x^2) / Q(x^2): near "division
+                              alone", the divider bounds it
 
 Where "exp(-x) + 1" takes the FMA chain's time, exp runs at the FMA pipes' throughput and only
 fewer of those instructions (a less accurate exp) make sigmoid faster; docs/math.md has the

@@ -327,6 +327,7 @@ def test_sigmoid_forms_times_every_form(capsys):
             "exp(-x) + 1 (no division)",
             "division alone",
             "eleven chained FMAs",
+            "tanh (the functor's)",
         ]
     )
     assert all(float(ns) > 0 for _, ns in rows)
