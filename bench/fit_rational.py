@@ -9,8 +9,8 @@ float32 SIMD math (csrc/activations/math.h) toward the minimax relative error:
 Prints the coefficients rounded to float32, the fit's error before and after that rounding
 (double arithmetic), and the float32 evaluation as the SIMD code runs it (Horner by FMAs, the
 product, the division, for the odd forms the clamp of the result to 1; u + u^2 P'(u) for log1p)
-on a dense grid, in ulp
-of the float32 result; bench.math_accuracy sweeps every float32 input of the real code.
+on a dense grid, in ulp of the float32 result; bench.math_accuracy sweeps every float32 input of
+the real code.
 
 The fit is linearized least squares (P - f(z)/z Q = 0 at 4,000 Chebyshev-spaced nodes,
 divided by the previous iteration's Q so that it converges to the rational fit) with Lawson's
