@@ -35,6 +35,10 @@ def laid_out(shape, layout: str, seed: int) -> torch.Tensor:
         return torch.randn(n, c, h, 2 * w, generator=g, dtype=torch.float64)[..., ::2]
     if layout == "expanded":  # stride 0
         return torch.randn(n, c, h, 1, generator=g, dtype=torch.float64).expand(shape)
+    if layout == "wide_unit_dims":  # contiguous, but the size-1 dimensions' strides as inductor sets them
+        t = torch.randn(shape, generator=g, dtype=torch.float64)
+        big = n * c * h * w
+        return t.as_strided(shape, [big if d == 1 else st for d, st in zip(shape, t.stride(), strict=True)])
     raise ValueError(layout)
 
 
@@ -42,20 +46,17 @@ LAYOUTS = ["contiguous", "channels_last", "permuted", "strided", "expanded"]
 PAIRS = list(itertools.product(LAYOUTS, repeat=2))
 
 
-def channel_vector(seed: int) -> torch.Tensor:
-    return torch.rand(SHAPE[1], generator=torch.Generator().manual_seed(seed), dtype=torch.float64) + 0.5
-
-
-def half_channels(layout: str, seed: int) -> torch.Tensor:
-    return laid_out((SHAPE[0], SHAPE[1] // 2, *SHAPE[2:]), layout, seed)
+def channel_vector(channels: int, seed: int) -> torch.Tensor:
+    return torch.rand(channels, generator=torch.Generator().manual_seed(seed), dtype=torch.float64) + 0.5
 
 
 # name -> (op, arguments for the layouts (a, b)): the tensors in layout a or b, the rest fixed.
-def calls(a: str, b: str):
-    x, y, z = laid_out(SHAPE, a, 0), laid_out(SHAPE, b, 1), laid_out(SHAPE, a, 2)
-    s = torch.sigmoid(laid_out(SHAPE, b, 3))  # a sigmoid output, for the output-form backward
-    bias = channel_vector(4)
-    mean, invstd = channel_vector(5) - 1.0, channel_vector(6)
+def calls(a: str, b: str, shape=SHAPE):
+    x, y, z = laid_out(shape, a, 0), laid_out(shape, b, 1), laid_out(shape, a, 2)
+    s = torch.sigmoid(laid_out(shape, b, 3))  # a sigmoid output, for the output-form backward
+    halves = laid_out((shape[0], shape[1] // 2, *shape[2:]), a, 7)  # glu's input gradient
+    bias = channel_vector(shape[1], 4)
+    mean, invstd = channel_vector(shape[1], 5) - 1.0, channel_vector(shape[1], 6)
     return {
         "activation": (ops.activation, (x, "gelu", [])),
         "activation_backward": (ops.activation_backward, (x, y, "gelu", [], False)),
@@ -64,7 +65,7 @@ def calls(a: str, b: str):
         "bias_act": (ops.bias_act, (x, bias, 1, "silu", [])),
         "bias_act_backward": (ops.bias_act_backward, (x, y, bias, 1, "silu", [], False)),
         "glu": (ops.glu, (x, 1, True, "gelu", [])),
-        "glu_backward": (ops.glu_backward, (half_channels(a, 7), y, 1, True, "gelu", [])),
+        "glu_backward": (ops.glu_backward, (halves, y, 1, True, "gelu", [])),
         "gated": (ops.gated, (x, y, "silu", [])),
         "gated_backward": (ops.gated_backward, (x, y, z, "silu", [])),
         "batch_norm_act": (
@@ -73,8 +74,8 @@ def calls(a: str, b: str):
                 x,
                 bias,
                 bias - 1.0,
-                torch.zeros(SHAPE[1], dtype=torch.float64),
-                torch.ones(SHAPE[1], dtype=torch.float64),
+                torch.zeros(shape[1], dtype=torch.float64),
+                torch.ones(shape[1], dtype=torch.float64),
                 True,
                 0.1,
                 1e-5,
@@ -129,6 +130,26 @@ def test_any_layout_gives_contiguous_values_and_fake_strides(name, a, b):
         assert [got.stride(d) for d in long] == [promised.stride(d) for d in long], (name, a, b)
 
 
+# (N, C, 1, 1), a squeeze-excitation block's tensors: contiguous, channels-last and inductor's
+# strides for the unit dimensions are one memory order, so no op may copy an operand to go from one
+# to another (csrc/ops/front.h, same_offsets).
+UNIT_SHAPE = (2, 6, 1, 1)
+UNIT_LAYOUTS = ["contiguous", "channels_last", "permuted", "wide_unit_dims"]
+UNIT_PAIRS = list(itertools.product(UNIT_LAYOUTS, repeat=2))
+
+
+@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("a,b", UNIT_PAIRS, ids=[f"{a}-{b}" for a, b in UNIT_PAIRS])
+def test_unit_dims_strides_are_one_layout(name, a, b):
+    op, args = calls(a, b, UNIT_SHAPE)[name]
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
+        out = _tensors(op(*args))
+    assert [e.name for e in prof.events() if e.name == "aten::copy_"] == [], (name, a, b)
+    expected = _tensors(op(*[a.clone() if isinstance(a, torch.Tensor) else a for a in _contiguous_copies(args)]))
+    for got, want in zip(out, expected, strict=True):
+        torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-12)
+
+
 @pytest.mark.parametrize("layout", LAYOUTS)
 def test_inplace_activation_any_layout(layout):
     x = laid_out(SHAPE, layout, 0)
@@ -168,3 +189,18 @@ def test_inductor_channels_last_model_matches_eager():
         torch.testing.assert_close(p.grad, q.grad)
     for b, c in zip(converted.buffers(), reference.buffers(), strict=True):
         torch.testing.assert_close(b, c)
+
+
+@pytest.mark.parametrize("a,b", UNIT_PAIRS, ids=[f"{a}-{b}" for a, b in UNIT_PAIRS])
+def test_mask_backward_takes_unit_dims_grads_as_they_are(a, b):
+    """The mask's bits follow the forward's memory order; a gradient whose strides differ only in
+    size-1 dimensions has that order already (csrc/ops/mask_autograd.cpp)."""
+    import fused_act
+
+    x = laid_out(UNIT_SHAPE, a, 0).requires_grad_()
+    g = laid_out(UNIT_SHAPE, b, 1)
+    y = fused_act.leaky_relu(x, 0.1, memory="mask")
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
+        (got,) = torch.autograd.grad(y, x, g)
+    assert [e.name for e in prof.events() if e.name == "aten::copy_"] == []
+    torch.testing.assert_close(got, torch.where(x.detach() > 0, g, 0.1 * g), rtol=0, atol=0)
