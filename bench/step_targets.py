@@ -91,7 +91,8 @@ def check_models(results: list[dict]) -> list[dict]:
                 why.append(
                     f"inductor kernels {o['inductor_kernels']} original / {c['inductor_kernels']} converted + "
                     f"{c.get('fused_act_calls', '?')} fused_act calls: a custom op is opaque to inductor, so the "
-                    "pointwise work it fuses into a torch activation runs in kernels of its own"
+                    "pointwise work it fuses into a torch activation runs in kernels of its own (what that "
+                    "costs, measured: docs/design.md, 'Layouts under torch.compile')"
                 )
             d["why"] = "; ".join(why)
         out.append(d)
