@@ -132,7 +132,7 @@ def test_any_layout_gives_contiguous_values_and_fake_strides(name, a, b):
 
 # (N, C, 1, 1), a squeeze-excitation block's tensors: contiguous, channels-last and inductor's
 # strides for the unit dimensions are one memory order, so no op may copy an operand to go from one
-# to another (csrc/ops/front.h, same_offsets).
+# to another (csrc/ops/front.h, has_layout).
 UNIT_SHAPE = (2, 6, 1, 1)
 UNIT_LAYOUTS = ["contiguous", "channels_last", "permuted", "wide_unit_dims"]
 UNIT_PAIRS = list(itertools.product(UNIT_LAYOUTS, repeat=2))

@@ -65,15 +65,15 @@ at::Tensor empty_with(c10::IntArrayRef sizes, const at::TensorOptions& options) 
   return options.device().is_cpu() ? at::detail::empty_cpu(sizes, options) : at::empty(sizes, options);
 }
 
-bool same_offsets(c10::IntArrayRef sizes, c10::IntArrayRef a, c10::IntArrayRef b) {
-  for (size_t d = 0; d < sizes.size(); ++d) {
-    if (sizes[d] > 1 && a[d] != b[d]) return false;
+bool has_layout(const at::Tensor& t, c10::IntArrayRef strides) {
+  for (int64_t d = 0; d < t.dim(); ++d) {
+    if (t.size(d) > 1 && t.stride(d) != strides[d]) return false;
   }
-  return true;
+  return is_linear(t);
 }
 
 at::Tensor with_layout_of(const at::Tensor& t, const at::Tensor& ref) {
-  if (same_offsets(t.sizes(), t.strides(), ref.strides()) && is_linear(t)) return t;
+  if (has_layout(t, ref.strides())) return t;
   return empty_as(ref).copy_(t);
 }
 

@@ -57,9 +57,7 @@ struct MaskBackward : torch::autograd::Node {
   variable_list apply(variable_list&& grads) override {
     const Tensor& g = grads[0];
     if (!g.defined() || !task_should_compute_output(0)) return {Tensor()};
-    const Tensor in_order = same_offsets(g.sizes(), g.strides(), strides) && g.is_non_overlapping_and_dense()
-                                ? g
-                                : at::empty_strided(g.sizes(), strides, g.options()).copy_(g);
+    const Tensor in_order = has_layout(g, strides) ? g : at::empty_strided(g.sizes(), strides, g.options()).copy_(g);
     return {mask_backward_op(in_order, mask.unpack(getptr()), act, params)};
   }
   std::string name() const override { return "fused_act::ActivationMaskBackward"; }
