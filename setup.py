@@ -182,6 +182,7 @@ class KernelBuild:
             for functor, snake in acts:
                 self.add("cxx", CPU_PER_ACTIVATION, f"{sub}/{snake}.o", [*defs, *act_defs(functor, snake)])
             self.add("cxx", "cpu/softmax_kernels.cpp", f"{sub}/softmax.o", defs)
+            self.add("cxx", "cpu/transpose_kernels.cpp", f"{sub}/transpose.o", defs)
         # Traits and the simulated CUDA threads: scalar host code that only tests run (356 simulation
         # tests in 1.1 s). -O1 compiles a simulation object in 2.8 s instead of 4.6 s at -O2.
         host_opt = [] if self.debug else ["-O1"]

@@ -14,6 +14,7 @@ import itertools
 
 import pytest
 import torch
+from conftest import ISAS, run_under_isa
 from torch._subclasses.fake_tensor import FakeTensorMode
 
 ops = torch.ops.fused_act
@@ -204,3 +205,46 @@ def test_mask_backward_takes_unit_dims_grads_as_they_are(a, b):
         (got,) = torch.autograd.grad(y, x, g)
     assert [e.name for e in prof.events() if e.name == "aten::copy_"] == []
     torch.testing.assert_close(got, torch.where(x.detach() > 0, g, 0.1 * g), rtol=0, atol=0)
+
+
+# A dense operand whose memory order is the output's with two groups of dimensions swapped (NCHW
+# against channels-last, a transposed (B, L, D)) is relaid out by a batched transpose where both
+# groups hold at least 16 elements (no aten::copy_ then), else by ATen's copy_ (csrc/ops/front.cpp,
+# copy_into). The identity's backward returns its gradient in the saved tensor's layout, bit for
+# bit. Partial tiles on both edges: 37 x 35 (float tiles are 16 x 16 or 8 x 8), 40 x 42 (16-bit
+# ones 32 x 32); one full tile; a group of 3 and an empty batch (copy_).
+TRANSPOSE_CASES = r"""
+import torch, fused_act
+bad = []
+def pairs():  # (shape, grad, saved, whether the transpose serves)
+    for n, c, h, w in [(2, 37, 5, 7), (3, 40, 6, 7), (1, 16, 4, 4), (2, 20, 1, 3), (0, 37, 5, 7)]:
+        a = torch.randn(n, c, h, w, dtype=torch.float64)
+        b = a.contiguous(memory_format=torch.channels_last)
+        yield (n, c, h, w), a, b, n > 0 and h * w >= 16
+        yield (n, c, h, w), b, a, n > 0 and h * w >= 16
+    t = torch.randn(3, 40, 33, dtype=torch.float64)
+    yield (3, 40, 33), t, t.transpose(1, 2).contiguous().transpose(1, 2), True
+    m = torch.randn(24, 33, dtype=torch.float64)
+    yield (24, 33), m.t().contiguous().t(), m, True
+for dtype in (torch.float32, torch.float64, torch.float16, torch.bfloat16):
+    for shape, g, saved, transposed in pairs():
+        g, saved = g.to(dtype), saved.to(dtype)
+        with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
+            out = torch.ops.fused_act.activation_backward(g, saved, "identity", [], True)
+        copied = any(e.name == "aten::copy_" for e in prof.events())
+        strides_differ = out.numel() > 0 and out.stride() != saved.stride()
+        if strides_differ or not torch.equal(out, g) or copied == transposed:
+            bad.append((str(dtype), shape, g.stride(), saved.stride(), copied))
+print(fused_act.info()["cpu_isa"])
+print(bad)
+assert not bad, bad
+"""
+
+
+def test_transposed_operands_are_relaid_out_exactly():
+    exec(TRANSPOSE_CASES, {})
+
+
+@pytest.mark.parametrize("isa", ISAS)
+def test_transposed_operands_every_cpu_instruction_set(isa):
+    run_under_isa(isa, TRANSPOSE_CASES)

@@ -6,6 +6,7 @@
 #include <ATen/cpu/Utils.h>
 
 #include "kernels.h"
+#include "transpose.h"
 
 namespace fused_act::cpu {
 
@@ -14,6 +15,7 @@ namespace {
 using ElementwiseKernel = void (*)(const ElementwiseArgs&, const ChannelSum*);
 using MaskKernel = void (*)(const MaskArgs&);
 using SoftmaxKernel = void (*)(const SoftmaxArgs&);
+using TransposeKernel = void (*)(const TransposeArgs&);
 
 // One instruction set's kernels, indexed by ActId.
 struct Isa {
@@ -21,13 +23,18 @@ struct Isa {
   ElementwiseKernel elementwise[kNumActivations];
   MaskKernel mask[kNumActivations];
   SoftmaxKernel softmax;
+  TransposeKernel transpose;
 };
 
 template <template <class> class Kernels>
-Isa make_isa(const char* name, SoftmaxKernel softmax) {
+Isa make_isa(const char* name, SoftmaxKernel softmax, TransposeKernel transpose) {
 #define FA_ELEMENTWISE(F) &Kernels<act::F>::elementwise,
 #define FA_MASK(F) &Kernels<act::F>::mask,
-  return {name, {FUSED_ACT_FOR_EACH_ACTIVATION(FA_ELEMENTWISE)}, {FUSED_ACT_FOR_EACH_ACTIVATION(FA_MASK)}, softmax};
+  return {name,
+          {FUSED_ACT_FOR_EACH_ACTIVATION(FA_ELEMENTWISE)},
+          {FUSED_ACT_FOR_EACH_ACTIVATION(FA_MASK)},
+          softmax,
+          transpose};
 #undef FA_ELEMENTWISE
 #undef FA_MASK
 }
@@ -36,12 +43,12 @@ Isa make_isa(const char* name, SoftmaxKernel softmax) {
 const std::vector<Isa>& isas() {
   static const std::vector<Isa> list = {
 #ifdef FUSED_ACT_CPU_AVX512
-      make_isa<AVX512::ActivationKernels>("AVX512", &AVX512::run_softmax),
+      make_isa<AVX512::ActivationKernels>("AVX512", &AVX512::run_softmax, &AVX512::run_transpose),
 #endif
 #ifdef FUSED_ACT_CPU_AVX2
-      make_isa<AVX2::ActivationKernels>("AVX2", &AVX2::run_softmax),
+      make_isa<AVX2::ActivationKernels>("AVX2", &AVX2::run_softmax, &AVX2::run_transpose),
 #endif
-      make_isa<DEFAULT::ActivationKernels>("DEFAULT", &DEFAULT::run_softmax),
+      make_isa<DEFAULT::ActivationKernels>("DEFAULT", &DEFAULT::run_softmax, &DEFAULT::run_transpose),
   };
   return list;
 }
@@ -65,7 +72,8 @@ const Isa& chosen() {
 
 #ifdef FUSED_ACT_CPU_AVX512_BF16
 const Isa& avx512_bf16() {
-  static const Isa isa = make_isa<AVX512_BF16::ActivationKernels>("AVX512_BF16", &AVX512_BF16::run_softmax);
+  static const Isa isa =
+      make_isa<AVX512_BF16::ActivationKernels>("AVX512_BF16", &AVX512_BF16::run_softmax, &AVX512_BF16::run_transpose);
   return isa;
 }
 #endif
@@ -113,5 +121,7 @@ void run_elementwise(const ElementwiseArgs& a, const ChannelSum* sum) {
 void run_softmax(const SoftmaxArgs& a) { for_dtype(a.dtype).softmax(a); }
 
 void run_mask(const MaskArgs& a) { for_dtype(a.dtype).mask[static_cast<int>(a.act)](a); }
+
+void run_transpose(const TransposeArgs& a) { chosen().transpose(a); }
 
 }  // namespace fused_act::cpu

@@ -57,7 +57,11 @@ struct MaskBackward : torch::autograd::Node {
   variable_list apply(variable_list&& grads) override {
     const Tensor& g = grads[0];
     if (!g.defined() || !task_should_compute_output(0)) return {Tensor()};
-    const Tensor in_order = has_layout(g, strides) ? g : at::empty_strided(g.sizes(), strides, g.options()).copy_(g);
+    Tensor in_order = g;
+    if (!has_layout(g, strides)) {
+      in_order = at::empty_strided(g.sizes(), strides, g.options());
+      copy_into(in_order, g);
+    }
     return {mask_backward_op(in_order, mask.unpack(getptr()), act, params)};
   }
   std::string name() const override { return "fused_act::ActivationMaskBackward"; }
