@@ -280,6 +280,17 @@ def test_call_cost_writes_targets_that_the_report_reads(tmp_path):
     assert "targets met" in report._small_and_models(tmp_path)
 
 
+def test_layouts_times_every_direction(tmp_path):
+    from bench import layouts
+
+    out = tmp_path / "layouts.md"
+    layouts.main(["--acts", "hardswish", "relu", "--shapes", "2x16x4x5", "--rounds", "1", "--out", str(out)])
+    rows = [line.split(" | ")[:3] for line in out.read_text().splitlines() if line.startswith("| 2x16x4x5")]
+    assert sorted(map(tuple, rows)) == sorted(
+        ("| 2x16x4x5", act, d) for act in ("hardswish", "relu") for d in layouts.DIRECTIONS
+    )
+
+
 # ------------------------------------------------------------------ regression guard
 
 
