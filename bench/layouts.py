@@ -3,13 +3,15 @@ case inductor's CPU convolutions make in a compiled CNN (a gradient written NCHW
 tensor channels-last) and a channels-last model in eager mode meets too.
 
 For each shape of mobilenet_v3_small's activations (batch 8, 3x64x64 input), activation and
-direction, interleaved (bench/timing.py) in one run:
-  mixed    ``torch.ops.fused_act.activation_backward`` on the pair: the gradient is relaid out
-           to the saved tensor's layout (csrc/ops/front.cpp, copy_into), then the loop runs;
-  same     the same op with both operands in one layout (what the relayout adds is mixed - same);
-  eager    ATen's backward (``hardswish_backward``, ``threshold_backward``) on the same pair;
-  copy_    ATen's ``copy_`` of the gradient into the other layout: the relayout fused_act did
-           through ATen before its batched transpose.
+direction, interleaved (bench/timing.py) in one run, the backward alone through autograd
+(``torch.autograd.grad(y, x, g, retain_graph=True)`` on a graph recorded once, x in the saved
+layout, g in the other):
+  mixed    fused_act's graph node: ``activation_backward`` relays out g to the saved tensor's
+           layout (csrc/ops/front.cpp, copy_into), then its loop runs;
+  same     the same with g already in that layout (what the relayout adds is mixed - same);
+  eager    the registry's torch composition on the same pair (ATen's backward);
+  copy_    ATen's ``copy_`` of g into the other layout: the relayout fused_act did through ATen
+           before its batched transpose.
 Writes a Markdown table (``--out``, default bench/results/layouts.md).
 """
 
@@ -21,19 +23,13 @@ from pathlib import Path
 import torch
 
 import fused_act
+from fused_act.registry import ACTIVATIONS
 
 from .machine import describe
 from .timing import Runner, measure
 
 DEFAULT_OUT = Path(__file__).resolve().parent / "results" / "layouts.md"
 SHAPES = ["8x16x32x32", "8x72x16x16", "8x96x8x8", "8x240x4x4", "8x576x2x2"]
-aten = torch.ops.aten
-EAGER = {
-    "hardswish": lambda g, s: aten.hardswish_backward.default(g, s),
-    "relu": lambda g, s: aten.threshold_backward.default(g, s, 0.0),
-    "sigmoid": lambda g, s: aten.sigmoid_backward.default(g, s),
-    "tanh": lambda g, s: aten.tanh_backward.default(g, s),
-}
 CL = torch.channels_last
 DIRECTIONS = {
     "grad NCHW, saved channels-last": (torch.contiguous_format, CL),
@@ -42,23 +38,27 @@ DIRECTIONS = {
 
 
 def runners(name: str, shape: tuple[int, ...], grad_format, saved_format) -> dict[str, Runner]:
-    x = torch.randn(shape)
-    from_output = fused_act._C.saved_for(name, []) != "input"
-    saved = (fused_act.ACTIVATIONS[name].reference(x) if from_output else x).contiguous(memory_format=saved_format)
-    saved_as_grad = saved.contiguous(memory_format=grad_format)
+    spec = ACTIVATIONS[name]
+    params = dict(spec.params)
+    x = torch.randn(shape).contiguous(memory_format=saved_format).requires_grad_()
     g = torch.randn(shape).contiguous(memory_format=grad_format)
-    backward = torch.ops.fused_act.activation_backward.default
+    g_saved = g.contiguous(memory_format=saved_format)
+    y_fused, y_eager = getattr(fused_act, name)(x), spec.reference(x, **params)
+
+    def backward(y, grad):
+        return Runner(lambda: torch.autograd.grad(y, x, grad, retain_graph=True))
+
     return {
-        "mixed": Runner(lambda: backward(g, saved, name, [], from_output)),
-        "same": Runner(lambda: backward(g, saved_as_grad, name, [], from_output)),
-        "eager": Runner(lambda: EAGER[name](g, saved)),
-        "copy_": Runner(lambda: torch.empty_like(saved).copy_(g)),
+        "mixed": backward(y_fused, g),
+        "same": backward(y_fused, g_saved),
+        "eager": backward(y_eager, g),
+        "copy_": Runner(lambda: torch.empty_like(g_saved).copy_(g)),
     }
 
 
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--acts", nargs="+", default=["hardswish", "relu"], choices=sorted(EAGER))
+    p.add_argument("--acts", nargs="+", default=["hardswish", "relu"], choices=sorted(ACTIVATIONS))
     p.add_argument("--shapes", nargs="+", default=SHAPES)
     p.add_argument("--rounds", type=int, default=11)
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: all cores)")
@@ -92,9 +92,10 @@ def main(argv=None) -> None:
         f"{d['date']}, {d['cpu_model']}, {d['cpu_cores']} cores, fused_act ISA {d['cpu_isa']}, torch {d['torch']}, "
         f"{d['torch_threads']} threads, commit {d['git_commit']}",
         "",
-        "float32, microseconds per call (medians of interleaved calls through torch.ops). mixed: the op on "
-        "the pair; same: the op with both operands in one layout; eager: ATen's backward on the pair; copy_: "
-        "ATen's copy_ of the gradient into the saved tensor's layout. eager / mixed > 1: fused_act is faster.",
+        "float32, microseconds per backward (`autograd.grad` on a recorded graph, medians of interleaved "
+        "calls). mixed: fused_act with the gradient in the other layout; same: with it in the saved "
+        "tensor's; eager: the torch composition on the mixed pair; copy_: ATen's copy_ of the gradient "
+        "into the saved tensor's layout. eager / mixed > 1: fused_act is faster.",
         "",
         "| shape | activation | layouts | mixed us | same us | eager us | copy_ us | eager / mixed |",
         "|---|---|---|---|---|---|---|---|",
