@@ -63,10 +63,10 @@ bool has_layout(const at::Tensor& t, c10::IntArrayRef strides);
 
 // dst.copy_(src), through a batched transpose (cpu/transpose.h) where both are dense CPU tensors
 // of one dtype and shape whose memory orders swap two groups of dimensions (NCHW <-> NHWC).
-// ATen's copy_ walks such a pair element by element: hardswish's backward with grad NCHW and
-// saved channels-last, float32, 2 threads, Intel Xeon AVX-512, (8, 16, 32, 32) 40-42 -> 25-26 us,
-// (8, 240, 4, 4) 18-19 -> 11 (`python -m bench.layouts`; docs/design.md, "Layouts under
-// torch.compile").
+// ATen's copy_ walks such a pair element by element: hardswish's backward through autograd with
+// grad NCHW and saved channels-last, float32, 2 threads, Intel Xeon AVX-512, (8, 16, 32, 32)
+// 60-66 -> 48-49 us, (8, 240, 4, 4) 30-32 -> 25-26 (`python -m bench.layouts`; docs/design.md,
+// "Layouts under torch.compile").
 void copy_into(at::Tensor& dst, const at::Tensor& src);
 
 // t with ref's layout, so that element i of one storage is element i of the other. Dense tensors
