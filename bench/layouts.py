@@ -25,7 +25,7 @@ import torch
 import fused_act
 from fused_act.registry import ACTIVATIONS
 
-from .machine import describe
+from .call_cost import machine_line
 from .timing import Runner, measure
 
 DEFAULT_OUT = Path(__file__).resolve().parent / "results" / "layouts.md"
@@ -82,15 +82,13 @@ def main(argv=None) -> None:
                     f"{us['eager']:.1f} | {us['copy_']:.1f} | {us['eager'] / us['mixed']:.2f} |"
                 )
                 print(rows[-1], flush=True)
-    d = describe()
     command = f"python -m bench.layouts {' '.join(argv) if argv else ''}".strip()
     lines = [
         "# An activation's backward on operands in different layouts",
         "",
         f"`{command}`",
         "",
-        f"{d['date']}, {d['cpu_model']}, {d['cpu_cores']} cores, fused_act ISA {d['cpu_isa']}, torch {d['torch']}, "
-        f"{d['torch_threads']} threads, commit {d['git_commit']}",
+        machine_line(),
         "",
         "float32, microseconds per backward (`autograd.grad` on a recorded graph, medians of interleaved "
         "calls). mixed: fused_act with the gradient in the other layout; same: with it in the saved "
