@@ -70,7 +70,7 @@ def _targets(checks, threads, device):
                 _x(c["limit_inplace"]),
                 _x(c["eager_speedup"]),
                 _x(c["compile_speedup"]),
-                _x(c["thread_scaling"]),
+                _x(c["limit_one_thread"]),
                 "yes" if not c["miss"] else "**no**",
                 " / ".join(
                     _x(c[k]) or "-"
@@ -86,7 +86,8 @@ def _targets(checks, threads, device):
         + ", ".join(f"{v:g} ({k})" for k, v in EAGER_MIN.items())
         + f" and >= 1 for the others; in place (issue #10) fused / limit <= {INPLACE_MAX:g}, or eager / "
         f"fused in place >= {INPLACE_COMPUTE_EAGER_MIN:g} where compute bound. The in-place limit of an "
-        "activation whose backward needs x counts the copy of x that backward reads (bench/README.md).\n",
+        "activation whose backward needs x counts the copy of x that backward reads (bench/README.md). "
+        "Compute bound: the ratio to the limit falls from one thread to all (bench/targets.py).\n",
         _table(
             [
                 "activation",
@@ -95,7 +96,7 @@ def _targets(checks, threads, device):
                 "fused / limit (in place)",
                 "eager / fused",
                 "compile / fused",
-                "1-thread / all",
+                "fused / limit (alloc), 1 thread",
                 "all met",
                 "fastest calls: limit alloc / in place / eager / compile",
                 "load",

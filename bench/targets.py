@@ -8,9 +8,11 @@ Read at float32, 2^24 elements, forward+backward, all cores (issues #2 and #6):
            rescaled_sigmoid in #2), and never slower than eager for any activation
   in place (#10) fused in place within 1.3x of its limit, or, where compute bound, >= 1.2x
            faster than eager in place (than eager allocating where eager has no in-place form)
-A reason is inferred from the same run: a kernel that is far from the memory limit and speeds
-up with threads is compute bound; one that meets the limit in place but not when allocating is
-allocation bound; an eager speedup the memory limit itself forbids (eager already within the
+A reason is inferred from the same run: a kernel whose ratio to the memory limit falls when it
+runs on more threads is compute bound (the arithmetic gains a core's worth, memory bandwidth less);
+one whose ratio stays put is memory bound, and is shown beside the cheapest kernel of the run (the
+floor of this machine's streaming loops); one that meets the limit in place but not when allocating
+is allocation bound; an eager speedup the memory limit itself forbids (eager already within the
 target of the limit) is unreachable by any kernel.
 """
 
@@ -23,8 +25,12 @@ from .cases import COMPOSITE_ACTS
 LIMIT_MAX = 1.5
 INPLACE_MAX = 1.3  # issue #10
 INPLACE_COMPUTE_EAGER_MIN = 1.2  # issue #10: what a compute-bound activation must beat eager by in place
-# Faster by this much on all threads than on one: compute bound (a memory-bound op gains little).
-COMPUTE_SCALING = 1.4
+# Compute bound: the ratio to the limit on one thread over that on all threads at least this. The
+# limit itself (copy_ / clone) runs 1.5x-1.8x faster on two cores than on one on the 2-core machines
+# measured, and so does every activation at 2^24 (bench/results/*/results.json: the ratio to the
+# limit moves by 0.83x-1.08x between one thread and two), so plain speed-up with threads (the
+# criterion before, at 1.4x) called memory-bound kernels compute bound.
+COMPUTE_SCALING = 1.15
 EAGER_MIN = {**{a: 2.5 for a in COMPOSITE_ACTS}, "rescaled_sigmoid": 2.0}
 # issue #6 asks 2.5x for rescaled_sigmoid too; #2 asks 2x. Both are reported.
 EAGER_MIN_ISSUE6 = {a: 2.5 for a in COMPOSITE_ACTS}
@@ -66,6 +72,17 @@ def check(rows: list[dict], device: str, threads: int, one_thread: int | None = 
     present = {r["act"] for r in rows}
     acts = [a for a in ACTIVATIONS if a in present] + sorted(present - set(ACTIVATIONS))
     out = []
+    # The cheapest streaming loop of the run: what "near the limit" means on this machine. (Ratios
+    # far below 1 are identity's, which returns its input and moves no bytes.)
+    floor = min(
+        (
+            (r["ratio_limit"], a)
+            for a in acts
+            if (r := ix.get(device, threads, "float32", SIZE, a, "fwdbwd", "alloc", "fused"))
+            and (r["ratio_limit"] or 0) > 0.5
+        ),
+        default=(float("nan"), "none"),
+    )[::-1]
     for act in acts:
         k = (device, threads, "float32", SIZE, act, "fwdbwd")
         fa = ix.get(*k, "alloc", "fused")
@@ -93,18 +110,27 @@ def check(rows: list[dict], device: str, threads: int, one_thread: int | None = 
             "min_compile_speedup": ca["min_ratio_fused"] if ca else None,
             "load1": fa.get("load1"),
         }
-        scaling = None
-        if one_thread is not None:
-            f1 = ix.med(device, one_thread, "float32", SIZE, act, "fwdbwd", "alloc", "fused")
-            if f1 is not None and one_thread != threads:
-                scaling = f1 / fa["median_s"]
-        d["thread_scaling"] = scaling
+        scaling = limit_one = None
+        if one_thread is not None and one_thread != threads:
+            f1 = ix.get(device, one_thread, "float32", SIZE, act, "fwdbwd", "alloc", "fused")
+            if f1 is not None and f1["ratio_limit"]:
+                limit_one = f1["ratio_limit"]
+                scaling = limit_one / fa["ratio_limit"]
+        d["thread_scaling"], d["limit_one_thread"] = scaling, limit_one
         scales = scaling is not None and scaling >= COMPUTE_SCALING
-        compute = (
-            f"compute bound: {scaling:.2f}x faster on {threads} threads than on 1 (a memory-bound op gains little)"
-            if scales
-            else "compute bound"
-        )
+        if scaling is None:
+            compute = "no one-thread row to tell compute from memory"
+        elif scales:
+            compute = (
+                f"compute bound: {limit_one:.2f}x the limit on 1 thread, {fa['ratio_limit']:.2f}x on {threads} "
+                "(the arithmetic gains from threads more than memory does)"
+            )
+        else:
+            compute = (
+                f"memory bound: {fa['ratio_limit']:.2f}x the limit on {threads} threads and {limit_one:.2f}x on 1 "
+                f"(it gains from threads what memory does); the cheapest kernel of this run, {floor[0]}, "
+                f"is at {floor[1]:.2f}x"
+            )
         # limit
         worst = max(x for x in (d["limit_alloc"], d["limit_inplace"]) if x is not None)
         if worst <= LIMIT_MAX:
@@ -168,6 +194,8 @@ def check(rows: list[dict], device: str, threads: int, one_thread: int | None = 
                         f"unreachable: eager is already {d['eager_limit']:.2f}x the memory limit, so a "
                         f"kernel at the limit would be {d['eager_limit']:.2f}x faster at most"
                     )
+                elif d["eager_limit"] is not None and scaling is not None and not scales:
+                    why = f"{want:g}x needs {d['eager_limit'] / want:.2f}x the limit (eager is at {d['eager_limit']:.2f}x); {compute}"
                 else:
                     why = compute
                 d["miss"].append(f"{label} ({d['eager_speedup']:.3f}x < {want:g}x): {why}")
