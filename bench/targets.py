@@ -164,7 +164,7 @@ def check(rows: list[dict], device: str, threads: int, one_thread: int | None = 
                 d["miss"].append(
                     f"in place ({d['limit_inplace']:.2f}x > {INPLACE_MAX:g}x the limit"
                     + (f", {beat:.2f}x {vs}" if beat is not None else "")
-                    + f"): {compute if scales else 'memory traffic above the limit'}"
+                    + f"): {compute if scaling is not None else 'memory traffic above the limit'}"
                 )
         # compile
         if d["compile_speedup"] is not None:
@@ -195,7 +195,8 @@ def check(rows: list[dict], device: str, threads: int, one_thread: int | None = 
                         f"kernel at the limit would be {d['eager_limit']:.2f}x faster at most"
                     )
                 elif d["eager_limit"] is not None and scaling is not None and not scales:
-                    why = f"{want:g}x needs {d['eager_limit'] / want:.2f}x the limit (eager is at {d['eager_limit']:.2f}x); {compute}"
+                    need_limit = d["eager_limit"] / want
+                    why = f"{want:g}x needs {need_limit:.2f}x the limit (eager: {d['eager_limit']:.2f}x); {compute}"
                 else:
                     why = compute
                 d["miss"].append(f"{label} ({d['eager_speedup']:.3f}x < {want:g}x): {why}")

@@ -241,7 +241,7 @@ def test_a_kernel_that_speeds_up_only_as_memory_does_is_memory_bound():
     ]
     c = {d["act"]: d for d in targets.check(rows, "cpu", 2)}["rescaled_sigmoid"]
     (miss,) = [m for m in c["miss"] if m.startswith("eager (#6)")]
-    assert "2.5x needs 1.15x the limit (eager is at 2.88x); memory bound: 1.20x" in miss, miss
+    assert "2.5x needs 1.15x the limit (eager: 2.88x); memory bound: 1.20x" in miss, miss
     assert "cheapest kernel of this run, relu, is at 1.08x" in miss and "compute bound" not in miss
 
 
