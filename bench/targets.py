@@ -74,7 +74,7 @@ def check(rows: list[dict], device: str, threads: int, one_thread: int | None = 
     out = []
     # The cheapest streaming loop of the run: what "near the limit" means on this machine. (Ratios
     # far below 1 are identity's, which returns its input and moves no bytes.)
-    floor = min(
+    floor_ratio, floor_act = min(
         (
             (r["ratio_limit"], a)
             for a in acts
@@ -82,7 +82,7 @@ def check(rows: list[dict], device: str, threads: int, one_thread: int | None = 
             and (r["ratio_limit"] or 0) > 0.5
         ),
         default=(float("nan"), "none"),
-    )[::-1]
+    )
     for act in acts:
         k = (device, threads, "float32", SIZE, act, "fwdbwd")
         fa = ix.get(*k, "alloc", "fused")
@@ -116,7 +116,7 @@ def check(rows: list[dict], device: str, threads: int, one_thread: int | None = 
             if f1 is not None and f1["ratio_limit"]:
                 limit_one = f1["ratio_limit"]
                 scaling = limit_one / fa["ratio_limit"]
-        d["thread_scaling"], d["limit_one_thread"] = scaling, limit_one
+        d["limit_one_thread"] = limit_one
         scales = scaling is not None and scaling >= COMPUTE_SCALING
         if scaling is None:
             compute = "no one-thread row to tell compute from memory"
@@ -128,8 +128,8 @@ def check(rows: list[dict], device: str, threads: int, one_thread: int | None = 
         else:
             compute = (
                 f"memory bound: {fa['ratio_limit']:.2f}x the limit on {threads} threads and {limit_one:.2f}x on 1 "
-                f"(it gains from threads what memory does); the cheapest kernel of this run, {floor[0]}, "
-                f"is at {floor[1]:.2f}x"
+                f"(it gains from threads what memory does); the cheapest kernel of this run, {floor_act}, "
+                f"is at {floor_ratio:.2f}x"
             )
         # limit
         worst = max(x for x in (d["limit_alloc"], d["limit_inplace"]) if x is not None)

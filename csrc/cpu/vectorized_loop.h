@@ -25,15 +25,15 @@ namespace CPU_CAPABILITY {
 constexpr int64_t kGrainSize = 32768;
 // Software prefetch, kPrefetchAhead bytes ahead of the loads of every input read along the rows,
 // in launches that move at least kPrefetchMinBytes (inputs read + outputs written), i.e. past a
-// core's L2. A
-// loop with a costly op (exp, a division, a long polynomial) issues its loads too slowly for the
-// hardware prefetchers alone to keep memory busy: at 2^24 floats, forward + backward on 2 threads
-// (`python -m bench --acts relu sigmoid softplus rescaled_sigmoid gelu --sizes 24 --modes fwd
-// fwdbwd`, Intel Xeon AVX-512, two runs a side), ours / the limit allocating, in place: softplus
-// 1.47-1.49x, 1.38-1.39x -> 1.18-1.20x, 1.01-1.12x; rescaled_sigmoid in place 1.12-1.17x ->
-// 1.01x; relu unchanged; 4096 bytes ahead measured the same as 1024. In one thread at 2^20 floats
-// the forwards of sigmoid, softplus and gelu took 8-14% less. In cache (65,536 floats) it
-// measured within the runs' spread, and below the bound the loop does not prefetch at all.
+// core's L2. A loop with a costly op (exp, a division, a long polynomial) issues its loads too
+// slowly for the hardware prefetchers alone to keep memory busy: at 2^24 floats, forward +
+// backward on 2 threads (`python -m bench --acts relu sigmoid softplus rescaled_sigmoid gelu
+// --sizes 24 --modes fwd fwdbwd`, Intel Xeon AVX-512, two runs a side), ours / the limit
+// allocating, in place: softplus 1.47-1.49x, 1.38-1.39x -> 1.18-1.20x, 1.01-1.12x;
+// rescaled_sigmoid in place 1.12-1.17x -> 1.01-1.02x; relu unchanged; 4096 bytes ahead measured
+// the same as 1024. In one thread at 2^20 floats the forwards of sigmoid, softplus and gelu took
+// 8-14% less. In cache (65,536 floats) it measured within the runs' spread, and below the bound
+// the loop does not prefetch at all.
 constexpr int64_t kPrefetchAhead = 1024;
 constexpr int64_t kPrefetchMinBytes = int64_t(4) << 20;
 // Chunks of a launch that fuses a channel sum. Fixed by the size alone, never by the thread
@@ -338,7 +338,7 @@ void vectorized_map(const ElementwiseArgs& a, const Op& op, const ChannelSum* su
       // pair took ours / ATen's time there from 1.10-1.23 to 1.08-1.11 (README, "misses").
       int64_t c = c0;
       // The lines of the `span` elements kPrefetchAhead bytes on, in every input read along the
-      // row (see kPrefetchAhead). A local copy of the distance, so that the loop's test of it is a register's.
+      // row (see kPrefetchAhead). A local copy of the distance, so that the loop tests a register.
       const int64_t ahead = prefetch_ahead;
       auto prefetch = [&]<int64_t span>(int64_t at) __attribute__((always_inline)) {
         if (ahead == 0) return;
