@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import json
+from collections import Counter
 
 import pytest
 import torch
@@ -17,7 +18,7 @@ from bench import cases, report, runner, streaming, targets
 from bench.cases import Case, Section, expand, limit_seconds, plan, traffic, valid
 from bench.memory import saved_bytes
 from bench.providers import Tensors, build
-from bench.timing import Runner, Stats, measure
+from bench.timing import Runner, Stats, balanced_orders, measure
 from fused_act import _C
 from fused_act.registry import ACTIVATIONS
 
@@ -138,11 +139,30 @@ def test_saved_bytes_counts_storages_once():
 def test_measure_interleaves_and_summarizes():
     calls = []
     runners = {"a": Runner(lambda: calls.append("a")), "b": Runner(lambda: calls.append("b"))}
-    st = measure(runners, rounds=3, warmup=1, min_round_s=0)
-    assert set(st) == {"a", "b"} and all(s.n == 3 for s in st.values())
-    assert calls[-6:] in (["a", "b", "b", "a", "a", "b"], ["b", "a", "a", "b", "b", "a"])
+    st = measure(runners, rounds=3, warmup=1, min_round_s=0)  # rounded up to two cycles of 2
+    assert set(st) == {"a", "b"} and all(s.n == 4 for s in st.values())
+    assert calls[-8:] == ["a", "b", "b", "a", "a", "b", "b", "a"]
     s = Stats.of([1.0, 2.0, 3.0, 4.0, 5.0])
     assert (s.median, s.q25, s.q75) == (3.0, 2.0, 4.0)
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 4, 5, 6])
+def test_balanced_orders_give_every_runner_each_position_and_predecessor_equally(n):
+    # A rotating order (the old one) passes the position count but not the predecessor count:
+    # with three runners b always ran after a.
+    orders = balanced_orders(n)
+    assert all(sorted(o) == list(range(n)) for o in orders)
+    positions = Counter((o[j], j) for o in orders for j in range(n))
+    predecessors = Counter((o[j - 1], o[j]) for o in orders for j in range(1, n))
+    assert len(positions) == n * n and len(set(positions.values())) == 1
+    assert len(predecessors) == n * (n - 1) and len(set(predecessors.values())) <= 1
+
+
+def test_measure_goes_through_the_balanced_orders():
+    calls = []
+    runners = {k: Runner(lambda k=k: calls.append(k)) for k in "abc"}
+    measure(runners, rounds=6, warmup=1, min_round_s=0)
+    assert [calls[-18:][i : i + 3] for i in range(0, 18, 3)] == [["abc"[j] for j in o] for o in balanced_orders(3)]
 
 
 def test_streaming_bench_writes_its_table_and_restores_the_policy(tmp_path):
