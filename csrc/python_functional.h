@@ -1,4 +1,5 @@
-// fused_act._C.functional_entry (python_functional.cpp): the builtins behind fused_act.<name>.
+// fused_act._C.functional_entry and functional_by_name (python_functional.cpp): the builtins
+// behind fused_act.<name> and fused_act.activation.
 #pragma once
 
 #include <pybind11/pybind11.h>

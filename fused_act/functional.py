@@ -178,6 +178,23 @@ for _spec in ACTIVATIONS.values():
 del _spec
 
 
+def _make_by_name(fn):
+    # What fused_act.activation is: a builtin that runs activation(x, name) for a functional's name
+    # and a plain tensor in C (that functional's fast path) and hands every other call to fn.
+    P = inspect.Parameter
+    sig = inspect.signature(fn)
+    bare = sig.replace(
+        parameters=[p.replace(annotation=P.empty) for p in sig.parameters.values()],
+        return_annotation=inspect.Signature.empty,
+    )
+    entry = _C.functional_by_name(str(bare), fn.__doc__, fn, sys.modules[__name__])
+    torch.compiler.substitute_in_graph(entry, skip_signature_check=True)(fn)
+    return entry
+
+
+activation = _make_by_name(activation)
+
+
 def softmax(x: torch.Tensor, dim: int = -1) -> torch.Tensor:
     """``torch.softmax(x, dim)``: exp(x - max) / sum, reduced types computed in float."""
     if traced(x):  # traced: the registered op; eager: the typed C++ entry

@@ -1,5 +1,6 @@
 """fused_act.<name> is a builtin (csrc/python_functional.cpp): ``f(x)`` on a plain tensor runs in
-C, every other call goes to the Python function. Both paths must agree with torch's reference,
+C, every other call goes to the Python function. So is fused_act.activation, whose
+``activation(x, name)`` takes the named functional's C path. Both paths must agree with torch's reference,
 and the builtin must behave as the Python function did for torch.compile, torch.export, fx,
 pickle, subclasses and errors."""
 
@@ -21,8 +22,9 @@ WITH_ENTRY = [n for n in ACTIVATIONS if isinstance(getattr(fused_act, n), types.
 
 def test_every_functional_but_identity_is_a_builtin():
     assert sorted(WITH_ENTRY) == sorted(set(ACTIVATIONS) - {"identity"})
+    assert isinstance(fused_act.activation, types.BuiltinFunctionType)
     x = torch.randn(5)
-    assert fused_act.identity(x) is x
+    assert fused_act.identity(x) is x and fused_act.activation(x, "identity") is x
 
 
 class Marked(torch.Tensor):
@@ -32,8 +34,9 @@ class Marked(torch.Tensor):
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.bfloat16])
 @pytest.mark.parametrize("name", WITH_ENTRY)
 def test_fast_path_and_fallback_match_reference(name, dtype):
-    """f(x) (C), f(x, **defaults) (Python, keyword) and f on a subclass (Python) against the
-    float64 reference, forward and backward; the three run one kernel, so they agree bitwise."""
+    """f(x) and activation(x, name) (C), f(x, **defaults) and activation(x, name, **defaults)
+    (Python, keyword) and f on a subclass (Python) against the float64 reference, forward and
+    backward; all run one kernel, so they agree bitwise."""
     spec = ACTIVATIONS[name]
     fn = getattr(fused_act, name)
     x = sample_input(name, spec.params, dtype, "cpu", n=1031)
@@ -42,7 +45,14 @@ def test_fast_path_and_fallback_match_reference(name, dtype):
     y64 = spec.reference(x64, **spec.params)
     (d64,) = torch.autograd.grad(y64, x64, g.double())
     results = []
-    for call in (lambda t: fn(t), lambda t: fn(t, **spec.params), lambda t: fn(t.as_subclass(Marked))):
+    calls = (
+        lambda t: fn(t),
+        lambda t: fused_act.activation(t, name),
+        lambda t: fn(t, **spec.params),
+        lambda t: fused_act.activation(t, name, **spec.params),
+        lambda t: fn(t.as_subclass(Marked)),
+    )
+    for call in calls:
         leaf = x.clone().requires_grad_()
         y = call(leaf)
         (dx,) = torch.autograd.grad(y, leaf, g)
@@ -56,14 +66,15 @@ def test_fast_path_and_fallback_match_reference(name, dtype):
 MASK_NODE = "fused_act::ActivationMaskBackward"
 
 
+@pytest.mark.parametrize("by_name", [False, True])
 @pytest.mark.parametrize("inplace", [False, True])
 @pytest.mark.parametrize("name", WITH_ENTRY)
-def test_keyword_calls_match_the_python_path(name, inplace):
+def test_keyword_calls_match_the_python_path(name, inplace, by_name):
     """f(x, inplace=..., memory=...) for every mode the activation allows runs in C: against the
     float64 reference, bitwise equal to the Python function's result (a subclass takes it), the
     mask kept exactly where memory="mask" asks, and x itself returned in place."""
     spec = ACTIVATIONS[name]
-    fn = getattr(fused_act, name)
+    fn = (lambda t, **kw: fused_act.activation(t, name, **kw)) if by_name else getattr(fused_act, name)
     x = sample_input(name, spec.params, torch.float32, "cpu", n=1031)
     g = torch.randn(x.shape)
     x64 = x.double().requires_grad_()
@@ -136,6 +147,12 @@ def test_errors_name_the_op():
         fused_act.elu(torch.randn(3), 1.0, 2.0)
     with pytest.raises(RuntimeError, match="Expected a value of type 'Tensor'"):
         fused_act.sigmoid("x")
+    with pytest.raises(TypeError, match="fused_act.relu: expected a floating-point tensor"):
+        fused_act.activation(torch.arange(4), "relu")
+    with pytest.raises(ValueError, match="fused_act: unknown activation 'relu7'"):
+        fused_act.activation(torch.randn(3), "relu7")
+    with pytest.raises(TypeError, match=r"fused_act.elu: unexpected parameter\(s\) \['beta'\]"):
+        fused_act.activation(torch.randn(3), "elu", beta=1.0)
 
 
 class HoldsFunctional(torch.nn.Module):
@@ -144,11 +161,12 @@ class HoldsFunctional(torch.nn.Module):
         self.act = fused_act.silu
 
     def forward(self, x):
-        return self.act(x) + fused_act.tanh(x)
+        return self.act(x) + fused_act.tanh(x) + fused_act.activation(x, "relu")
 
 
 def test_pickles_by_name():
     assert pickle.loads(pickle.dumps(fused_act.gelu)) is fused_act.gelu
+    assert pickle.loads(pickle.dumps(fused_act.activation)) is fused_act.activation
     buf = io.BytesIO()
     torch.save(HoldsFunctional(), buf)
     buf.seek(0)
@@ -160,15 +178,15 @@ def test_compile_export_and_fx_see_the_registered_op():
     torch._dynamo.reset()
     m = HoldsFunctional()
     x = torch.randn(32, requires_grad=True)
-    want = torch.nn.functional.silu(x) + torch.tanh(x)
+    want = torch.nn.functional.silu(x) + torch.tanh(x) + torch.relu(x)
     y = torch.compile(m, fullgraph=True)(x)
     torch.testing.assert_close(y, want)
     y.sum().backward()
     assert x.grad is not None
     for strict in (True, False):
         ep = torch.export.export(m, (x.detach(),), strict=strict)
-        assert str(ep.graph).count("fused_act.activation") == 2, ep.graph
+        assert str(ep.graph).count("fused_act.activation") == 3, ep.graph
         torch.testing.assert_close(ep.module()(x.detach()), want.detach())
     gm = torch.fx.symbolic_trace(m)
-    assert sum(n.target is torch.ops.fused_act.activation for n in gm.graph.nodes) == 2, gm.graph
+    assert sum(n.target is torch.ops.fused_act.activation for n in gm.graph.nodes) == 3, gm.graph
     torch.testing.assert_close(gm(x.detach()), want.detach())
