@@ -157,15 +157,18 @@ def _make(spec):
     )
     if default_kernel == "identity":  # returns x itself: nothing for C to save
         return fn
-    # What fused_act.<name> is: a builtin that runs fn(x) for a plain tensor alone in C and hands
-    # every other call to fn (csrc/python_functional.cpp); torch.compile traces fn in its place.
+    # What fused_act.<name> is: a builtin that runs fn(x, *params) for a plain tensor and plain
+    # parameters in C (resolved by kernel_args_for once per parameters given) and hands every
+    # other call to fn (csrc/python_functional.cpp); torch.compile traces fn in its place.
     entry = _C.functional_entry(
         spec.name,
         str(fn.__signature__),
         fn.__doc__,
         default_kernel,
         default_params,
+        names,
         fn,
+        kernel_args_for,
         sys.modules[__name__],
         vars(_memory),
     )

@@ -12,6 +12,7 @@ Adding an activation: a functor in ``csrc/activations/act/<name>.h``, a line in
 from __future__ import annotations
 
 import functools
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -334,7 +335,7 @@ def kernel_args(name: str, *values) -> tuple[str, list[float]]:
     """``get(name).kernel_args`` for parameter values given in the spec's order, cached: what a
     module's forward calls (raises for a value the kernel rejects, as the uncached form).
     torch.compile traces the uncached form (it would skip the cache wrapper with a warning)."""
-    if torch.compiler.is_compiling():
+    if torch.compiler.is_compiling() or any(_negative_zero(v) for v in values):
         return _kernel_args(name, *values)
     return _cached_kernel_args(name, *values)
 
@@ -354,12 +355,18 @@ def kernel_args_for(name: str, params: dict[str, Any]) -> tuple[str, list[float]
     if torch.compiler.is_compiling():
         return get(name).kernel_args(params)
     for v in params.values():
-        if type(v) not in _PLAIN:
+        if type(v) not in _PLAIN or _negative_zero(v):
             return get(name).kernel_args(params)
     return _cached_kernel_args_for(name, tuple(params.items()))
 
 
 _PLAIN = (float, int, bool, str)
+
+
+def _negative_zero(v) -> bool:
+    """-0.0 equals 0.0 as a cache key but not as a bound: hardtanh(x, -0.0, 1.0) clamps to -0.0,
+    as torch does, and the caches above would hand it 0.0's kernel arguments."""
+    return type(v) is float and v == 0.0 and math.copysign(1.0, v) < 0
 
 
 def get(name: str) -> ActivationSpec:

@@ -1,6 +1,7 @@
-"""fused_act.<name> is a builtin (csrc/python_functional.cpp): ``f(x)`` on a plain tensor runs in
-C, every other call goes to the Python function. So is fused_act.activation, whose
-``activation(x, name)`` takes the named functional's C path. Both paths must agree with torch's reference,
+"""fused_act.<name> is a builtin (csrc/python_functional.cpp): ``f(x, *params)`` on a plain tensor
+with plain parameters runs in C (the parameters resolved once by the registry, then cached), every
+other call goes to the Python function. So is fused_act.activation, whose ``activation(x, name,
+**params)`` takes the named functional's C path. Both paths must agree with torch's reference,
 and the builtin must behave as the Python function did for torch.compile, torch.export, fx,
 pickle, subclasses and errors."""
 
@@ -12,7 +13,7 @@ import types
 
 import pytest
 import torch
-from conftest import BWD_TOL, FWD_TOL, assert_close, sample_input
+from conftest import BWD_TOL, CASE_IDS, CASES, FWD_TOL, assert_close, sample_input
 
 import fused_act
 from fused_act.registry import ACTIVATIONS
@@ -64,6 +65,79 @@ def test_fast_path_and_fallback_match_reference(name, dtype):
 
 
 MASK_NODE = "fused_act::ActivationMaskBackward"
+WITH_PARAMS = [c for c, i in zip(CASES, CASE_IDS) if c[0] in WITH_ENTRY and ACTIVATIONS[c[0]].params]
+WITH_PARAMS_IDS = [i for c, i in zip(CASES, CASE_IDS) if c[0] in WITH_ENTRY and ACTIVATIONS[c[0]].params]
+
+
+@pytest.mark.parametrize("case", WITH_PARAMS, ids=WITH_PARAMS_IDS)
+def test_parameters_given_match_reference_in_every_form(case):
+    """f(x, *values), f(x, **params), activation(x, name, **params) (C, twice: the second from the
+    cache) and f on a subclass (Python) against the float64 reference, for every memory mode these
+    parameters allow, forward and backward; all run one kernel, so they agree bitwise."""
+    name, params = case
+    spec = ACTIVATIONS[name]
+    fn = getattr(fused_act, name)
+    x = sample_input(name, params, torch.float32, "cpu", n=1031)
+    g = torch.rand(x.shape, generator=torch.Generator().manual_seed(0)) * 2 - 1  # |g| <= 1: BWD_TOL's unit
+    x64 = x.double().requires_grad_()
+    y64 = spec.reference(x64, **params)
+    (d64,) = torch.autograd.grad(y64, x64, g.double())
+    values = list(params.values())
+    for memory in fused_act.memory.memory_modes(name, **params):
+        calls = (
+            lambda t: fn(t, *values, memory=memory),
+            lambda t: fn(t, **params, memory=memory),
+            lambda t: fused_act.activation(t, name, **params, memory=memory),
+            lambda t: fused_act.activation(t, name, memory=memory, **params),
+            lambda t: fn(t.as_subclass(Marked), *values, memory=memory),
+        )
+        results = []
+        for call in calls:
+            leaf = x.clone().requires_grad_()
+            y = call(leaf)
+            (dx,) = torch.autograd.grad(y, leaf, g)
+            assert_close(y.detach(), y64.detach(), FWD_TOL[torch.float32], f"{name} {params} {memory} forward")
+            assert_close(dx, d64, BWD_TOL[torch.float32], f"{name} {params} {memory} backward")
+            results.append((y.detach().as_subclass(torch.Tensor), dx))
+        for y, dx in results[1:]:
+            assert torch.equal(y, results[0][0]) and torch.equal(dx, results[0][1])
+
+
+def test_cached_parameters_never_stand_in_for_others():
+    """The cache keys on the parameters as given: values that compare equal as keys but not as
+    parameters (-0.0 and 0.0), or a value given positionally that names a parameter, must not hit
+    an earlier call's entry."""
+    x = torch.tensor([-2.0, -0.5, 0.0, 1.5])
+    for low in (0.0, -0.0, 0.0):  # 0.0 cached first; -0.0 then needs its own kernel arguments
+        y = fused_act.hardtanh(x, low, 1.0)
+        assert torch.equal(y, torch.nn.functional.hardtanh(x, low, 1.0)), low
+        assert bool(y[x < 0].signbit().all()) == (str(low) == "-0.0"), (low, y)  # clamped to low itself
+        m = fused_act.nn.Hardtanh(low, 1.0)  # the modules' cache (registry.kernel_args)
+        assert torch.equal(m(x).signbit(), y.signbit()), low
+    assert torch.equal(fused_act.leaky_relu(x, 1), torch.nn.functional.leaky_relu(x, 1.0))  # int as float
+    fused_act.hardtanh(x, min_val=-1.0, max_val=2.0)
+    with pytest.raises(ValueError):
+        fused_act.hardtanh(x, "min_val", 2.0)  # not the cached (min_val=, max_val=) call
+    for k in range(100):  # past the per-entry cache bound: the rest takes the Python path
+        s = k / 50 - 1
+        torch.testing.assert_close(fused_act.elu(x, s), torch.nn.functional.elu(x, s), rtol=1e-6, atol=1e-7)
+
+
+def test_parameter_errors_come_from_the_python_path_every_time():
+    x = torch.randn(8)
+    for _ in range(2):  # a call that raised must not leave a cache entry behind
+        with pytest.raises(ValueError, match="min_val cannot be greater than max_val"):
+            fused_act.hardtanh(x, 2.0, -2.0)
+        with pytest.raises(TypeError, match="multiple values for 'alpha'"):
+            fused_act.elu(x, 0.5, alpha=0.5)
+        with pytest.raises(TypeError, match=r"fused_act.elu: unexpected parameter\(s\) \['beta'\]"):
+            fused_act.elu(x, beta=1.0)
+        with pytest.raises(ValueError, match="approximate must be 'none' or 'tanh'"):
+            fused_act.activation(x, "gelu", approximate="bogus")
+        with pytest.raises(ValueError, match="memory='output' is not available"):
+            fused_act.leaky_relu(x.requires_grad_(), -0.5, memory="output")
+    t = torch.tensor(0.2)  # a tensor parameter: the Python path, as before
+    torch.testing.assert_close(fused_act.leaky_relu(x, t), torch.nn.functional.leaky_relu(x, 0.2))
 
 
 @pytest.mark.parametrize("by_name", [False, True])
