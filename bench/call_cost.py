@@ -52,6 +52,13 @@ OTHER = {
     "softmax": lambda cols, bwd: (lambda t: fused_act.softmax(t, -1), lambda t: torch.softmax(t, -1)),
     "log_softmax": lambda cols, bwd: (lambda t: fused_act.log_softmax(t, -1), lambda t: torch.log_softmax(t, -1)),
     "relu memory=mask": lambda cols, bwd: (lambda t: fused_act.relu(t, memory="mask"), torch.relu),
+    # parameters given: resolved once, then cached in C (csrc/python_functional.cpp)
+    "leaky_relu(x, 0.2)": lambda cols, bwd: (lambda t: fused_act.leaky_relu(t, 0.2), lambda t: F.leaky_relu(t, 0.2)),
+    "activation(x, elu, alpha=0.5)": lambda cols, bwd: (
+        lambda t: fused_act.activation(t, "elu", alpha=0.5),
+        lambda t: F.elu(t, 0.5),
+    ),
+    "nn.LeakyReLU(0.2)": lambda cols, bwd: (fused_act.nn.LeakyReLU(0.2), torch.nn.LeakyReLU(0.2)),
     "bias_act(gelu)": _bias_act,
     "swiglu": lambda cols, bwd: (fused_act.swiglu, _swiglu),
 }

@@ -91,6 +91,22 @@ def test_modules_pass_parameters_and_inplace():
     assert fused_act.nn.Identity(54, unused="x")(z).equal(z)  # nn.Identity ignores its arguments
 
 
+@pytest.mark.parametrize("name", [n for n, s in ACTIVATIONS.items() if s.params and s.torch_module])
+def test_module_parameters_are_read_at_every_call(name):
+    """A module hands its parameters to the functional's builtin, which caches kernel arguments
+    per value: changing an attribute after construction (as torch's modules allow) must take
+    effect, and the earlier value must still be right after it."""
+    spec = ACTIVATIONS[name]
+    m = getattr(fused_act.nn, spec.module)()
+    t = getattr(tnn, spec.torch_module)()
+    x = torch.randn(257, dtype=torch.float64) * 4
+    for extra in [*spec.test_params, dict(spec.params)]:
+        for p, v in extra.items():
+            setattr(m, p, v)
+            setattr(t, p, v)
+        torch.testing.assert_close(m(x), t(x), msg=f"{name} {extra}")
+
+
 def test_info_reports_build():
     info = fused_act.info()
     assert info["torch"] == torch.__version__
