@@ -106,12 +106,13 @@ bool same_str(PyObject* a, PyObject* b) {
 }
 
 // A parameter value the cache may key on: an exact float (not -0.0, which equals 0.0 as a key but
-// not as a slope), int (not bool) or str; anything else (tensors, numpy scalars) takes the
-// Python path, as registry.kernel_args_for leaves such values uncached.
+// not as a bound, nor NaN, which equals no key and would fill the cache), int (not bool) or str;
+// anything else (tensors, numpy scalars) takes the Python path, as registry.kernel_args_for
+// leaves such values uncached.
 bool plain(PyObject* v) {
   if (PyFloat_CheckExact(v)) {
     const double d = PyFloat_AS_DOUBLE(v);
-    return !(d == 0.0 && std::signbit(d));
+    return !(d == 0.0 && std::signbit(d)) && !std::isnan(d);
   }
   return PyLong_CheckExact(v) || PyUnicode_CheckExact(v);
 }
