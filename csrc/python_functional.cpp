@@ -177,6 +177,7 @@ const Resolved* resolve_call(Entry& e, const Call& call) {
   PyObject* hit = PyDict_GetItemWithError(e.cache.ptr(), key.ptr());  // borrowed
   if (hit != nullptr) return &(*resolved)[PyLong_AsSize_t(hit)];
   if (PyErr_Occurred()) throw python_error();
+  if (PyDict_GET_SIZE(e.cache.ptr()) >= kMaxCached) return nullptr;
   py::dict given;
   size_t i = 0;
   for (const auto& [name, value] : call.params) {
@@ -184,7 +185,6 @@ const Resolved* resolve_call(Entry& e, const Call& call) {
     if (given.contains(n)) return nullptr;
     given[n] = py::reinterpret_borrow<py::object>(value);
   }
-  if (PyDict_GET_SIZE(e.cache.ptr()) >= kMaxCached) return nullptr;
   try {
     auto [act, params] = e.resolver(e.name, given).cast<std::pair<std::string, std::vector<double>>>();
     resolved->push_back(resolve(act, std::move(params)));

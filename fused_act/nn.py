@@ -88,30 +88,27 @@ def _make(spec):
     # values as a list and the keywords always passed, 1.7 as here (a single parameter read
     # directly, keywords only when set; Intel Xeon, 2026-12-07). (operator.attrgetter is as fast,
     # but Dynamo cannot trace it.)
-    if names:
-        entry = getattr(_functional, spec.name)
-    if len(names) == 1:
+    entry = getattr(_functional, spec.name)  # a builtin (identity's: its Python function)
+    if not names:
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            if self.inplace or self.memory != "auto":
+                return entry(x, inplace=self.inplace, memory=self.memory)
+            return entry(x)
+    elif len(names) == 1:
         (n0,) = names
 
         def forward(self, x: torch.Tensor) -> torch.Tensor:
             if self.inplace or self.memory != "auto":
                 return entry(x, getattr(self, n0), inplace=self.inplace, memory=self.memory)
             return entry(x, getattr(self, n0))
-    elif names:
+    else:
 
         def forward(self, x: torch.Tensor) -> torch.Tensor:
             values = [getattr(self, n) for n in names]
             if self.inplace or self.memory != "auto":
                 return entry(x, *values, inplace=self.inplace, memory=self.memory)
             return entry(x, *values)
-    else:
-        kernel0, params0 = spec.kernel_args({})
-        plain = getattr(_functional, spec.name)  # its call with x alone is one C call
-
-        def forward(self, x: torch.Tensor) -> torch.Tensor:
-            if self.inplace or self.memory != "auto":
-                return activation_op(x, kernel0, params0, self.inplace, self.memory)
-            return plain(x)
 
     def extra_repr(self) -> str:
         parts = [f"{n}={getattr(self, n)!r}" for n in names]
