@@ -28,7 +28,7 @@ import fused_act
 from fused_act.registry import ACTIVATIONS
 
 from . import step_targets
-from .machine import describe
+from .machine import describe, isa_text
 from .step_targets import forward_only_bound
 from .timing import Runner, measure
 
@@ -131,7 +131,7 @@ def bound_table(medians: dict, sizes: list[str], names: list[str]) -> list[str]:
 def machine_line() -> str:
     d = describe()
     return (
-        f"{d['date']}, {d['cpu_model']}, {d['cpu_cores']} cores, fused_act ISA {d['cpu_isa']}, "
+        f"{d['date']}, {d['cpu_model']}, {d['cpu_cores']} cores, {isa_text(d)}, "
         f"torch {d['torch']} ({d['torch_cpu_capability']}), {d['torch_threads']} threads, commit {d['git_commit']}"
     )
 

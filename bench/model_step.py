@@ -23,6 +23,12 @@ Timing: both models start from the same weights; after ``--warmup`` steps of eac
 repeat times one step of the original then one of the converted model (interleaved, so load
 from other processes hits both alike); the median and the interquartile range are reported.
 
+Subnormals are flushed (``torch.set_flush_denormal(True)``) while timing. These fixed batches are
+learnt in a few steps, and then gradients underflow: with subnormals kept, transformer_mlp's steps
+5 to 13 took 0.2-2.1 s instead of ~40 ms on both sides (ATen's matmuls on subnormal operands;
+2026-12-07, Intel Xeon), which made the upper quartiles of both columns ~15x the median. A real
+training run does not sit in that state, so the step is timed as it runs outside it.
+
 Memory, two figures, both for eager steps:
   * ``saved``: bytes autograd keeps between forward and backward, summed over distinct
     storages packed by ``torch.autograd.graph.saved_tensors_hooks``, parameters excluded
@@ -52,6 +58,7 @@ from torch import nn
 
 import fused_act  # noqa: F401  (registers the ops)
 from fused_act.convert import convert
+from fused_act.machine import isa_text
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -268,11 +275,12 @@ def write(results: list[dict], machine: dict, args) -> None:
         + ") vs the original",
         "",
         f"{machine.get('cpu_model', '?')}, {machine.get('torch_threads', '?')} threads, torch "
-        f"{machine.get('torch', torch.__version__)}, fused_act ISA {machine.get('cpu_isa', '?')}, "
+        f"{machine.get('torch', torch.__version__)}, {isa_text(machine)}, "
         f"commit {machine.get('git_commit', '?')}, {machine.get('date', '')}.",
         f"Median of {args.repeats} interleaved steps after {args.warmup} warm-up steps (IQR in brackets). "
         "`saved`: bytes autograd keeps for backward (parameters excluded); `peak RSS`: rise of the "
-        "process's peak RSS over three eager steps in a fresh process. See bench/model_step.py.",
+        "process's peak RSS over three eager steps in a fresh process. Subnormals flushed (the fixed batches "
+        "are learnt and gradients underflow). See bench/model_step.py.",
         "",
         "| model | mode | converted: activations / folded layers | original ms median [IQR] "
         "| converted ms median [IQR] | speed-up (median) | min ms orig / conv | saved MiB orig | saved MiB conv "
@@ -339,6 +347,7 @@ def main(argv=None):
     args = p.parse_args(argv)
     if args.rss_child:
         return peak_rss_child(*args.rss_child)
+    torch.set_flush_denormal(True)  # see "Subnormals" in the module docstring
     machine = describe_machine()
     results = []
     for name in args.models.split(","):

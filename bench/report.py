@@ -39,6 +39,7 @@ def _machine(meta):
         "cpu_model",
         "cpu_cores",
         "cpu_isa",
+        "isa_limits",
         "torch_threads",
         "gpu",
         "gpu_sm",
@@ -54,7 +55,7 @@ def _machine(meta):
         "load_start",
         "load_end",
     ]
-    return _table(["", ""], [[k, meta.get(k)] for k in keys if meta.get(k) is not None])
+    return _table(["", ""], [[k, meta.get(k)] for k in keys if meta.get(k) not in (None, "")])
 
 
 def _targets(checks, threads, device):

@@ -21,6 +21,7 @@ import sys
 import torch
 
 from bench.model_step import RESULTS, describe_machine, step, variants
+from fused_act.machine import isa_text
 
 INDUCTOR = "inductor code"
 
@@ -66,6 +67,7 @@ def main(argv=None) -> None:
     p.add_argument("--steps", type=int, default=2, help="steps per profile")
     p.add_argument("--warmup", type=int, default=3)
     args = p.parse_args(argv)
+    torch.set_flush_denormal(True)  # as bench.model_step times its steps (its docstring says why)
 
     vs, x, y, _ = variants(args.model, args.mode)
     for _m, fwd, opt in vs.values():
@@ -81,7 +83,7 @@ def main(argv=None) -> None:
             acc[label] += self_times(prof)
     steps = args.rounds * args.steps
     m = describe_machine()
-    where = f"{m.get('cpu_model', '?')}, fused_act ISA {m.get('cpu_isa', '?')}, {m.get('date', '')}"
+    where = f"{m.get('cpu_model', '?')}, {isa_text(m)}, {m.get('date', '')}"
     lines = [
         f"# Self CPU time per op: {args.model}, {args.mode}, converted vs original",
         "",

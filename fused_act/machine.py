@@ -55,6 +55,26 @@ def gpu_peak_bandwidth(index: int = 0) -> float | None:
     return 2 * clock_khz * 1e3 * bus_bits / 8
 
 
+# Variables that pin an instruction set below the CPU's. ATen's own kernels and fused_act's follow
+# ATEN_CPU_CAPABILITY; eager PyTorch's tanh (MKL's VML) and gelu (oneDNN) dispatch on their own
+# and keep using AVX-512 under it: on the AVX-512 Intel Xeon, eager's tanh at 65,536 floats took
+# 21.9 us with ATEN_CPU_CAPABILITY=avx2 alone and 80.0 with MKL_ENABLE_INSTRUCTIONS=AVX2 too
+# (mkl_vml_kernel_sTanh_Z0HA -> _L9HA in perf), gelu 33.9 -> 56.9 with ONEDNN_MAX_CPU_ISA=AVX2.
+# A comparison of AVX2 paths on an AVX-512 CPU needs all three, and its results name them.
+ISA_LIMITS = ("ATEN_CPU_CAPABILITY", "MKL_ENABLE_INSTRUCTIONS", "ONEDNN_MAX_CPU_ISA")
+
+
+def isa_limits() -> str:
+    """The ISA_LIMITS set in this process's environment, as `NAME=value` words ('' if none)."""
+    return " ".join(f"{k}={os.environ[k]}" for k in ISA_LIMITS if os.environ.get(k))
+
+
+def isa_text(d: dict) -> str:
+    """'fused_act ISA AVX2' for a describe() result, with the ISA limits it ran under."""
+    limits = d.get("isa_limits")
+    return f"fused_act ISA {d.get('cpu_isa', '?')}" + (f" ({limits})" if limits else "")
+
+
 def describe(device: str = "cpu") -> dict:
     """The machine and software a result was measured with. ``device`` is "cpu", "cuda" or
     "cuda:N"; the GPU keys describe that device (the current one for plain "cuda")."""
@@ -67,6 +87,7 @@ def describe(device: str = "cpu") -> dict:
         "cpu_isa": info["cpu_isa"],
         "cpu_isa_bfloat16": info["cpu_isa_bfloat16"],
         "torch_cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        "isa_limits": isa_limits(),
         "torch_threads": torch.get_num_threads(),
         "python": platform.python_version(),
         "torch": torch.__version__,

@@ -404,3 +404,22 @@ def test_fit_rational_reproduces_the_coefficients_in_math_h(function):
     ulp, _ = fit_rational.float32_max_ulp(f, p32.astype(np.float64), q32.astype(np.float64), c, odd)
     # 4M-point grid: tanh 5.02, erf 5.51, log1p 1.21 (every float32: docs/math.md)
     assert ulp < (6 if odd else 1.3), ulp
+
+
+def test_results_name_the_isa_limits_they_ran_under(monkeypatch):
+    """A result measured with ISA-limiting variables says so (eager's tanh and gelu ignore
+    ATEN_CPU_CAPABILITY: fused_act/machine.py), and one measured without says nothing more."""
+    from fused_act import machine
+
+    for name in machine.ISA_LIMITS:
+        monkeypatch.delenv(name, raising=False)
+    d = machine.describe()
+    assert d["isa_limits"] == ""
+    assert machine.isa_text(d) == f"fused_act ISA {d['cpu_isa']}"
+    assert "isa_limits" not in report._machine(d)
+    monkeypatch.setenv("MKL_ENABLE_INSTRUCTIONS", "AVX2")
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX2")
+    d = machine.describe()
+    assert d["isa_limits"] == "MKL_ENABLE_INSTRUCTIONS=AVX2 ONEDNN_MAX_CPU_ISA=AVX2"
+    assert machine.isa_text(d) == f"fused_act ISA {d['cpu_isa']} (MKL_ENABLE_INSTRUCTIONS=AVX2 ONEDNN_MAX_CPU_ISA=AVX2)"
+    assert "| isa_limits | MKL_ENABLE_INSTRUCTIONS=AVX2 ONEDNN_MAX_CPU_ISA=AVX2 |" in report._machine(d)
