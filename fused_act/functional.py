@@ -125,6 +125,24 @@ def gated(a: torch.Tensor, b: torch.Tensor, /, name: str = "sigmoid", **params) 
     return _C.gated(a, b, kernel, args)
 
 
+def _text_signature(fn) -> str:
+    # fn's signature without annotations: the form CPython's __text_signature__ parses
+    P = inspect.Parameter
+    sig = inspect.signature(fn)
+    return str(
+        sig.replace(
+            parameters=[p.replace(annotation=P.empty) for p in sig.parameters.values()],
+            return_annotation=inspect.Signature.empty,
+        )
+    )
+
+
+def _builtin(entry, fn):
+    # torch.compile traces fn, the builtin's Python form, in its place
+    torch.compiler.substitute_in_graph(entry, skip_signature_check=True)(fn)
+    return entry
+
+
 def _make(spec):
     # fn's closure holds only strings and lists: Dynamo traces fn as the builtin's polyfill
     # without a source for its cells, and cannot wrap the spec object that way.
@@ -160,20 +178,21 @@ def _make(spec):
     # What fused_act.<name> is: a builtin that runs fn(x, *params) for a plain tensor and plain
     # parameters in C (resolved by kernel_args_for once per parameters given) and hands every
     # other call to fn (csrc/python_functional.cpp); torch.compile traces fn in its place.
-    entry = _C.functional_entry(
-        spec.name,
-        str(fn.__signature__),
-        fn.__doc__,
-        default_kernel,
-        default_params,
-        names,
+    return _builtin(
+        _C.functional_entry(
+            spec.name,
+            str(fn.__signature__),
+            fn.__doc__,
+            default_kernel,
+            default_params,
+            names,
+            fn,
+            kernel_args_for,
+            sys.modules[__name__],
+            vars(_memory),
+        ),
         fn,
-        kernel_args_for,
-        sys.modules[__name__],
-        vars(_memory),
     )
-    torch.compiler.substitute_in_graph(entry, skip_signature_check=True)(fn)
-    return entry
 
 
 for _spec in ACTIVATIONS.values():
@@ -181,25 +200,26 @@ for _spec in ACTIVATIONS.values():
 del _spec
 
 
-def _make_by_name(fn):
-    # What fused_act.activation is: a builtin that runs activation(x, name) for a functional's name
-    # and a plain tensor in C (that functional's fast path) and hands every other call to fn.
-    P = inspect.Parameter
-    sig = inspect.signature(fn)
-    bare = sig.replace(
-        parameters=[p.replace(annotation=P.empty) for p in sig.parameters.values()],
-        return_annotation=inspect.Signature.empty,
-    )
-    entry = _C.functional_by_name(str(bare), fn.__doc__, fn, sys.modules[__name__])
-    torch.compiler.substitute_in_graph(entry, skip_signature_check=True)(fn)
-    return entry
+# What fused_act.activation is: a builtin that runs activation(x, name) for a functional's name
+# and a plain tensor in C (that functional's fast path) and hands every other call to the function.
+activation = _builtin(
+    _C.functional_by_name(_text_signature(activation), activation.__doc__, activation, sys.modules[__name__]),
+    activation,
+)
 
 
-activation = _make_by_name(activation)
+def _check_dim(name: str, dim) -> None:
+    # torch.softmax's rule (an int, not a bool); the C entry takes only exact ints, so only the
+    # calls that reach Python are checked
+    if not isinstance(dim, int) or isinstance(dim, bool):
+        raise TypeError(f"fused_act.{name}: dim must be an int, got {type(dim).__name__}")
+    if not -(2**63) <= dim < 2**63:
+        raise IndexError(f"fused_act.{name}: dim {dim} is out of range")
 
 
 def softmax(x: torch.Tensor, dim: int = -1) -> torch.Tensor:
     """``torch.softmax(x, dim)``: exp(x - max) / sum, reduced types computed in float."""
+    _check_dim("softmax", dim)
     if traced(x):  # traced: the registered op; eager: the typed C++ entry
         return _ops.softmax(x, dim, False)
     return _C.softmax(x, dim, False)
@@ -207,6 +227,16 @@ def softmax(x: torch.Tensor, dim: int = -1) -> torch.Tensor:
 
 def log_softmax(x: torch.Tensor, dim: int = -1) -> torch.Tensor:
     """``torch.log_softmax(x, dim)``: (x - max) - log(sum(exp(x - max)))."""
+    _check_dim("log_softmax", dim)
     if traced(x):
         return _ops.softmax(x, dim, True)
     return _C.softmax(x, dim, True)
+
+
+# Builtins that run (x, dim) with an int dim in C and hand every other call to the function
+# (csrc/python_functional.cpp).
+_module = sys.modules[__name__]
+softmax = _builtin(_C.softmax_entry(False, _text_signature(softmax), softmax.__doc__, softmax, _module), softmax)
+log_softmax = _builtin(
+    _C.softmax_entry(True, _text_signature(log_softmax), log_softmax.__doc__, log_softmax, _module), log_softmax
+)

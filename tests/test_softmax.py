@@ -4,6 +4,9 @@ and the CUDA kernel's thread phases simulated on the CPU."""
 
 from __future__ import annotations
 
+import pickle
+import types
+
 import pytest
 import torch
 from conftest import DEVICES, DTYPES, ISAS, run_under_isa
@@ -203,6 +206,46 @@ def test_modules():
         torch.testing.assert_close(fused_act.nn.Softmax()(x), torch.softmax(x, 0))
     assert repr(fused_act.nn.LogSoftmax(2)) == "LogSoftmax(dim=2)"
     assert fused_act.nn.Softmax(1).state_dict() == {}
+
+
+class Marked(torch.Tensor):
+    """A subclass: the builtin hands it to the Python function (torch.Tensor's exact type only)."""
+
+
+@pytest.mark.parametrize("name", FUNCS)
+def test_builtin_and_its_python_path_match_torch(name):
+    """fused_act.softmax / log_softmax are builtins (csrc/python_functional.cpp) that run (x, dim)
+    with an int dim in C; dim by keyword, the default dim and a subclass (the Python function)
+    must give torch's float64 values and gradients too."""
+    ours, ref = FUNCS[name]
+    assert isinstance(ours, types.BuiltinFunctionType)
+    assert pickle.loads(pickle.dumps(ours)) is ours
+    x = sample((4, 9), torch.float32, "cpu")
+    g = sample((4, 9), torch.float32, "cpu", seed=1)
+    for dim, call in (
+        (0, lambda t: ours(t, 0)),
+        (0, lambda t: ours(t, dim=0)),
+        (-2, lambda t: ours(t, dim=-2)),
+        (-1, lambda t: ours(t)),
+        (0, lambda t: ours(t.as_subclass(Marked), 0)),
+    ):
+        x64 = x.double().requires_grad_()
+        y64 = ref(x64, dim)
+        (dx64,) = torch.autograd.grad(y64, x64, g.double())
+        leaf = x.clone().requires_grad_()
+        y = call(leaf)
+        (dx,) = torch.autograd.grad(y, leaf, g)
+        close(y.detach(), y64.detach(), torch.float32, f"{name} dim={dim}")
+        close(dx, dx64, torch.float32, f"{name} backward dim={dim}")
+    for bad in (1.0, True, "1", None):
+        with pytest.raises(TypeError, match=f"fused_act.{name}: dim must be an int, got"):
+            ours(x, bad)
+        with pytest.raises(TypeError, match=f"fused_act.{name}: dim must be an int, got"):
+            ours(x, dim=bad)
+    with pytest.raises(TypeError, match="unexpected keyword argument 'axis'"):
+        ours(x, axis=0)
+    with pytest.raises(IndexError, match=f"fused_act.{name}: dim 1180591620717411303424 is out of range"):
+        ours(x, 2**70)
 
 
 @pytest.mark.parametrize("name", FUNCS)
