@@ -33,7 +33,14 @@ constexpr int64_t kGrainSize = 32768;
 // rescaled_sigmoid in place 1.12-1.17x -> 1.01-1.02x; relu unchanged; 4096 bytes ahead measured
 // the same as 1024. In one thread at 2^20 floats the forwards of sigmoid, softplus and gelu took
 // 8-14% less. In cache (65,536 floats) it measured within the runs' spread, and below the bound
-// the loop does not prefetch at all.
+// the loop does not prefetch at all. Memory-bound loops (kMayStream: a select-and-multiply
+// functor's ops, every backward from the output) do not prefetch: they issue loads as fast as
+// the hardware prefetchers serve them, and the extra instructions cost them inside L3. On the
+// Zen 4 (2-core AMD EPYC, AVX-512), 2^20 floats, prefetch on -> off, eager / fused, two runs a
+// side: forward relu 0.90-0.93 -> 1.01-1.03, hardtanh 0.83-0.89 -> 1.05, relu6 0.90-0.91 ->
+// 1.02, leaky_relu 0.92 -> 1.10-1.17; forward + backward relu6 0.75-0.79 -> 1.02-1.07, hardtanh
+// 0.77-0.84 -> 0.94; sigmoid, softplus and gelu unchanged within the runs' spread, and at 2^24
+// every one of them within it.
 constexpr int64_t kPrefetchAhead = 1024;
 constexpr int64_t kPrefetchMinBytes = int64_t(4) << 20;
 // Chunks of a launch that fuses a channel sum. Fixed by the size alone, never by the thread
@@ -176,7 +183,7 @@ void vectorized_map(const ElementwiseArgs& a, const Op& op, const ChannelSum* su
   int64_t moved = kReduceOnly ? 0 : M * bytes;
   for (int k = 0; k < N; ++k) moved += per_row[k] ? 0 : bytes;
   const int64_t prefetch_ahead =
-      moved >= kPrefetchMinBytes ? kPrefetchAhead / static_cast<int64_t>(sizeof(scalar_t)) : 0;
+      !kMayStream && moved >= kPrefetchMinBytes ? kPrefetchAhead / static_cast<int64_t>(sizeof(scalar_t)) : 0;
   bool streaming = false;
   if constexpr (kMayStream && L::kCanStream && !kReduceOnly) {
     bool in_place = false;
@@ -335,7 +342,7 @@ void vectorized_map(const ElementwiseArgs& a, const Op& op, const ChannelSum* su
       // branches per block beside sigmoid's three arithmetic ops), the backward from the output,
       // which carries bias_act's channel sum and may stream, ran slower than ATen's
       // sigmoid_backward in cache (65,536 floats, one thread: 17.4 against 14.1 us); one loop per
-      // pair took ours / ATen's time there from 1.10-1.23 to 1.08-1.11 (README, "misses").
+      // pair took ours / ATen's time there from 1.10-1.23 to 1.08-1.11 (docs/speed-log.md, the sigmoid miss).
       int64_t c = c0;
       // The lines of the `span` elements kPrefetchAhead bytes on, in every input read along the
       // row (see kPrefetchAhead). A local copy of the distance, so that the loop tests a register.
