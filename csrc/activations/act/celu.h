@@ -19,7 +19,7 @@ struct Celu {
   static const char* invalid(const Params<double>& p) { return p[0] != 0 ? nullptr : "alpha must not be 0"; }
   // u = x / alpha as torch forms it, x times 1/alpha. For alpha > 0, u <= 0 on the lanes the
   // select keeps, so elu's expm1_nonpos serves (forward at 2^20 floats 1.64x faster than on
-  // expm1, Intel AVX-512; README, "Speed"); a negative alpha makes u >= 0 there and needs expm1.
+  // expm1, Intel AVX-512; docs/speed-log.md); a negative alpha makes u >= 0 there and needs expm1.
   FA_FN forward(T x, const P& p) {
     const T u = x * T(1 / p[0]);
     return where(gt(x, T(0)), x, T(p[0]) * (p[0] > 0 ? expm1_nonpos(u) : expm1(u)));
