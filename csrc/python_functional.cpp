@@ -75,16 +75,36 @@ Resolved resolve(const std::string& act, std::vector<double> params) {
 // 0.71 against 1.07, hardtanh(x, -2.0, 2.0) 0.65 against 1.62; Intel Xeon, 2026-12-07).
 constexpr Py_ssize_t kMaxCached = 64;  // per entry: a model uses a handful; beyond, the Python path
 
+// What a builtin made here holds: its docstring, "name(signature)\n--\n\n" + doc (CPython's
+// __text_signature__ form), the Python function that takes the calls the C path does not, and
+// its method definition.
+struct Builtin {
+  std::string doc;
+  py::object fallback;
+  PyMethodDef def{};
+};
+
+// The builtin function for `fn` named `name` (a string that outlives it), recorded in b; its self
+// is `owner` (see the top of this file).
+py::object make_builtin(Builtin& b, const char* name, _PyCFunctionFastWithKeywords fn, const std::string& signature,
+                        const std::string& doc, py::object fallback, const py::module_& owner) {
+  b.doc = name + signature + "\n--\n\n" + doc;
+  b.fallback = std::move(fallback);
+  b.def = {name, reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(fn)), METH_FASTCALL | METH_KEYWORDS,
+           b.doc.c_str()};
+  PyObject* f = PyCFunction_NewEx(&b.def, owner.ptr(), owner.attr("__name__").ptr());
+  if (f == nullptr) throw py::error_already_set();
+  return py::reinterpret_steal<py::object>(f);
+}
+
 struct Entry {
   std::string name;                     // the functional's name, also the builtin's __name__
-  std::string doc;                      // "name(signature)\n--\n\n" + docstring: CPython's __text_signature__ form
   PyObject* name_obj = nullptr;         // name, interned (fused_act.activation's lookup)
   Resolved defaults;                    // no parameters given
   std::vector<py::object> param_names;  // interned, in the signature's order (positional parameters)
   py::dict cache;                       // parameters as given -> index into `resolved`
-  py::object fallback;
-  py::object resolver;  // fused_act.registry.kernel_args_for
-  PyMethodDef def{};
+  py::object resolver;                  // fused_act.registry.kernel_args_for
+  Builtin builtin;
 };
 
 // One slot per functional (the registry has 21 activations; identity keeps its Python function).
@@ -246,7 +266,7 @@ PyObject* call_entry(Entry& e, PyObject* const* args, Py_ssize_t nargs, PyObject
       return THPVariable_Wrap(std::move(*y));  // in place: x's own Python object
     }
   }
-  return PyObject_Vectorcall(e.fallback.ptr(), args, nargs, kwnames);
+  return PyObject_Vectorcall(e.builtin.fallback.ptr(), args, nargs, kwnames);
   END_HANDLE_TH_ERRORS
 }
 
@@ -255,12 +275,7 @@ PyObject* call_entry(Entry& e, PyObject* const* args, Py_ssize_t nargs, PyObject
 // str) goes to the Python function, which raises where it should. The Python function cost
 // ~0.5 us more than fused_act.relu(x) per call, three frames (relu on 16 floats: 1.04 us against
 // 0.53 and torch.relu's 0.83; Intel Xeon, 2026-12-07).
-struct ByName {
-  std::string doc;
-  py::object fallback;
-  PyMethodDef def{};
-};
-ByName* const by_name = new ByName;  // never freed, as entries
+Builtin* const by_name = new Builtin;  // never freed, as entries
 
 Entry* find_entry(PyObject* name) {
   for (size_t i = 0; i < used; ++i) {  // a literal at the call site is interned, as the names are
@@ -301,12 +316,7 @@ constexpr auto kSlotFunctions = slot_functions(std::make_index_sequence<kSlots>{
 // function, which raises where it should. Through the Python function the call cost ~0.3 us more
 // than the C++ entry it ends in: on 16 floats 1.09 us against torch.softmax's 1.05 (2-core AMD
 // EPYC, Zen 4, 2026-12-07).
-struct SoftmaxEntry {
-  std::string doc;
-  py::object fallback;
-  PyMethodDef def{};
-};
-SoftmaxEntry* const softmax_entries = new SoftmaxEntry[2];  // [log]; never freed, as entries
+Builtin* const softmax_entries = new Builtin[2];  // [log]; never freed, as entries
 
 // dim as an int64 from an exact int (not bool, which Python's function must see); nullopt otherwise.
 std::optional<int64_t> plain_dim(PyObject* v) {
@@ -355,46 +365,28 @@ void add_functional_entries(py::module_& m) {
           if (interned == nullptr) throw py::error_already_set();
           e.param_names.push_back(py::reinterpret_steal<py::object>(interned));
         }
-        e.doc = name + signature + "\n--\n\n" + doc;
-        e.fallback = std::move(fallback);
         e.resolver = std::move(resolver);
         *memory_globals = std::move(memory);
-        e.def = {e.name.c_str(), reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(kSlotFunctions[used])),
-                 METH_FASTCALL | METH_KEYWORDS, e.doc.c_str()};
+        py::object fn =
+            make_builtin(e.builtin, e.name.c_str(), kSlotFunctions[used], signature, doc, std::move(fallback), owner);
         ++used;
-        PyObject* fn = PyCFunction_NewEx(&e.def, owner.ptr(), owner.attr("__name__").ptr());
-        if (fn == nullptr) throw py::error_already_set();
-        return py::reinterpret_steal<py::object>(fn);
+        return fn;
       },
       "the builtin fused_act.<name>: fast path for (x, *params, **kwargs), else fallback(*args, **kwargs)");
   m.def(
       "functional_by_name",
       [](const std::string& signature, const std::string& doc, py::object fallback, py::module_ owner) {
         if (by_name->fallback) throw std::runtime_error("fused_act: functional_by_name was already made");
-        by_name->doc = "activation" + signature + "\n--\n\n" + doc;
-        by_name->fallback = std::move(fallback);
-        by_name->def = {"activation", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(&call_by_name)),
-                        METH_FASTCALL | METH_KEYWORDS, by_name->doc.c_str()};
-        PyObject* fn = PyCFunction_NewEx(&by_name->def, owner.ptr(), owner.attr("__name__").ptr());
-        if (fn == nullptr) throw py::error_already_set();
-        return py::reinterpret_steal<py::object>(fn);
+        return make_builtin(*by_name, "activation", &call_by_name, signature, doc, std::move(fallback), owner);
       },
       "the builtin fused_act.activation: fast path for (x, name) with a functional's name, else fallback");
   m.def(
       "softmax_entry",
       [](bool log, const std::string& signature, const std::string& doc, py::object fallback, py::module_ owner) {
-        SoftmaxEntry& e = softmax_entries[log];
-        if (e.fallback) throw std::runtime_error("fused_act: softmax_entry was already made");
-        const char* name = log ? "log_softmax" : "softmax";
-        e.doc = name + signature + "\n--\n\n" + doc;
-        e.fallback = std::move(fallback);
-        e.def = {name,
-                 reinterpret_cast<PyCFunction>(
-                     reinterpret_cast<void (*)()>(log ? &call_softmax<true> : &call_softmax<false>)),
-                 METH_FASTCALL | METH_KEYWORDS, e.doc.c_str()};
-        PyObject* fn = PyCFunction_NewEx(&e.def, owner.ptr(), owner.attr("__name__").ptr());
-        if (fn == nullptr) throw py::error_already_set();
-        return py::reinterpret_steal<py::object>(fn);
+        Builtin& b = softmax_entries[log];
+        if (b.fallback) throw std::runtime_error("fused_act: softmax_entry was already made");
+        return make_builtin(b, log ? "log_softmax" : "softmax", log ? &call_softmax<true> : &call_softmax<false>,
+                            signature, doc, std::move(fallback), owner);
       },
       "the builtin fused_act.softmax / log_softmax: fast path for (x, dim) with an int dim, else fallback");
 }
