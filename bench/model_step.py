@@ -209,8 +209,9 @@ def fused_act_calls(fwd, opt, x, y) -> int:
     return sum(e.count for e in prof.key_averages() if e.key.startswith("fused_act::") and "Backward" not in e.key)
 
 
-def time_steps(name: str, mode: str, warmup: int, repeats: int, fold_norm: bool = False, fold: bool = False) -> dict:
-    vs, x, y, what = variants(name, mode, fold_norm, fold)
+def time_variants(vs: dict, x, y, mode: str, warmup: int, repeats: int) -> dict:
+    """Median, IQR and minimum step time of each {label: (model, compiled or model, optimizer)},
+    interleaved; under compile also inductor's kernel count and the fused_act calls per step."""
     kernels = {}
     for label, (m, fwd, opt) in vs.items():
         torch._inductor.metrics.reset()
@@ -232,13 +233,19 @@ def time_steps(name: str, mode: str, warmup: int, repeats: int, fold_norm: bool 
             "q3_ms": 1e3 * q[2],
             "min_ms": 1e3 * min(ts),
         }
+        if mode == "compile":  # inductor's own kernels, forward + backward (+ optimizer), and ours beside them
+            m, fwd, opt = vs[label]
+            res[label]["inductor_kernels"] = kernels[label]
+            res[label]["fused_act_calls"] = fused_act_calls(fwd, opt, x, y)
+    return res
+
+
+def time_steps(name: str, mode: str, warmup: int, repeats: int, fold_norm: bool = False, fold: bool = False) -> dict:
+    vs, x, y, what = variants(name, mode, fold_norm, fold)
+    res = time_variants(vs, x, y, mode, warmup, repeats)
     if mode == "eager":
         for label, (m, fwd, opt) in vs.items():
             res[label]["saved_bytes"] = saved_bytes(m, x)
-    else:  # inductor's own kernels, forward + backward (+ optimizer), and the fused_act calls beside them
-        for label, (m, fwd, opt) in vs.items():
-            res[label]["inductor_kernels"] = kernels[label]
-            res[label]["fused_act_calls"] = fused_act_calls(fwd, opt, x, y)
     torch._dynamo.reset()
     res["converted"]["what"] = what
     return res

@@ -319,7 +319,10 @@ def _small_and_models(out: Path) -> str:
         when.append(f"`{m['command']}` ({m['machine'].get('date')}, ISA {m['machine'].get('cpu_isa')})")
     if (out / "model_step.json").exists():
         m = json.loads((out / "model_step.json").read_text())
-        models = step_targets.check_models(m["results"])
+        boundary = None
+        if (out / "op_boundary.json").exists():
+            boundary = step_targets.boundary_ratios(json.loads((out / "op_boundary.json").read_text())["results"])
+        models = step_targets.check_models(m["results"], boundary)
         when.append(
             f"`python -m bench.model_step --repeats {m['args'].get('repeats')}` "
             f"({m['machine'].get('date')}, ISA {m['machine'].get('cpu_isa')})"
@@ -330,7 +333,8 @@ def _small_and_models(out: Path) -> str:
         "From " + " and ".join(when) + ": per-call costs at 16 - 65,536 elements and on the issue's shapes in "
         "[call_cost.md](call_cost.md), with the forward-only bound that explains each miss there (the ratio if "
         "our backward and autograd cost eager's); training steps of converted models, eager and compiled, with "
-        "inductor's kernel counts, in [model_step.md](model_step.md). Targets and verdicts: "
+        "inductor's kernel counts, in [model_step.md](model_step.md) (what the custom-op boundary alone costs a "
+        "compiled step: [op_boundary.md](op_boundary.md), where present). Targets and verdicts: "
         "bench/step_targets.py.\n\n" + step_targets.render(calls, models)
     )
 

@@ -73,8 +73,21 @@ def check_calls(medians: dict) -> list[dict]:
     return out
 
 
-def check_models(results: list[dict]) -> list[dict]:
-    """results: bench.model_step's rows. One dict per (model, mode)."""
+def boundary_ratios(rows: list[dict]) -> dict[str, tuple[float, float]]:
+    """bench.op_boundary's rows -> {model: (original / ATen's kernels behind the custom-op
+    boundary, original / fused_act)}, each a ratio inside that run."""
+    return {
+        r["model"]: (
+            r["original"]["median_ms"] / r["aten_op"]["median_ms"],
+            r["original"]["median_ms"] / r["converted"]["median_ms"],
+        )
+        for r in rows
+    }
+
+
+def check_models(results: list[dict], boundary: dict[str, tuple[float, float]] | None = None) -> list[dict]:
+    """results: bench.model_step's rows; boundary: boundary_ratios() of a bench.op_boundary run,
+    which explains a compiled miss where it has the model. One dict per (model, mode)."""
     out = []
     for r in results:
         want = MODEL_MIN.get(r["mode"])
@@ -93,6 +106,13 @@ def check_models(results: list[dict]) -> list[dict]:
                     f"{c.get('fused_act_calls', '?')} fused_act calls: a custom op is opaque to inductor, so the "
                     "pointwise work it fuses into a torch activation runs in kernels of its own (what that "
                     "costs, measured: docs/design.md, 'Layouts under torch.compile')"
+                )
+            if r["mode"] == "compile" and r["model"] in (boundary or {}):
+                aten, ours = boundary[r["model"]]
+                why.append(
+                    f"ATen's own kernels behind the same kind of custom op run this step at {aten:.2f}x, fused_act's "
+                    f"at {ours:.2f}x in the same run ([op_boundary.md](op_boundary.md)): the boundary costs any "
+                    "opaque op that much, and fused_act's kernels win part of it back"
                 )
             d["why"] = "; ".join(why)
         out.append(d)

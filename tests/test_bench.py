@@ -300,6 +300,14 @@ def test_model_targets_of_issue_10():
     eager, comp = step_targets.check_models([r("eager", 10.0, 9.0), r("compile", 9.0, 12.0, inductor_kernels=5)])
     assert eager["verdict"] == "met" and comp["verdict"] == "missed"
     assert "inductor kernels 5" in comp["why"] and "disjoint" in comp["why"]
+    assert "ATen's own kernels" not in comp["why"]
+    # bench.op_boundary's run of the same model: original 9 ms, ATen's kernels behind a custom op 12, ours 10
+    ms = lambda v: {"median_ms": v}  # noqa: E731
+    row = {"model": "m", "original": ms(9.0), "aten_op": ms(12.0), "converted": ms(10.0)}
+    boundary = step_targets.boundary_ratios([row])
+    assert boundary == {"m": (0.75, 0.9)}
+    (comp,) = step_targets.check_models([r("compile", 9.0, 12.0, inductor_kernels=5)], boundary)
+    assert "custom op run this step at 0.75x, fused_act's at 0.90x" in comp["why"]
 
 
 def test_call_cost_writes_targets_that_the_report_reads(tmp_path):
@@ -357,6 +365,42 @@ def test_step_profile_table_merges_compiled_graphs_and_ranks_by_difference():
     assert rows[2] == f"| {INDUCTOR} | 2.00 | 3.00 | +1.00 |"
     assert {r.split(" | ")[0] for r in rows[3:5]} == {"| aten::add_", "| fused_act::activation"}
     assert rows[-1] == "| **all ops** | 3.50 | 4.55 | +1.05 |"
+
+
+@pytest.mark.parametrize("act", ["relu", "sigmoid", "gelu", "gelu_tanh", "hardswish", "hardsigmoid"])
+def test_op_boundary_puts_torchs_activation_behind_a_custom_op(act):
+    """bench.op_boundary's baseline: the original model's activation behind an opaque op, whose
+    values and gradient must be torch's (float64) and whose fake kernels must promise the layouts
+    the real ones return, with the gradient and the saved tensor in different layouts too."""
+    from torch import nn
+
+    from bench.op_boundary import aten_activation, aten_activation_backward, behind_boundary
+
+    torch_module = {
+        "relu": nn.ReLU(),
+        "sigmoid": nn.Sigmoid(),
+        "gelu": nn.GELU(),
+        "gelu_tanh": nn.GELU(approximate="tanh"),
+        "hardswish": nn.Hardswish(),
+        "hardsigmoid": nn.Hardsigmoid(),
+    }[act]
+    model = nn.Sequential(nn.Conv2d(3, 4, 1), nn.Sequential(torch_module))
+    assert behind_boundary(model) == 1
+    assert model[1][0].act == act
+    x = (torch.randn(2, 3, 5, 5, dtype=torch.float64) * 4).requires_grad_()
+    model = model.double()
+    ref = nn.Sequential(model[0], torch_module)
+    g = torch.randn(2, 4, 5, 5, dtype=torch.float64)
+    y, (dx,) = model(x), torch.autograd.grad(model(x), x, g)
+    y_ref, (dx_ref,) = ref(x), torch.autograd.grad(ref(x), x, g)
+    torch.testing.assert_close(y, y_ref, rtol=0, atol=0)
+    torch.testing.assert_close(dx, dx_ref)
+    cl = torch.randn(2, 4, 5, 5).to(memory_format=torch.channels_last)
+    nchw = torch.randn(2, 4, 5, 5)
+    torch.library.opcheck(aten_activation, (cl, act))
+    strided = torch.randn(2, 4, 5, 10)[..., ::2]
+    for grad, saved in ((nchw, cl), (cl, nchw), (strided, cl), (cl, strided)):
+        torch.library.opcheck(aten_activation_backward, (grad, saved, act))
 
 
 def test_sigmoid_forms_times_every_form(capsys):
