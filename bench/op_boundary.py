@@ -39,18 +39,20 @@ from torch import nn
 from bench.model_step import RESULTS, describe_machine, make, time_variants, variants
 from fused_act.machine import isa_text
 
-# act -> (forward, backward, whether backward reads the output): as eager autograd saves them.
+# A torch module, named as torch_name() names it -> (ATen's forward, ATen's backward, whether the
+# backward reads the output): as eager autograd saves them. Keyed by torch's modules, not by
+# fused_act's activations: this is torch's computation, behind the boundary.
 _ATEN = {
-    "relu": (torch.ops.aten.relu.default, lambda g, s: torch.ops.aten.threshold_backward.default(g, s, 0.0), True),
-    "sigmoid": (torch.ops.aten.sigmoid.default, torch.ops.aten.sigmoid_backward.default, True),
-    "gelu": (torch.ops.aten.gelu.default, torch.ops.aten.gelu_backward.default, False),
-    "gelu_tanh": (
+    "ReLU": (torch.ops.aten.relu.default, lambda g, s: torch.ops.aten.threshold_backward.default(g, s, 0.0), True),
+    "Sigmoid": (torch.ops.aten.sigmoid.default, torch.ops.aten.sigmoid_backward.default, True),
+    "GELU": (torch.ops.aten.gelu.default, torch.ops.aten.gelu_backward.default, False),
+    "GELU(tanh)": (
         lambda x: torch.ops.aten.gelu.default(x, approximate="tanh"),
         lambda g, s: torch.ops.aten.gelu_backward.default(g, s, approximate="tanh"),
         False,
     ),
-    "hardswish": (torch.ops.aten.hardswish.default, torch.ops.aten.hardswish_backward.default, False),
-    "hardsigmoid": (torch.ops.aten.hardsigmoid.default, torch.ops.aten.hardsigmoid_backward.default, False),
+    "Hardswish": (torch.ops.aten.hardswish.default, torch.ops.aten.hardswish_backward.default, False),
+    "Hardsigmoid": (torch.ops.aten.hardsigmoid.default, torch.ops.aten.hardsigmoid_backward.default, False),
 }
 
 
@@ -58,7 +60,7 @@ def _backward_layout_of(act: str, grad: torch.Tensor, saved: torch.Tensor) -> to
     """The operand whose strides ATen's CPU backward gives its result when the two differ:
     threshold_backward follows its saved tensor, the others the gradient (torch 2.14's CPU
     kernels; its meta kernels disagree for some, so they cannot serve as the fake kernel)."""
-    return saved if act == "relu" else grad
+    return saved if act == "ReLU" else grad
 
 
 def _as_promised(out: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
@@ -118,19 +120,17 @@ class AtenActivation(nn.Module):
         return self.act
 
 
-def act_name(m: nn.Module) -> str | None:
-    if type(m) is nn.GELU:
-        return "gelu_tanh" if m.approximate == "tanh" else "gelu"
-    return {nn.ReLU: "relu", nn.Sigmoid: "sigmoid", nn.Hardswish: "hardswish", nn.Hardsigmoid: "hardsigmoid"}.get(
-        type(m)
-    )
+def torch_name(m: nn.Module) -> str | None:
+    """The _ATEN key of a supported torch activation module (exact types), else None."""
+    name = type(m).__name__ + ("(tanh)" if type(m) is nn.GELU and m.approximate == "tanh" else "")
+    return name if name in _ATEN and type(m) is getattr(nn, type(m).__name__, None) else None
 
 
 def behind_boundary(model: nn.Module) -> int:
     """Replaces, in place, every supported activation module by an AtenActivation; returns how many."""
     n = 0
     for name, child in model.named_children():
-        act = act_name(child)
+        act = torch_name(child)
         if act is not None:
             setattr(model, name, AtenActivation(act))
             n += 1

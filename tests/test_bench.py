@@ -367,7 +367,7 @@ def test_step_profile_table_merges_compiled_graphs_and_ranks_by_difference():
     assert rows[-1] == "| **all ops** | 3.50 | 4.55 | +1.05 |"
 
 
-@pytest.mark.parametrize("act", ["relu", "sigmoid", "gelu", "gelu_tanh", "hardswish", "hardsigmoid"])
+@pytest.mark.parametrize("act", ["ReLU", "Sigmoid", "GELU", "GELU(tanh)", "Hardswish", "Hardsigmoid"])
 def test_op_boundary_puts_torchs_activation_behind_a_custom_op(act):
     """bench.op_boundary's baseline: the original model's activation behind an opaque op, whose
     values and gradient must be torch's (float64) and whose fake kernels must promise the layouts
@@ -376,17 +376,12 @@ def test_op_boundary_puts_torchs_activation_behind_a_custom_op(act):
 
     from bench.op_boundary import aten_activation, aten_activation_backward, behind_boundary
 
-    torch_module = {
-        "relu": nn.ReLU(),
-        "sigmoid": nn.Sigmoid(),
-        "gelu": nn.GELU(),
-        "gelu_tanh": nn.GELU(approximate="tanh"),
-        "hardswish": nn.Hardswish(),
-        "hardsigmoid": nn.Hardsigmoid(),
-    }[act]
+    torch_module = nn.GELU(approximate="tanh") if act == "GELU(tanh)" else getattr(nn, act)()
     model = nn.Sequential(nn.Conv2d(3, 4, 1), nn.Sequential(torch_module))
     assert behind_boundary(model) == 1
     assert model[1][0].act == act
+    subclass = type("Mine", (type(torch_module),), {})  # its forward may differ: left alone
+    assert behind_boundary(nn.Sequential(subclass())) == 0
     x = (torch.randn(2, 3, 5, 5, dtype=torch.float64) * 4).requires_grad_()
     model = model.double()
     ref = nn.Sequential(model[0], torch_module)

@@ -139,6 +139,7 @@ NAMED_ON_PURPOSE = {
     ("train/models.py", "identity"): "the torch baseline of identity is nn.Identity",
     ("bench/targets.py", "rescaled_sigmoid"): "issue #2's target for it",
     ("bench/fit_rational.py", "tanh"): "the math function whose rational form it fits (math.h)",
+    ("bench/op_boundary.py", "tanh"): "torch's nn.GELU(approximate='tanh'), behind the op boundary",
     ("train/experiments.py", "leaky_relu"): "the paper's slope",
     ("train/experiments.py", "leaky_tanh"): "the paper's slope",
 }
