@@ -308,6 +308,11 @@ def test_model_targets_of_issue_10():
     assert boundary == {"m": (0.75, 0.9)}
     (comp,) = step_targets.check_models([r("compile", 9.0, 12.0, inductor_kernels=5)], boundary)
     assert "custom op run this step at 0.75x, fused_act's at 0.90x" in comp["why"]
+    assert "win part of it back" in comp["why"]
+    (comp,) = step_targets.check_models(
+        [r("compile", 9.0, 12.0)], step_targets.boundary_ratios([{**row, "aten_op": ms(9.5)}])
+    )
+    assert "fused_act's kernels cost this step more than ATen's" in comp["why"]
 
 
 def test_call_cost_writes_targets_that_the_report_reads(tmp_path):
